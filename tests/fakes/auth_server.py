@@ -1,0 +1,261 @@
+"""A fake auth.openai.com for tests: authorize, token (code + refresh grants), device authorization.
+
+Refresh tokens rotate and are single use, like the real ones: presenting a consumed token answers
+400 ``{"error": "refresh_token_reused"}`` and is counted in ``reuse_attempts``. Knobs and counters are
+plain attributes so any test (login, refresh, proxy, reliability) can drive and inspect it::
+
+    fake = FakeAuth()
+    with serving(fake.app) as server:      # tests.fakes.runner
+        tokens = fake.issue()              # a live token set for fake.user
+        fake.token_delay = 5.0             # slow token endpoint
+        fake.refresh_failures.append((503, {"error": "overloaded"}))   # next refresh answers 503
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import itertools
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.jwt import account_claims, make_jwt
+from tray.models import TokenSet
+
+CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    account_id: str = "acc-1"
+    subject: str = "user-1"
+    email: str | None = "one@example.com"
+    plan: str = "plus"
+
+
+@dataclass
+class _Code:
+    user: FakeUser
+    challenge: str | None
+    redirect_uri: str
+
+
+@dataclass
+class _Device:
+    user_code: str
+    approved_as: FakeUser | None = None
+    denied: bool = False
+    verifier: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+
+
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+class FakeAuth:
+    def __init__(self, clock: Callable[[], float] = time.time, expires_in: float = 3600) -> None:
+        self.clock = clock
+        self.expires_in = expires_in
+        self.user = FakeUser()  # who "signs in" at /oauth/authorize and approves device codes
+        # knobs
+        self.token_delay = 0.0  # seconds the token endpoint waits before answering
+        self.refresh_failures: list[tuple[int, Any]] = []  # popped per refresh grant: (status, json body)
+        self.fail_all_refreshes: tuple[int, Any] | None = None
+        self.omit_refresh_token = False  # answer refresh grants without a new refresh token
+        self.authorize_error: str | None = None  # redirect back with ?error=... instead of a code
+        self.device_interval = 1
+        self.device_expires_in = 900
+        # counters
+        self.refresh_grants = 0  # successful refresh grants
+        self.code_grants = 0  # successful authorization_code grants
+        self.reuse_attempts = 0  # consumed refresh tokens presented again
+        self.refresh_attempts = 0  # every refresh grant request received
+        self.in_flight = 0  # token requests currently being answered
+        self.abandoned = 0  # token requests whose client went away during token_delay
+        self.device_polls = 0
+        # state
+        self.live: dict[str, FakeUser] = {}
+        self.consumed: set[str] = set()
+        self.codes: dict[str, _Code] = {}
+        self.devices: dict[str, _Device] = {}
+        self._serial = itertools.count(1)
+        self.app = Starlette(
+            routes=[
+                Route("/oauth/authorize", self._authorize, methods=["GET"]),
+                Route("/oauth/token", self._token, methods=["POST"]),
+                Route("/api/accounts/deviceauth/usercode", self._device_usercode, methods=["POST"]),
+                Route("/api/accounts/deviceauth/token", self._device_token, methods=["POST"]),
+            ]
+        )
+
+    # --- helpers for tests -------------------------------------------------------------------
+
+    def issue(self, user: FakeUser | None = None, expires_in: float | None = None) -> dict[str, Any]:
+        """Mint a live token set (the JSON a token endpoint returns) for ``user``."""
+        user = user or self.user
+        lifetime = self.expires_in if expires_in is None else expires_in
+        now = self.clock()
+        serial = next(self._serial)
+        claims = account_claims(user.account_id, user.subject, user.email, user.plan, lifetime, now)
+        access = make_jwt({**claims, "jti": f"a{serial}"})
+        id_token = make_jwt({**claims, "aud": CLIENT_ID, "jti": f"i{serial}"})
+        refresh = f"rt_{serial}_{secrets.token_urlsafe(16)}"
+        self.live[refresh] = user
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "id_token": id_token,
+            "expires_in": lifetime,
+            "token_type": "Bearer",
+        }
+
+    def token_set(self, user: FakeUser | None = None, expires_in: float | None = None) -> TokenSet:
+        body = self.issue(user, expires_in)
+        return TokenSet(
+            access_token=body["access_token"],
+            refresh_token=body["refresh_token"],
+            id_token=body["id_token"],
+            expires_at=self.clock() + body["expires_in"],
+        )
+
+    def approve(self, user_code: str, user: FakeUser | None = None) -> None:
+        for device in self.devices.values():
+            if device.user_code == user_code:
+                device.approved_as = user or self.user
+                return
+        raise KeyError(user_code)
+
+    def deny(self, user_code: str) -> None:
+        for device in self.devices.values():
+            if device.user_code == user_code:
+                device.denied = True
+
+    def revoke(self, refresh_token: str) -> None:
+        self.live.pop(refresh_token, None)
+
+    # --- routes ------------------------------------------------------------------------------
+
+    async def _authorize(self, request: Request) -> Response:
+        q = request.query_params
+        redirect = q.get("redirect_uri", "")
+        problems = [
+            name
+            for name, ok in (
+                ("client_id", q.get("client_id") == CLIENT_ID),
+                ("response_type", q.get("response_type") == "code"),
+                ("code_challenge_method", q.get("code_challenge_method") == "S256"),
+                ("code_challenge", bool(q.get("code_challenge"))),
+                ("redirect_uri", redirect.startswith("http://localhost:")),
+                ("state", bool(q.get("state"))),
+            )
+            if not ok
+        ]
+        if problems:
+            return JSONResponse({"error": "invalid_request", "bad": problems}, status_code=400)
+        if self.authorize_error:
+            params = {"error": self.authorize_error, "error_description": f"<b>{self.authorize_error}</b>"}
+        else:
+            code = f"code_{secrets.token_urlsafe(12)}"
+            self.codes[code] = _Code(self.user, q["code_challenge"], redirect)
+            params = {"code": code}
+        params["state"] = q["state"]
+        return RedirectResponse(f"{redirect}?{urlencode(params)}", status_code=302)
+
+    async def _token(self, request: Request) -> Response:
+        raw = (await request.body()).decode("utf-8", "replace")
+        form = {key: values[0] for key, values in parse_qs(raw).items()}
+        self.in_flight += 1
+        try:
+            if self.token_delay > 0:
+                deadline = time.monotonic() + self.token_delay
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                    if await request.is_disconnected():
+                        self.abandoned += 1
+                        return Response(status_code=499)
+            if form.get("client_id") != CLIENT_ID:
+                return JSONResponse({"error": "invalid_client"}, status_code=401)
+            grant = form.get("grant_type")
+            if grant == "authorization_code":
+                return self._code_grant(str(form.get("code", "")), form)
+            if grant == "refresh_token":
+                return self._refresh_grant(str(form.get("refresh_token", "")))
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+        finally:
+            self.in_flight -= 1
+
+    def _code_grant(self, code: str, form: Any) -> Response:
+        entry = self.codes.pop(code, None)
+        if entry is None:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        if form.get("redirect_uri") != entry.redirect_uri:
+            return JSONResponse({"error": "invalid_grant", "error_description": "redirect"}, status_code=400)
+        if entry.challenge is not None and _s256(str(form.get("code_verifier", ""))) != entry.challenge:
+            return JSONResponse({"error": "invalid_grant", "error_description": "pkce"}, status_code=400)
+        self.code_grants += 1
+        return JSONResponse(self.issue(entry.user))
+
+    def _refresh_grant(self, token: str) -> Response:
+        self.refresh_attempts += 1
+        failure = self.refresh_failures.pop(0) if self.refresh_failures else self.fail_all_refreshes
+        if failure is not None:
+            status, body = failure
+            return JSONResponse(body, status_code=status)
+        if token in self.consumed:
+            self.reuse_attempts += 1
+            return JSONResponse({"error": "refresh_token_reused"}, status_code=400)
+        user = self.live.get(token)
+        if user is None:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        self.refresh_grants += 1
+        body = self.issue(user)
+        if self.omit_refresh_token:
+            self.live.pop(body.pop("refresh_token"))
+        else:
+            del self.live[token]
+            self.consumed.add(token)
+        return JSONResponse(body)
+
+    async def _device_usercode(self, request: Request) -> Response:
+        body = await request.json()
+        if not isinstance(body, dict) or body.get("client_id") != CLIENT_ID:
+            return JSONResponse({"error": "invalid_client"}, status_code=400)
+        device_id = f"dev_{secrets.token_urlsafe(8)}"
+        user_code = f"{secrets.randbelow(10**4):04d}-{secrets.randbelow(10**4):04d}"
+        self.devices[device_id] = _Device(user_code)
+        return JSONResponse(
+            {
+                "device_auth_id": device_id,
+                "user_code": user_code,
+                "interval": str(self.device_interval),
+                "expires_in": self.device_expires_in,
+            }
+        )
+
+    async def _device_token(self, request: Request) -> Response:
+        self.device_polls += 1
+        body = await request.json()
+        device = self.devices.get(body.get("device_auth_id", "")) if isinstance(body, dict) else None
+        if device is None or body.get("user_code") != device.user_code:
+            return JSONResponse({"error": "unknown device code"}, status_code=400)
+        if device.denied:
+            return JSONResponse({"error": "access_denied"}, status_code=400)
+        if device.approved_as is None:
+            return JSONResponse({"error": "authorization_pending"}, status_code=403)
+        code = f"code_{secrets.token_urlsafe(12)}"
+        redirect = f"{request.base_url}".rstrip("/") + "/deviceauth/callback"
+        self.codes[code] = _Code(device.approved_as, _s256(device.verifier), redirect)
+        del self.devices[body["device_auth_id"]]
+        challenge = _s256(device.verifier)
+        answer = {"authorization_code": code, "code_challenge": challenge, "code_verifier": device.verifier}
+        return JSONResponse(answer)
