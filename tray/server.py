@@ -1,0 +1,153 @@
+"""uvicorn on a daemon thread with its own asyncio loop; knows nothing of routes.
+
+We bind the listening socket ourselves before uvicorn starts, so a port in use fails fast with a
+:class:`ServerError` naming the port and the config key instead of a log line on another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import uvicorn
+
+from tray.errors import ServerError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.socket:
+    """Bind a listening TCP socket, or raise :class:`ServerError` saying what to change."""
+    if not is_loopback(host) and not allow_remote:
+        raise ServerError(
+            f"Refusing to listen on {host}: it is not a loopback address. "
+            "Set 'allow-remote = true' in config.toml to accept connections from other machines."
+        )
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # No SO_REUSEADDR: with it, Linux lets a second process share a port in TIME_WAIT edge cases
+        # but we want "port in use" to be reported, not papered over.
+        sock.bind((host.strip("[]"), port))
+        sock.listen(256)
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            why = "is already in use" if exc.errno == errno.EADDRINUSE else "is not allowed"
+            raise ServerError(
+                f"Port {port} on {host} {why}. Choose another with 'port = <n>' in config.toml "
+                "or 'codex-pool serve --port <n>'."
+            ) from exc
+        raise ServerError(f"Could not listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+class ServerThread:
+    """Runs an ASGI app under uvicorn in a daemon thread. ``on_start``/``on_stop`` coroutines run on
+    the server's loop (background tasks such as the usage poller live there)."""
+
+    def __init__(
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        *,
+        allow_remote: bool = False,
+        on_start: Callable[[], Awaitable[None]] | None = None,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.sock = bind_socket(host, port, allow_remote=allow_remote)
+        self.host = host
+        self.port: int = self.sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            ws="none",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            log_config=None,
+        )
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._on_start = on_start
+        self._on_stop = on_stop
+        self._error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"codex-pool-proxy-{self.port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to start()/stop(); the thread must not die silently
+            self._error = exc
+            log.exception("proxy server stopped with an error")
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _serve(self) -> None:
+        if self._on_start is not None:
+            await self._on_start()
+        try:
+            await self.server.serve(sockets=[self.sock])
+        finally:
+            if self._on_stop is not None:
+                await self._on_stop()
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not self.server.started:
+            self.stop()
+            raise ServerError(f"The proxy did not start on port {self.port}: {self._error or 'timed out'}")
+        return self
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        if self.loop is None or not self.thread.is_alive():
+            coro.close()
+            raise ServerError("The proxy is not running.")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (up to a grace period), then close."""
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(STOP_TIMEOUT)
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(STOP_TIMEOUT)
+        self.sock.close()

@@ -1,0 +1,169 @@
+"""Server-sent events, parsed incrementally from byte chunks (pure, no I/O).
+
+The proxy passes upstream streams through byte for byte, so every :class:`SSEEvent` keeps the exact
+bytes it was parsed from (``raw``) next to its ``type`` and decoded JSON ``data``. Classification
+helpers say whether an event is real output (after which the proxy may no longer fail over) or a
+stream error worth failing over for (``server_is_overloaded``, usage limits).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Events a stream opens with before any output; held back so an early error can still fail over.
+PREAMBLE_TYPES = frozenset(
+    {
+        "response.created",
+        "response.in_progress",
+        "response.queued",
+        "codex.rate_limits",
+        "codex.response.metadata",
+        "response.metadata",
+    }
+)
+ERROR_TYPES = frozenset({"error", "response.failed"})
+OVERLOAD_CODES = frozenset({"server_is_overloaded", "slow_down", "service_unavailable", "server_error"})
+LIMIT_CODES = frozenset({"usage_limit_reached", "rate_limit_exceeded", "rate_limit_reached"})
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    raw: bytes  # the exact bytes of this event, including its terminating blank line
+    type: str | None  # the JSON ``type`` field, else the ``event:`` field
+    data: Any  # decoded JSON of the ``data:`` lines, or None (comments, [DONE], non-JSON)
+
+
+@dataclass(frozen=True)
+class StreamError:
+    """An error reported inside a 200 stream."""
+
+    kind: str  # "overloaded" | "usage_limit" | "other"
+    code: str | None
+    message: str | None
+    payload: dict[str, Any]  # the error object itself (for cooldown parsing)
+
+
+def _split_event(buffer: bytes) -> tuple[bytes, bytes] | None:
+    """Return (event bytes incl. separator, rest) for the first complete event, or None."""
+    best: tuple[int, int] | None = None
+    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
+        idx = buffer.find(sep)
+        if idx >= 0 and (best is None or idx < best[0]):
+            best = (idx, len(sep))
+    if best is None:
+        return None
+    end = best[0] + best[1]
+    return buffer[:end], buffer[end:]
+
+
+def parse_event(raw: bytes) -> SSEEvent:
+    """Parse one event's bytes (as split by :class:`SSEParser`)."""
+    event_name: str | None = None
+    data_lines: list[str] = []
+    text = raw.decode("utf-8", errors="replace")
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if not line or line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if field == "event":
+            event_name = value
+        elif field == "data":
+            data_lines.append(value)
+    data: Any = None
+    if data_lines:
+        joined = "\n".join(data_lines)
+        try:
+            data = json.loads(joined)
+        except ValueError:
+            data = None
+    etype = event_name
+    if isinstance(data, dict) and isinstance(data.get("type"), str):
+        etype = data["type"]
+    return SSEEvent(raw=raw, type=etype, data=data)
+
+
+class SSEParser:
+    """Feed byte chunks, get complete events back; partial events wait for more bytes."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        self._buffer += chunk
+        events: list[SSEEvent] = []
+        while True:
+            split = _split_event(self._buffer)
+            if split is None:
+                break
+            raw, self._buffer = split
+            events.append(parse_event(raw))
+        return events
+
+    def flush(self) -> SSEEvent | None:
+        """The trailing bytes of a stream that ended without a final blank line, if any."""
+        rest, self._buffer = self._buffer, b""
+        if not rest.strip():
+            return None
+        return parse_event(rest)
+
+    @property
+    def pending(self) -> bytes:
+        return self._buffer
+
+
+def is_preamble(event: SSEEvent) -> bool:
+    """True for events that precede output (and for comments / keep-alives with no type)."""
+    return event.type is None or event.type in PREAMBLE_TYPES
+
+
+def _error_object(event: SSEEvent) -> dict[str, Any] | None:
+    data = event.data
+    if not isinstance(data, dict):
+        return None
+    if event.type == "response.failed":
+        response = data.get("response")
+        if isinstance(response, dict) and isinstance(response.get("error"), dict):
+            return dict(response["error"])
+        return {}
+    if event.type == "error":
+        inner = data.get("error")
+        if isinstance(inner, dict):
+            return dict(inner)
+        return {k: v for k, v in data.items() if k != "type"}
+    return None
+
+
+def stream_error(event: SSEEvent) -> StreamError | None:
+    """Classify an in-stream error event; None when ``event`` is not an error."""
+    if event.type not in ERROR_TYPES:
+        return None
+    err = _error_object(event) or {}
+    code = err.get("code") if isinstance(err.get("code"), str) else None
+    etype = err.get("type") if isinstance(err.get("type"), str) else None
+    message = err.get("message") if isinstance(err.get("message"), str) else None
+    names = {n for n in (code, etype) if n}
+    if names & OVERLOAD_CODES:
+        kind = "overloaded"
+    elif names & LIMIT_CODES:
+        kind = "usage_limit"
+    else:
+        kind = "other"
+    return StreamError(kind=kind, code=code or etype, message=message, payload=err)
+
+
+def is_output(event: SSEEvent) -> bool:
+    """True once an event carries the answer (or ends it): failover is impossible after it."""
+    return not is_preamble(event) and event.type not in ERROR_TYPES
+
+
+def completed_response(event: SSEEvent) -> dict[str, Any] | None:
+    """The final response object of a ``response.completed`` / ``.incomplete`` / ``.failed`` event."""
+    if event.type not in {"response.completed", "response.incomplete", "response.failed", "response.done"}:
+        return None
+    if isinstance(event.data, dict) and isinstance(event.data.get("response"), dict):
+        return dict(event.data["response"])
+    return None
