@@ -1,0 +1,173 @@
+"""The start-at-login entries as text: pure functions, tested on every OS.
+
+Each builder takes the command that starts codex-pool (an argv list) and returns exactly what is
+written: the Linux XDG autostart ``.desktop`` file, the macOS LaunchAgent plist, the Windows ``Run``
+value. :func:`launch_command` works out that command from facts the caller gathers (interpreter,
+platform, frozen or not, where the console script is), so it is pure too.
+"""
+
+from __future__ import annotations
+
+import plistlib
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import PurePath, PurePosixPath, PureWindowsPath
+
+APP_NAME = "codex-pool"
+DESKTOP_FILE_NAME = "codex-pool.desktop"
+LAUNCH_AGENT_LABEL = "io.github.codex-pool"
+WINDOWS_VALUE_NAME = "codex-pool"
+
+# Characters that force quoting in a Desktop Entry Exec argument (Desktop Entry spec, "The Exec key").
+_EXEC_RESERVED = set(" \t\n\"'\\><~|&;$*?#()`")
+# Inside double quotes these four must be backslash-escaped.
+_EXEC_QUOTED_ESCAPES = set('"`$\\')
+
+
+def launch_command(
+    *,
+    executable: str,
+    platform: str,
+    frozen: bool,
+    script_exists: Callable[[str], bool],
+    which: Callable[[str], str | None],
+) -> list[str]:
+    """The argv that starts the installed codex-pool tray app.
+
+    ``executable`` is ``sys.executable``. A frozen (PyInstaller) build is its own executable. On
+    Windows the console script would open a console window at every login, so the app is started
+    with ``pythonw.exe -m tray`` when that interpreter sits next to python.exe. Elsewhere the
+    ``codex-pool`` console script beside the interpreter (a venv, pipx or uv tool install) is
+    preferred, then one on PATH, then ``<python> -m tray``.
+    """
+    windows = platform == "win32"
+    path_type: type[PurePath] = PureWindowsPath if windows else PurePosixPath
+    exe = path_type(executable)
+    if frozen:
+        return [executable]
+    if windows:
+        pythonw = exe.with_name("pythonw.exe")
+        if exe.name.lower() == "python.exe" and script_exists(str(pythonw)):
+            return [str(pythonw), "-m", "tray"]
+        script = exe.with_name("Scripts") / "codex-pool.exe"
+        for candidate in (str(exe.parent / "codex-pool.exe"), str(script)):
+            if script_exists(candidate):
+                return [candidate]
+    else:
+        beside = str(exe.parent / APP_NAME)
+        if script_exists(beside):
+            return [beside]
+    found = which(APP_NAME)
+    if found:
+        return [found]
+    return [executable, "-m", "tray"]
+
+
+def _exec_arg(arg: str) -> str:
+    """One Exec argument, quoted per the Desktop Entry spec when it needs to be."""
+    if arg and not any(ch in _EXEC_RESERVED for ch in arg):
+        quoted = arg
+    else:
+        quoted = '"' + "".join("\\" + ch if ch in _EXEC_QUOTED_ESCAPES else ch for ch in arg) + '"'
+    # The Exec value is also a desktop-entry "string": backslashes are escaped once more, and a
+    # literal percent sign is written %% so it is not read as a field code.
+    return quoted.replace("\\", "\\\\").replace("%", "%%")
+
+
+def exec_line(command: Sequence[str]) -> str:
+    """The value of ``Exec=`` for ``command``."""
+    if not command:
+        raise ValueError("empty command")
+    return " ".join(_exec_arg(arg) for arg in command)
+
+
+def desktop_entry(
+    command: Sequence[str],
+    *,
+    icon: str = APP_NAME,
+    autostart: bool = True,
+    hidden: bool = False,
+) -> str:
+    """A Desktop Entry for ``command``: the XDG autostart file, or (``autostart=False``) a menu entry.
+
+    ``hidden=True`` writes ``Hidden=true``, which autostart implementations must treat as "off".
+    """
+    lines = [
+        "[Desktop Entry]",
+        "Type=Application",
+        "Version=1.0",
+        "Name=codex-pool",
+        "GenericName=Codex account pool",
+        "Comment=Use several ChatGPT (Codex) accounts as one",
+        f"Exec={exec_line(command)}",
+        f"Icon={icon}",
+        "Terminal=false",
+        "Categories=Utility;",
+        "StartupNotify=false",
+    ]
+    if command and command[0].startswith("/"):
+        lines.append(f"TryExec={_exec_arg(command[0])}")
+    if autostart:
+        lines.append("X-GNOME-Autostart-enabled=true")
+    if hidden:
+        lines.append("Hidden=true")
+    return "\n".join(lines) + "\n"
+
+
+def desktop_entry_enabled(text: str) -> bool:
+    """Whether an autostart file with this text would start the app (``Hidden=true`` = off)."""
+    in_main_group = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            in_main_group = line == "[Desktop Entry]"
+            continue
+        if not in_main_group or "=" not in line:
+            continue
+        key, value = (part.strip() for part in line.split("=", 1))
+        if key == "Hidden" and value.lower() == "true":
+            return False
+        if key == "X-GNOME-Autostart-enabled" and value.lower() == "false":
+            return False
+    return True
+
+
+def launch_agent(command: Sequence[str], *, label: str = LAUNCH_AGENT_LABEL) -> bytes:
+    """The macOS LaunchAgent plist: start at login, in GUI (Aqua) sessions only."""
+    if not command:
+        raise ValueError("empty command")
+    agent = {
+        "Label": label,
+        "ProgramArguments": list(command),
+        "RunAtLoad": True,
+        "LimitLoadToSessionType": "Aqua",
+        "ProcessType": "Interactive",
+    }
+    return plistlib.dumps(agent, fmt=plistlib.FMT_XML, sort_keys=False)
+
+
+def launch_agent_enabled(data: bytes) -> bool:
+    """Whether a LaunchAgent plist with these bytes would start at login."""
+    try:
+        agent = plistlib.loads(data)
+    except Exception:  # plistlib raises several unrelated types for junk input
+        return False
+    return isinstance(agent, dict) and agent.get("RunAtLoad") is True and agent.get("Disabled") is not True
+
+
+def windows_run_value(command: Sequence[str]) -> str:
+    """The ``HKCU\\...\\Run`` value data: the executable always quoted, the rest as Windows parses it."""
+    if not command:
+        raise ValueError("empty command")
+    exe, *args = command
+    tail = subprocess.list2cmdline(args)
+    return f'"{exe}"' + (f" {tail}" if tail else "")
+
+
+def startup_approved_disabled(data: bytes | None) -> bool:
+    """Whether Explorer's ``StartupApproved\\Run`` blob says the user turned the entry off.
+
+    The first byte is 02 (or 06) when enabled and 03 (or 07, 01) when the user disabled the entry
+    in Task Manager or Settings; an odd first byte means disabled. No blob means enabled.
+    """
+    return bool(data) and data is not None and data[0] % 2 == 1
