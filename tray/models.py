@@ -86,6 +86,8 @@ class Usage:
     primary: Window | None
     secondary: Window | None
     account_id: str | None = None
+    # When a blocked limit lifts (epoch seconds), when a 429 body said so and no window tells.
+    blocked_until: float | None = None
 
     @property
     def blocked(self) -> bool:
