@@ -1,0 +1,61 @@
+"""``codex-pool setup codex|opencode [--undo] [--print]``: point a client at the proxy, or back."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+from tray import clients
+from tray.paths import Paths, api_key, resolve_paths
+
+DEFAULT_PORT = 4455
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "setup",
+        help="point Codex CLI or opencode at the proxy (--undo puts the file back)",
+        description=(
+            "Edit the client's config file so it sends its requests through codex-pool, after saving a "
+            "copy of the file. --undo restores that copy exactly."
+        ),
+    )
+    parser.add_argument("client", choices=clients.KINDS, help="which client to set up")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--undo", action="store_true", help="take codex-pool out of the client's config")
+    what.add_argument(
+        "--print", dest="show", action="store_true", help="only print the settings; change nothing"
+    )
+    parser.set_defaults(func=run)
+
+
+def proxy_url(paths: Paths) -> str:
+    """The address clients use: always 127.0.0.1 (not localhost) and the configured port."""
+    port = DEFAULT_PORT
+    try:
+        config_module = importlib.import_module("tray.config")
+    except ModuleNotFoundError:
+        config_module = None
+    if config_module is not None:
+        port = int(config_module.load_config(paths.config_file).config.port)
+    return f"http://127.0.0.1:{port}"
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = resolve_paths().ensure()
+    kind: clients.Kind = args.client
+    if args.show:
+        print(clients.snippets(proxy_url(paths), api_key(paths))[kind], end="")
+        print(f"# in {clients.config_path(kind)}")
+        return 0
+    if args.undo:
+        result = clients.undo(kind, paths)
+    else:
+        result = clients.apply(kind, proxy_url(paths), api_key(paths), paths)
+    print(result.message)
+    if result.backup is not None and not args.undo:
+        print(f"The file as it was before is saved at {result.backup}.")
+    for note in result.notes:
+        print(note)
+    return 0
