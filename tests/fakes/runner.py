@@ -17,7 +17,9 @@ class ServerThread:
     """A uvicorn server on 127.0.0.1:<port> in a daemon thread with its own event loop."""
 
     def __init__(self, app: Any, port: int = 0) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto is TCP, and
+        # without it every response waits ~40 ms (Nagle + delayed ACK) between headers and body.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
         self.port: int = self.sock.getsockname()[1]

@@ -1,0 +1,243 @@
+"""The Starlette routes of the fake ChatGPT backend; state and knobs live in ``upstream.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from tests.fakes import upstream_wire as wire
+from tests.fakes.replies import Reply
+
+if TYPE_CHECKING:
+    from tests.fakes.upstream import FakeAccount, FakeUpstream
+
+
+class SSEStream(Response):
+    """Sends SSE frames one chunk at a time; stops early when the client goes away, and with
+    ``complete=False`` ends by closing the connection with no final chunk (a mid-stream drop)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        fake: FakeUpstream,
+        frames: list[bytes],
+        headers: dict[str, str],
+        *,
+        delay: float,
+        complete: bool,
+    ) -> None:
+        super().__init__(content=None, status_code=200, headers=headers)
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]  # chunked
+        self.fake, self.frames, self.delay, self.complete = fake, frames, delay, complete
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
+        self.fake.stream_opened()
+        sent_all = False
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            for frame in self.frames:
+                if gone.is_set():
+                    break
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+            else:
+                sent_all = not gone.is_set()
+            if sent_all and self.complete:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            # A drop returns without the final chunk: uvicorn then closes the connection, so the
+            # client sees an incomplete chunked body, as when upstream's connection breaks.
+        finally:
+            watcher.cancel()
+            self.fake.stream_closed(completed=sent_all and self.complete, disconnected=gone.is_set())
+
+
+def _headers(
+    fake: FakeUpstream, account: FakeAccount | None, reply: Reply, usage: dict[str, Any]
+) -> dict[str, str]:
+    headers = {"x-request-id": fake.next_id().replace("resp_", "req_")}
+    if account is not None:
+        headers["x-fake-account"] = account.account_id
+        if reply.usage_headers:
+            headers.update(wire.rate_limit_headers(usage))
+    if reply.turn_state is not None:
+        headers["x-codex-turn-state"] = reply.turn_state
+    headers.update(dict(reply.headers))
+    return headers
+
+
+def _error_body(reply: Reply, account: FakeAccount | None, now: float) -> Any:
+    plan = account.plan_type if account is not None else "plus"
+    if reply.error_type == "usage_limit_reached":
+        return wire.usage_limit_body(plan, reply.resets_in, now)
+    if reply.error_type == "usage_not_included":
+        return wire.usage_not_included_body(plan)
+    if reply.status == 401:
+        return wire.unauthorized_body(reply.error_type or "token_expired")
+    return reply.body
+
+
+def answer(
+    fake: FakeUpstream, account: FakeAccount | None, reply: Reply, body: Any, *, compact: bool = False
+) -> Response:
+    """Carry out ``reply`` for one request to the responses routes (or the usage route)."""
+    now = fake.clock()
+    usage = wire.live_usage(account.usage, now) if account is not None else {}
+    if account is not None and reply.error_type == "usage_limit_reached":
+        if reply.exhaust or wire.blocking_reset(usage, now) is None:
+            usage = wire.exhausted(usage, reply.resets_in, now)
+        if reply.exhaust:
+            account.usage = usage
+    headers = _headers(fake, account, reply, usage)
+    label = {"json": str(reply.status), "html": "html_403"}.get(reply.kind, reply.kind)
+    fake.note(label)
+    if reply.kind == "json":
+        return JSONResponse(_error_body(reply, account, now), status_code=reply.status, headers=headers)
+    if reply.kind == "html":
+        headers.update({"server": "cloudflare", "cf-ray": "8f0000000000fake-AMS"})
+        return HTMLResponse(wire.CLOUDFLARE_HTML, status_code=reply.status, headers=headers)
+    request = body if isinstance(body, dict) else {}
+    model = str(request.get("model") or "gpt-5.5")
+    response_id = fake.next_id()
+    if reply.kind == "stream_error":
+        frames = wire.failed_events(
+            reply.error_type or "server_is_overloaded",
+            reply.text or "error",
+            response_id=response_id,
+            model=model,
+            style=reply.error_style,
+        )
+        return SSEStream(fake, frames, headers, delay=reply.event_delay, complete=True)
+    text = reply.text if reply.text is not None else f"Hi from {account.account_id if account else '?'}!"
+    pieces = wire.split_text(text, reply.deltas, reply.delta_size)
+    tier = request.get("service_tier")
+    frames = wire.response_events(
+        pieces, response_id=response_id, model=model, service_tier=tier if isinstance(tier, str) else None
+    )
+    if compact and reply.kind == "ok":
+        item = json.loads(frames[-2].split(b"data: ", 1)[1])["item"]
+        return JSONResponse({"output": [item]}, headers=headers)
+    if reply.rate_limits_event and account is not None:
+        frames.insert(0, wire.rate_limits_event(usage))
+    if reply.kind == "drop":
+        return SSEStream(fake, frames[: reply.drop_after], headers, delay=reply.event_delay, complete=False)
+    return SSEStream(fake, frames, headers, delay=reply.event_delay, complete=True)
+
+
+async def _read(request: Request, fake: FakeUpstream) -> tuple[Any, str | None, str | None]:
+    """Record the request; return its JSON body, the account id and the 401 code (if any)."""
+    raw = await request.body()
+    body: Any = None
+    if raw:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw.decode(errors="replace")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    fake.record(request.method, request.url.path, request.url.query, headers, body)
+    auth = headers.get("authorization", "")
+    token = auth[7:] if auth.lower().startswith("bearer ") else None
+    account_id, problem = fake.identify(token)
+    return body, account_id, problem
+
+
+def _check(
+    fake: FakeUpstream, request: Request, account_id: str | None, problem: str | None
+) -> Response | None:
+    if account_id is None:
+        fake.note("401")
+        return JSONResponse(wire.unauthorized_body(problem or "token_invalidated"), status_code=401)
+    claimed = request.headers.get("chatgpt-account-id")
+    if claimed is not None and claimed != account_id:
+        fake.note("403_account_mismatch")
+        detail = "chatgpt-account-id does not match the access token's account (fake upstream check)"
+        return JSONResponse({"detail": detail}, status_code=403)
+    return None
+
+
+def build_app(fake: FakeUpstream) -> Starlette:
+    async def responses(request: Request) -> Response:
+        body, account_id, problem = await _read(request, fake)
+        refused = _check(fake, request, account_id, problem)
+        if refused is not None:
+            return refused
+        if body is not None and not isinstance(body, dict):
+            return JSONResponse(
+                {"error": {"message": "Invalid JSON body", "type": "invalid_request_error"}}, 400
+            )
+        assert account_id is not None
+        account = fake.accounts[account_id]
+        reply = fake.next_reply(account_id)
+        if reply.first_byte_delay:
+            await asyncio.sleep(reply.first_byte_delay)
+        compact = request.url.path.endswith("/compact")
+        return answer(fake, account, reply, body, compact=compact)
+
+    async def usage(request: Request) -> Response:
+        _, account_id, problem = await _read(request, fake)
+        refused = _check(fake, request, account_id, problem)
+        if refused is not None:
+            return refused
+        assert account_id is not None
+        account = fake.accounts[account_id]
+        reply = fake.next_usage_reply(account_id)
+        if reply is not None and reply.first_byte_delay:
+            await asyncio.sleep(reply.first_byte_delay)
+        if reply is not None and reply.kind != "ok":
+            return answer(fake, account, reply, None)
+        payload = {"account_id": account_id, **wire.live_usage(account.usage, fake.clock())}
+        return JSONResponse(payload)
+
+    async def models(request: Request) -> Response:
+        _, account_id, problem = await _read(request, fake)
+        refused = _check(fake, request, account_id, problem)
+        if refused is not None:
+            return refused
+        return JSONResponse({"models": [_model(slug, n) for n, slug in enumerate(fake.models)]})
+
+    async def unknown(request: Request) -> Response:
+        await _read(request, fake)
+        return JSONResponse({"detail": "Not Found"}, status_code=404)
+
+    return Starlette(
+        routes=[
+            Route("/backend-api/codex/responses", responses, methods=["POST"]),
+            Route("/backend-api/codex/responses/compact", responses, methods=["POST"]),
+            Route("/backend-api/wham/usage", usage, methods=["GET"]),
+            Route("/backend-api/codex/models", models, methods=["GET"]),
+            Route("/{path:path}", unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        ]
+    )
+
+
+def _model(slug: str, priority: int) -> dict[str, Any]:
+    """One entry shaped like Codex's ``ModelInfo`` (the fields Codex CLI reads)."""
+    efforts = [{"effort": e, "description": f"{e} reasoning"} for e in ("low", "medium", "high")]
+    return {
+        "slug": slug,
+        "display_name": slug.upper(),
+        "description": f"Fake {slug}",
+        "default_reasoning_level": "medium",
+        "supported_reasoning_levels": efforts,
+        "shell_type": "shell_command",
+        "visibility": "list",
+        "supported_in_api": True,
+        "priority": priority,
+        "context_window": 272000,
+    }
