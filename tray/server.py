@@ -45,7 +45,9 @@ def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.s
             "Set 'allow-remote = true' in config.toml to accept connections from other machines."
         )
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on accepted sockets whose proto is TCP;
+    # with proto 0 every response waits ~40 ms (Nagle + delayed ACK) between headers and body.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         # No SO_REUSEADDR: with it, Linux lets a second process share a port in TIME_WAIT edge cases
         # but we want "port in use" to be reported, not papered over.
