@@ -71,6 +71,7 @@ class FakeAuth:
         self.token_delay = 0.0  # seconds the token endpoint waits before answering
         self.refresh_failures: list[tuple[int, Any]] = []  # popped per refresh grant: (status, json body)
         self.fail_all_refreshes: tuple[int, Any] | None = None
+        self.before_refresh: Callable[[], None] | None = None  # runs as each refresh grant arrives
         self.omit_refresh_token = False  # answer refresh grants without a new refresh token
         self.authorize_error: str | None = None  # redirect back with ?error=... instead of a code
         self.device_interval = 1
@@ -207,6 +208,8 @@ class FakeAuth:
 
     def _refresh_grant(self, token: str) -> Response:
         self.refresh_attempts += 1
+        if self.before_refresh is not None:
+            self.before_refresh()
         failure = self.refresh_failures.pop(0) if self.refresh_failures else self.fail_all_refreshes
         if failure is not None:
             status, body = failure

@@ -1,0 +1,346 @@
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.auth_server import FakeAuth, FakeUser
+from tests.fakes.runner import ServerThread, serving
+from tray.authfiles import PrimarySync, codex_auth_path
+from tray.errors import PermanentRefreshError, TransientRefreshError
+from tray.models import Account, AccountState, Event, Identity, NeedsLogin
+from tray.oauth import OAuthClient
+from tray.refresh import Refresher, refresh_due
+from tray.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+ALICE = FakeUser("acc-a", "alice", "alice@example.com", "pro")
+BOB = FakeUser("acc-b", "bob", "bob@example.com", "plus")
+
+
+@pytest.fixture
+def fake() -> FakeAuth:
+    return FakeAuth()
+
+
+@pytest.fixture
+def server(fake: FakeAuth) -> Iterator[ServerThread]:
+    with serving(fake.app) as running:
+        yield running
+
+
+@pytest.fixture
+def store(pool_home: Path) -> Iterator[Store]:
+    db = Store.open(pool_home / "pool.db", time.time)
+    yield db
+    db.close()
+
+
+def add(
+    store: Store, fake: FakeAuth, user: FakeUser = ALICE, expires_in: float = -10, issued_ago: float = 0
+) -> Account:
+    identity = Identity(user.account_id, user.subject)
+    fake.clock = lambda: time.time() - issued_ago
+    try:
+        tokens = fake.token_set(user, expires_in)
+    finally:
+        fake.clock = time.time
+    return store.save_login(identity, tokens, user.email, user.plan)
+
+
+def refreshing(
+    store: Store,
+    url: str,
+    action: Callable[[Refresher], Awaitable[Any]],
+    *,
+    sync: PrimarySync | None = None,
+    events: list[Event] | None = None,
+    timeout: float = 5.0,
+) -> Any:
+    async def go() -> Any:
+        async with httpx.AsyncClient() as http:
+            oauth = OAuthClient(http, url, time.time, timeout=timeout)
+            sink = events.append if events is not None else None
+            return await action(Refresher(store, oauth, sync, time.time, sink, poll_interval=0.02))
+
+    return asyncio.run(go())
+
+
+def test_fresh_token_is_left_alone(store: Store, fake: FakeAuth, server: ServerThread) -> None:
+    account = add(store, fake, expires_in=3600)
+    assert refreshing(store, server.url, lambda r: r.ensure_fresh(account)) == account
+    assert fake.refresh_attempts == 0
+
+
+def test_expired_token_is_refreshed_stored_and_quota_cache_cleared(
+    store: Store, fake: FakeAuth, server: ServerThread
+) -> None:
+    account = add(store, fake)
+    store.put_usage(account.id, "{}", time.time())
+    fresh = refreshing(store, server.url, lambda r: r.ensure_fresh(account))
+    assert fresh.tokens.access_token != account.tokens.access_token
+    assert fresh.tokens.expires_at > time.time() + 3000
+    assert store.get(account.id) == fresh
+    assert store.usage(account.id) is None
+    assert fake.refresh_grants == 1
+
+
+def test_lead_time_is_five_minutes_but_at_most_half_the_lifetime(store: Store, fake: FakeAuth) -> None:
+    hour = add(store, fake, ALICE, expires_in=3600)
+    exp = hour.tokens.expires_at
+    assert not refresh_due(hour, exp - 301)
+    assert refresh_due(hour, exp - 299)
+    minute = add(store, fake, BOB, expires_in=60)
+    exp = minute.tokens.expires_at
+    assert not refresh_due(minute, exp - 31)
+    assert refresh_due(minute, exp - 29)
+
+
+def test_concurrent_callers_share_one_refresh(store: Store, fake: FakeAuth, server: ServerThread) -> None:
+    account = add(store, fake)
+    fake.token_delay = 0.3
+
+    async def many(refresher: Refresher) -> list[Account]:
+        return await asyncio.gather(*(refresher.ensure_fresh(account) for _ in range(10)))
+
+    results = refreshing(store, server.url, many)
+    assert len({a.tokens.access_token for a in results}) == 1
+    assert (fake.refresh_grants, fake.reuse_attempts) == (1, 0)
+
+
+def test_a_stale_caller_reuses_the_stored_refresh(store: Store, fake: FakeAuth, server: ServerThread) -> None:
+    account = add(store, fake)
+
+    async def twice(refresher: Refresher) -> tuple[Account, Account, Account]:
+        first = await refresher.ensure_fresh(account)
+        again = await refresher.ensure_fresh(account)  # still holds the old, expired row
+        after_401 = await refresher.ensure_fresh(account, force=True)  # 401 on the old access token
+        return first, again, after_401
+
+    first, again, after_401 = refreshing(store, server.url, twice)
+    assert first.tokens.access_token == again.tokens.access_token == after_401.tokens.access_token
+    assert (fake.refresh_grants, fake.reuse_attempts) == (1, 0)
+
+
+def test_force_refreshes_a_current_token_after_a_401(
+    store: Store, fake: FakeAuth, server: ServerThread
+) -> None:
+    account = add(store, fake, expires_in=3600)
+    fresh = refreshing(store, server.url, lambda r: r.ensure_fresh(account, force=True))
+    assert fresh.tokens.access_token != account.tokens.access_token
+    assert fake.refresh_grants == 1
+
+
+def test_waiter_uses_tokens_committed_by_the_lease_holder(
+    store: Store, fake: FakeAuth, server: ServerThread
+) -> None:
+    account = add(store, fake)
+    store.acquire_lease(f"refresh:{account.id}", "other-process", 30)
+
+    async def wait_then_other_commits(refresher: Refresher) -> Account:
+        waiting = asyncio.ensure_future(refresher.ensure_fresh(account))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # nobody refreshes without the lease
+        tokens = fake.token_set(ALICE)
+        store.update_tokens(account.id, tokens, expected_refresh_token=account.tokens.refresh_token)
+        store.release_lease(f"refresh:{account.id}", "other-process")
+        return await waiting
+
+    fresh = refreshing(store, server.url, wait_then_other_commits)
+    assert fresh.tokens.access_token != account.tokens.access_token
+    assert fake.refresh_attempts == 0
+
+
+def test_permanent_failure_marks_needs_login_once(store: Store, fake: FakeAuth, server: ServerThread) -> None:
+    account = add(store, fake)
+    fake.revoke(account.tokens.refresh_token)
+    events: list[Event] = []
+
+    async def many(refresher: Refresher) -> list[Any]:
+        return await asyncio.gather(
+            *(refresher.ensure_fresh(account) for _ in range(5)), return_exceptions=True
+        )
+
+    results = refreshing(store, server.url, many, events=events)
+    assert all(isinstance(r, PermanentRefreshError) and r.code == "invalid_grant" for r in results)
+    with pytest.raises(PermanentRefreshError):
+        refreshing(store, server.url, lambda r: r.ensure_fresh(account), events=events)
+    stored = store.get(account.id)
+    assert stored is not None and stored.state is AccountState.NEEDS_LOGIN
+    assert stored.state_reason is not None and "invalid_grant" in stored.state_reason
+    assert events == [NeedsLogin(account.id, "alice@example.com", stored.state_reason)]
+    assert fake.refresh_attempts == 1
+    assert account.tokens.refresh_token not in stored.state_reason
+
+
+def test_transient_failure_keeps_a_valid_token_and_backs_off(
+    store: Store, fake: FakeAuth, server: ServerThread
+) -> None:
+    account = add(store, fake, expires_in=3600, issued_ago=3500)  # inside the lead time, still valid
+    fake.fail_all_refreshes = (503, {"error": "unavailable"})
+
+    async def twice(refresher: Refresher) -> tuple[Account, Account]:
+        return await refresher.ensure_fresh(account), await refresher.ensure_fresh(account)
+
+    first, second = refreshing(store, server.url, twice)
+    assert first.tokens == second.tokens == account.tokens
+    assert fake.refresh_attempts == 1  # the second call waited for the backoff instead
+    stored = store.get(account.id)
+    assert stored is not None and stored.state is AccountState.ENABLED
+
+
+def test_transient_failure_without_a_valid_token_raises(
+    store: Store, fake: FakeAuth, server: ServerThread
+) -> None:
+    account = add(store, fake)
+    fake.fail_all_refreshes = (500, {"error": "boom"})
+    with pytest.raises(TransientRefreshError):
+        refreshing(store, server.url, lambda r: r.ensure_fresh(account))
+    fake.token_delay = 2.0
+    fake.fail_all_refreshes = None
+    with pytest.raises(TransientRefreshError, match="timed out"):
+        refreshing(store, server.url, lambda r: r.ensure_fresh(account), timeout=0.3)
+    stored = store.get(account.id)
+    assert stored is not None and stored.state is AccountState.ENABLED
+
+
+def write_codex_file(fake: FakeAuth, user: FakeUser, expires_in: float) -> tuple[Path, Any]:
+    tokens = fake.token_set(user, expires_in)
+    path = codex_auth_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {
+        "auth_mode": "chatgpt",
+        "OPENAI_API_KEY": None,
+        "last_refresh": "2026-01-01T00:00:00Z",
+        "tokens": {
+            "id_token": tokens.id_token,
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token,
+            "account_id": user.account_id,
+        },
+    }
+    path.write_text(json.dumps(body))
+    return path, tokens
+
+
+def test_primary_adopts_newer_file_tokens_instead_of_refreshing(
+    store: Store, fake: FakeAuth, server: ServerThread
+) -> None:
+    account = add(store, fake)
+    assert account.primary
+    _, theirs = write_codex_file(fake, ALICE, 3600)
+    sync = PrimarySync(store, time.time)
+    fresh = refreshing(store, server.url, lambda r: r.ensure_fresh(account), sync=sync)
+    assert fresh.tokens.refresh_token == theirs.refresh_token
+    assert fake.refresh_attempts == 0
+
+
+def test_primary_refresh_is_written_back(store: Store, fake: FakeAuth, server: ServerThread) -> None:
+    account = add(store, fake)
+    path = codex_auth_path()
+    path.parent.mkdir(parents=True)
+    body = {
+        "auth_mode": "chatgpt",
+        "tokens": {
+            "access_token": account.tokens.access_token,
+            "refresh_token": account.tokens.refresh_token,
+            "id_token": account.tokens.id_token,
+        },
+    }
+    path.write_text(json.dumps(body))
+    fresh = refreshing(
+        store, server.url, lambda r: r.ensure_fresh(account), sync=PrimarySync(store, time.time)
+    )
+    written = json.loads(path.read_text())["tokens"]
+    assert written["refresh_token"] == fresh.tokens.refresh_token != account.tokens.refresh_token
+    assert account.tokens.refresh_token in fake.consumed  # the consumed token is gone from the file
+
+
+def test_primary_reuse_error_recovers_from_the_file(
+    store: Store, fake: FakeAuth, server: ServerThread
+) -> None:
+    account = add(store, fake, expires_in=-10)
+    # Codex CLI redeems our refresh token just before we do and writes its new set to auth.json.
+    fake.before_refresh = lambda: write_codex_file(fake, ALICE, 3600) and None
+    fake.refresh_failures.append((400, {"error": "refresh_token_reused"}))
+    events: list[Event] = []
+    sync = PrimarySync(store, time.time)
+    fresh = refreshing(store, server.url, lambda r: r.ensure_fresh(account), sync=sync, events=events)
+    stored = store.get(account.id)
+    assert stored is not None and stored.state is AccountState.ENABLED and events == []
+    assert fresh.tokens.expires_at > time.time() + 3000
+
+
+def worker(db: Path, url: str, account_id: int, callers: int, go: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.refresh_worker",
+            str(db),
+            url,
+            str(account_id),
+            str(callers),
+            str(go),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_processes_ten_callers_each_refresh_exactly_once(
+    store: Store, fake: FakeAuth, server: ServerThread, tmp_path: Path
+) -> None:
+    account = add(store, fake)
+    fake.token_delay = 0.2  # keep the grant in flight while the other process arrives
+    go = tmp_path / "go"
+    procs = [worker(store.path, server.url, account.id, 10, go) for _ in range(2)]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    go.touch()
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        results += json.loads(out.strip().splitlines()[-1])
+    stored = store.get(account.id)
+    assert stored is not None
+    expected = hashlib.sha256(stored.tokens.access_token.encode()).hexdigest()[:16]
+    assert results == [expected] * 20
+    assert (fake.refresh_grants, fake.reuse_attempts) == (1, 0)
+
+
+def test_kill_9_while_holding_the_lease_recovers(
+    store: Store, fake: FakeAuth, server: ServerThread, tmp_path: Path
+) -> None:
+    account = add(store, fake)
+    fake.token_delay = 60.0  # the token endpoint hangs
+    go = tmp_path / "go"
+    go.touch()
+    proc = worker(store.path, server.url, account.id, 1, go, WORKER_TOKEN_TIMEOUT="30", WORKER_LEASE_TTL="3")
+    deadline = time.monotonic() + 30
+    while fake.in_flight == 0:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.stdout is not None
+    proc.stdout.close()
+    fake.token_delay = 0.0
+    fresh = refreshing(store, server.url, lambda r: r.ensure_fresh(account))
+    assert fresh.tokens.expires_at > time.time() + 3000
+    assert (fake.refresh_grants, fake.reuse_attempts) == (1, 0)
+    assert fake.abandoned == 1  # the killed process's call never redeemed the token
