@@ -1,0 +1,162 @@
+"""The door of the management API: management token, Host and Origin checks, no CORS.
+
+An ASGI wrapper around the ``/api`` router. It refuses, before any handler runs:
+
+* a ``Host`` that is not the loopback address with the proxy's own port (DNS rebinding);
+* a browser ``Origin`` (or ``Sec-Fetch-Site: cross-site``) that is not the proxy's own origin;
+* every CORS preflight (``OPTIONS``): the UI is same-origin, so nothing cross-origin is ever allowed;
+* a missing or wrong management token (``Authorization: Bearer`` or ``X-Codex-Pool-Token``).
+  The client key is *not* a management token; it is refused like any other wrong value.
+
+Refusals are JSON ``{"error": ...}`` and never echo a header value.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tray.access import AccessPolicy, check_origin
+from tray.errors import AccountError, AccountNotFoundError, PoolError
+
+TOKEN_HEADER = b"x-codex-pool-token"
+NO_STORE = {"cache-control": "no-store"}
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def presented_token(scope: Scope) -> str | None:
+    """The token the request carries: ``X-Codex-Pool-Token`` or ``Authorization: Bearer``."""
+    direct = _header(scope, TOKEN_HEADER)
+    if direct:
+        return direct.strip()
+    auth = _header(scope, b"authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return None
+
+
+def refusal(scope: Scope, policy: AccessPolicy, token: str) -> tuple[int, str] | None:
+    """Why this request may not reach the API (status, message), or None when it may."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    denied = check_origin(policy, headers)
+    if denied is not None:
+        return denied.status, denied.message
+    if headers.get("sec-fetch-site", "").lower() == "cross-site":
+        return 403, "Cross-site requests to the management API are not allowed."
+    if scope.get("method") == "OPTIONS":
+        return 403, "The management API does not take cross-origin (CORS) requests."
+    given = presented_token(scope)
+    if not given:
+        return 401, "Missing management token: open the pool window from the tray menu."
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return 401, "Wrong management token (the client key does not open the management API)."
+    return None
+
+
+class Guard:
+    """ASGI wrapper: run :func:`refusal`, then the wrapped app. Settings are read per request
+    (``settings()`` gives the current access policy and token), so a port or token change applies at once."""
+
+    def __init__(self, app: ASGIApp, settings: Callable[[], tuple[AccessPolicy, str]]) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.app(scope, receive, send)
+            return
+        policy, token = self.settings()
+        why = refusal(scope, policy, token)
+        if why is None:
+            await self.app(scope, receive, send)
+            return
+        await send_json(send, why[0], {"error": why[1]})
+
+
+async def send_json(send: Send, status: int, payload: Any) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+# ---- answers shared by every endpoint -------------------------------------------------------
+
+
+class BadRequest(PoolError):
+    """The request itself is wrong (400): a field missing, of the wrong type or out of range."""
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=NO_STORE)
+
+
+def ok(payload: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(payload, status_code=status, headers=NO_STORE)
+
+
+def mapped(handler: Handler) -> Handler:
+    """Turn the project's errors into clear 4xx answers, in one place."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except BadRequest as exc:
+            return error(400, str(exc))
+        except AccountNotFoundError as exc:
+            return error(404, str(exc))
+        except AccountError as exc:
+            return error(409, str(exc))
+        except PoolError as exc:
+            return error(409, str(exc))
+
+    return run
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object body; anything else is a :class:`BadRequest`."""
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest("The request body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+def field(body: dict[str, Any], name: str, kind: type, what: str) -> Any:
+    """``body[name]`` when present and of type ``kind``; else a :class:`BadRequest` saying ``what``."""
+    if name not in body:
+        raise BadRequest(f"Missing '{name}' ({what}).")
+    value = body[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BadRequest(f"'{name}' must be {what}.")
+    return value
