@@ -148,7 +148,7 @@ def test_prolite_beats_plus_and_pro_beats_prolite() -> None:
 
 
 @pytest.mark.parametrize("flags", [{"allowed": False}, {"limit_reached": True}])
-def test_blocked_core_goes_last(flags: dict[str, bool]) -> None:
+def test_blocked_core_goes_last(flags: dict[str, Any]) -> None:
     r = ranked([CORE, POOL], {1: body(win(10, 600), **flags), 2: body(win(90, 600))})
     assert r.order == (2, 1) and r.details[1].blocked and r.scores[1].score == 0
 
