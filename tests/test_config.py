@@ -181,3 +181,9 @@ def test_rendered_defaults_round_trip() -> None:
         fast_mode="disabled", fast_mode_bias=-0.02, port=0, notifications=Notifications(quota_low=True)
     )
     assert validate(tomllib.loads(render_config(custom))) == (custom, [])
+
+
+def test_every_key_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [key for key in KEYS if f"`{key.split('.', 1)[-1]}`" not in doc]
+    assert missing == [], f"document these keys in docs/configuration.md: {missing}"
