@@ -91,6 +91,17 @@ def test_accounts_json(store: Store, capsys: pytest.CaptureFixture[str]) -> None
     assert "secret" not in out
 
 
+def test_an_account_at_its_limit_says_so(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    a = add(store, "a")
+    payload = json.loads(usage(five_hour=100, weekly=30))
+    payload["rate_limit"].update(allowed=False, limit_reached=True)
+    store.put_usage(a, json.dumps(payload), time.time())
+    code, out, _ = run(capsys, "accounts")
+    assert code == 0 and "usage limit reached" in out and "100% (resets" in out
+    code, out, _ = run(capsys, "accounts", "--json")
+    assert json.loads(out)["accounts"][0]["exhausted"] is True
+
+
 def test_an_empty_pool_says_how_to_add_one(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "accounts")
     assert code == 0 and "codex-pool login" in out

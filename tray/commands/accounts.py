@@ -84,6 +84,16 @@ def window_views(entry: QuotaEntry | None, now: float) -> dict[str, dict[str, An
     return out
 
 
+def exhausted(entry: QuotaEntry | None, now: float) -> bool:
+    """Whether the cached usage says the account hit its limit (and that limit has not reset yet)."""
+    usage = parse_usage(entry.raw) if entry is not None else None
+    if entry is None or usage is None or not usage.blocked:
+        return False
+    resets = [w.reset_at for _, w in by_length(anchor(usage, entry.updated_at)) if w.reset_at is not None]
+    until = usage.blocked_until or (max(resets) if resets else None)
+    return until is None or until > now
+
+
 def account_row(
     position: int, account: Account, cooldown: Cooldown | None, entry: QuotaEntry | None, now: float
 ) -> dict[str, Any]:
@@ -102,6 +112,7 @@ def account_row(
         "cooldown": None if cooldown is None else {
             "until": cooldown.until, "status": cooldown.status, "reason": cooldown.reason},
         "quota": window_views(entry, now),
+        "exhausted": exhausted(entry, now),
         "quota_updated_at": None if entry is None else entry.updated_at,
     }
 
@@ -117,6 +128,8 @@ def _state_text(row: dict[str, Any], now: float) -> str:
         return f"{state}: {row['state_reason']}"
     if row["cooldown"] is not None:
         return f"cooling until {_when(row['cooldown']['until'], now)} ({row['cooldown']['reason']})"
+    if row["exhausted"]:
+        return "enabled, usage limit reached"
     return state
 
 
