@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 GUI_MARKERS = ("gui", "browser", "clients")
+pytest_plugins = ("tests.gui_fixtures",)  # Xvfb, private D-Bus, fake notification server, tray host
 
 
 @pytest.fixture(autouse=True)
