@@ -161,6 +161,8 @@ def test_save_refuses_bad_values_and_writes_nothing(tmp_path: Path) -> None:
     assert save_config(path, {"host": "192.168.1.5", "allow-remote": True}).config.host == "192.168.1.5"
     with pytest.raises(ConfigError, match="allow-remote"):
         save_config(path, {"allow-remote": False})  # would strand the remote host
+    with pytest.raises(ConfigError, match='"notifications" must be a table'):
+        save_config(path, {"notifications": "off"})
 
 
 def test_save_refuses_to_overwrite_an_unparsable_file(tmp_path: Path) -> None:

@@ -301,7 +301,10 @@ def save_config(path: Path, updates: Mapping[str, Any]) -> LoadedConfig:
     notifications: dict[str, Any] = dict(table) if isinstance(table, dict) else {}
     touched: set[str] = set()
     for name, value in updates.items():
-        if name == "notifications" and isinstance(value, Mapping):
+        if name == "notifications":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f'Not saved: "notifications" must be a table of true/false switches '
+                                  f"(got {_show(value)})")
             notifications.update(value)
             touched |= {f"notifications.{k}" for k in value} | {"notifications"}
         elif name.startswith("notifications."):

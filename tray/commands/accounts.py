@@ -181,7 +181,10 @@ def run_remove(args: argparse.Namespace) -> int:
         if not args.yes:
             if not sys.stdin.isatty():
                 raise AccountError(f"Not removing {what}: add --yes to confirm without a terminal")
-            answer = input(f"Remove {what} from the pool? Its tokens are deleted. [y/N] ")
+            try:
+                answer = input(f"Remove {what} from the pool? Its tokens are deleted. [y/N] ")
+            except EOFError:
+                answer = ""
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing removed.")
                 return 1
