@@ -4,8 +4,8 @@ ChatGPT refresh tokens are single use: the first redemption returns a new one an
 presenting the old one again answers ``refresh_token_reused`` and may revoke the whole login. So:
 
 1. **Lease.** Only the holder of the store lease ``refresh:<account id>`` may call the token endpoint.
-   The lease outlives the token call's own timeout, so a holder that hangs or is killed loses it only
-   after its call could no longer succeed; the next process then takes it over.
+   The lease outlives the token call's own timeout and is renewed while the holder works, so only a
+   holder that was killed loses it (after one lease period); the next process then takes it over.
 2. **Re-read.** Whoever gets the lease re-reads the row first. If the access token changed while it
    waited (another task or process refreshed, or a re-login), it uses that row and does not refresh.
 3. **Compare-and-set.** New tokens are committed with ``update_tokens(..., expected_refresh_token=old)``
@@ -29,6 +29,7 @@ from tray.errors import (
     AccountNotFoundError,
     AuthFileError,
     PermanentRefreshError,
+    PoolError,
     TransientRefreshError,
 )
 from tray.models import Account, AccountState, Clock, EventSink, NeedsLogin, TokenSet
@@ -126,10 +127,22 @@ class Refresher:
             if time.monotonic() > deadline:
                 raise TransientRefreshError(f"Another process is still refreshing {seen.name}")
             await asyncio.sleep(self._poll)
+        heartbeat = asyncio.ensure_future(self._keep_lease(key, owner))
         try:
             return await self._refresh_holding_lease(seen, force)
         finally:
+            heartbeat.cancel()
             await asyncio.to_thread(self._store.release_lease, key, owner)
+
+    async def _keep_lease(self, key: str, owner: str) -> None:
+        """Renew the lease while we work, so a slow store or file write cannot let it lapse between
+        redeeming the refresh token and committing its successor. A killed process stops renewing."""
+        while True:
+            await asyncio.sleep(self.lease_ttl / 3)
+            try:
+                await asyncio.to_thread(self._store.acquire_lease, key, owner, self.lease_ttl)
+            except PoolError as exc:
+                log.warning("Could not renew the refresh lease: %s", exc)
 
     async def _refresh_holding_lease(self, seen: Account, force: bool) -> Account:
         current = await self._reread(seen)
