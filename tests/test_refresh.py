@@ -344,3 +344,13 @@ def test_kill_9_while_holding_the_lease_recovers(
     assert fresh.tokens.expires_at > time.time() + 3000
     assert (fake.refresh_grants, fake.reuse_attempts) == (1, 0)
     assert fake.abandoned == 1  # the killed process's call never redeemed the token
+
+
+def test_account_removed_meanwhile_is_a_transient_error(
+    store: Store, fake: FakeAuth, server: ServerThread
+) -> None:
+    account = add(store, fake)
+    store.remove(account.id)
+    with pytest.raises(TransientRefreshError, match="removed"):
+        refreshing(store, server.url, lambda r: r.ensure_fresh(account))
+    assert fake.refresh_attempts == 0

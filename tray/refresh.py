@@ -26,7 +26,6 @@ from typing import Protocol
 from tray.authfiles import PrimarySync
 from tray.claims import decode_payload, identity_and_meta
 from tray.errors import (
-    AccountNotFoundError,
     AuthFileError,
     PermanentRefreshError,
     PoolError,
@@ -168,7 +167,7 @@ class Refresher:
     async def _reread(self, seen: Account) -> Account:
         current = await asyncio.to_thread(self._store.get, seen.id)
         if current is None:
-            raise AccountNotFoundError(f"Account {seen.name} was removed")
+            raise TransientRefreshError(f"Account {seen.name} was removed from the pool")
         if current.state is AccountState.NEEDS_LOGIN:
             reason = current.state_reason or "needs login"
             raise PermanentRefreshError(f"{current.name} needs a new login ({reason})", reason)
@@ -199,7 +198,7 @@ class Refresher:
             self._store.clear_usage(current.id)
         updated = self._store.get(current.id)
         if updated is None:
-            raise AccountNotFoundError(f"Account {current.name} was removed")
+            raise TransientRefreshError(f"Account {current.name} was removed from the pool")
         if updated.primary and self._sync is not None and updated.tokens.refresh_token != old:
             try:
                 self._sync.write_back(updated)
