@@ -18,7 +18,7 @@ _SLOTS = (("primary", "primary_window"), ("secondary", "secondary_window"))
 _RESET_KEYS = ("resets_at",)  # limit-level keys that describe one blocked episode only
 
 
-def _number(value: object) -> float | None:
+def to_number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -74,14 +74,14 @@ def payload_from_headers(headers: Mapping[str, str], now: float) -> dict[str, An
     h = lower_headers(headers)
     windows: dict[str, dict[str, float]] = {}
     for slot, key in _SLOTS:
-        used = _number(h.get(f"x-codex-{slot}-used-percent"))
+        used = to_number(h.get(f"x-codex-{slot}-used-percent"))
         if used is None:
             continue
         windows[key] = _build_window(
             used,
-            _number(h.get(f"x-codex-{slot}-window-minutes")),
-            _number(h.get(f"x-codex-{slot}-reset-at")),
-            _number(h.get(f"x-codex-{slot}-reset-after-seconds")),
+            to_number(h.get(f"x-codex-{slot}-window-minutes")),
+            to_number(h.get(f"x-codex-{slot}-reset-at")),
+            to_number(h.get(f"x-codex-{slot}-reset-after-seconds")),
             now,
         )
     return _served(windows, h.get("x-codex-plan-type"))
@@ -102,16 +102,16 @@ def payload_from_event(event: Mapping[str, Any], now: float | None = None) -> di
         windows: dict[str, dict[str, float]] = {}
         for slot, key in _SLOTS:
             raw = limits.get(slot)
-            used = _number(raw.get("used_percent")) if isinstance(raw, Mapping) else None
+            used = to_number(raw.get("used_percent")) if isinstance(raw, Mapping) else None
             if not isinstance(raw, Mapping) or used is None:
                 continue
-            minutes = _number(raw.get("window_minutes"))
-            if minutes is None and (seconds := _number(raw.get("limit_window_seconds"))) is not None:
+            minutes = to_number(raw.get("window_minutes"))
+            if minutes is None and (seconds := to_number(raw.get("limit_window_seconds"))) is not None:
                 minutes = seconds / 60.0
-            after = _number(raw.get("reset_after_seconds"))
+            after = to_number(raw.get("reset_after_seconds"))
             if after is None:
-                after = _number(raw.get("resets_in_seconds"))
-            windows[key] = _build_window(used, minutes, _number(raw.get("reset_at")), after, now)
+                after = to_number(raw.get("resets_in_seconds"))
+            windows[key] = _build_window(used, minutes, to_number(raw.get("reset_at")), after, now)
         return _served(windows, event.get("plan_type"))
     except Exception:
         return None
@@ -145,10 +145,10 @@ def body_reset(error: Mapping[str, Any] | None, now: float) -> float | None:
     """When a usage-limit 429 body says the limit lifts: ``resets_at``, else ``now + resets_in_seconds``."""
     if error is None:
         return None
-    at = _number(error.get("resets_at"))
+    at = to_number(error.get("resets_at"))
     if at is not None:
         return at
-    after = _number(error.get("resets_in_seconds"))
+    after = to_number(error.get("resets_in_seconds"))
     return None if after is None else now + max(0.0, after)
 
 
@@ -179,7 +179,7 @@ def payload_from_429(headers: Mapping[str, str], body: bytes, now: float) -> dic
 
 
 def _span(window: object) -> float | None:
-    return _number(window.get("limit_window_seconds")) if isinstance(window, Mapping) else None
+    return to_number(window.get("limit_window_seconds")) if isinstance(window, Mapping) else None
 
 
 def merge_payload(
@@ -207,7 +207,7 @@ def merge_payload(
             continue
         if _span(window) in new_spans:
             del limit[key]
-        elif now is not None and (at := _number(window.get("reset_at"))) is not None:
+        elif now is not None and (at := to_number(window.get("reset_at"))) is not None:
             limit[key] = {**window, "reset_after_seconds": max(0.0, at - now)}
     limit.update(new_limit)
     merged["rate_limit"] = limit
