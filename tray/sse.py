@@ -9,6 +9,7 @@ stream error worth failing over for (``server_is_overloaded``, usage limits).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,10 +88,15 @@ def parse_event(raw: bytes) -> SSEEvent:
 
 
 class SSEParser:
-    """Feed byte chunks, get complete events back; partial events wait for more bytes."""
+    """Feed byte chunks, get complete events back; partial events wait for more bytes.
 
-    def __init__(self) -> None:
+    ``want(raw)`` may say which events are worth decoding; the others come back with only their
+    bytes (``type``/``data`` None), which keeps a pass-through observer cheap.
+    """
+
+    def __init__(self, want: Callable[[bytes], bool] | None = None) -> None:
         self._buffer = b""
+        self._want = want
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         self._buffer += chunk
@@ -100,7 +106,10 @@ class SSEParser:
             if split is None:
                 break
             raw, self._buffer = split
-            events.append(parse_event(raw))
+            if self._want is None or self._want(raw):
+                events.append(parse_event(raw))
+            else:
+                events.append(SSEEvent(raw=raw, type=None, data=None))
         return events
 
     def flush(self) -> SSEEvent | None:

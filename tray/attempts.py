@@ -1,0 +1,284 @@
+"""One attempt of one request on one account, and how its outcome is classified.
+
+:meth:`Attempt.run` returns the client's answer (a committed :class:`Relay` or a buffered response)
+or a :class:`Failure` that sends the pipeline on to the next candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from starlette.responses import Response
+
+from tray import planner
+from tray.errors import PermanentRefreshError, TransientRefreshError
+from tray.models import Account, AccountState, Cooldown, Decision, NeedsLogin
+from tray.pooled import Failure
+from tray.quota import UsageView
+from tray.relay import EarlyFailure, Opened, Relay, is_event_stream, open_stream
+from tray.shaping import TURN_STATE, client_headers, error_body, openai_model_list, upstream_headers
+from tray.sse import SSEParser, completed_response
+
+if TYPE_CHECKING:
+    from tray.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+ERROR_BODY_LIMIT = 64 * 1024  # bytes of a failed answer read for its error details
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A client request, read once; every attempt rebuilds its own body from ``obj``/``body``."""
+
+    route: str  # "responses", "compact", "models", "v1.responses", "v1.models"
+    method: str
+    path: str  # below upstream-url, e.g. "/codex/responses"
+    query: str
+    headers: tuple[tuple[str, str], ...]  # the client's, names lower-case
+    body: bytes
+    obj: dict[str, Any] | None  # the JSON object of the body, when it is one
+    mode: str = "stream"  # "stream" | "aggregate" (non-streaming /v1) | "models" (/v1/models)
+    defaults: tuple[tuple[str, str], ...] = ()  # headers added when the client sent none
+    turn_state: str | None = None
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+def _is_html(response: httpx.Response) -> bool:
+    return "html" in response.headers.get("content-type", "").lower()
+
+
+@dataclass
+class Attempt:
+    pipe: Pipeline
+    inc: Incoming
+    plan: planner.Plan
+    account: Account
+    view: UsageView | None
+    reason: str
+    fast_note: str | None = None
+    fast_on: bool = False
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    async def run(self) -> Response | Failure:
+        pipe = self.pipe
+        try:
+            self.account = await pipe.refresher.ensure_fresh(self.account)
+        except PermanentRefreshError as exc:
+            return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})")
+        except TransientRefreshError as exc:
+            return Failure("refresh failed", str(exc))
+        response = await self._send()
+        if isinstance(response, Failure):
+            return response
+        if response.status_code == 401:
+            await response.aclose()
+            try:
+                self.account = await pipe.refresher.ensure_fresh(self.account, force=True)
+            except PermanentRefreshError as exc:
+                return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})", 401)
+            except TransientRefreshError as exc:
+                return Failure("refresh failed", str(exc), 401)
+            response = await self._send()
+            if isinstance(response, Failure):
+                return response
+            if response.status_code == 401:
+                await response.aclose()
+                return self._durable_401()
+        return await self._classify(response)
+
+    async def _send(self) -> httpx.Response | Failure:
+        pipe, inc = self.pipe, self.inc
+        body, self.fast_on, self.fast_note = planner.attempt_body(inc, self.account, self.view, self.plan,
+                                                                  pipe.settings(), pipe.clock())
+        owner = pipe.health.turn_owner(inc.turn_state)
+        headers = upstream_headers(
+            inc.headers,
+            access_token=self.account.tokens.access_token,
+            chatgpt_account_id=self.account.identity.chatgpt_account_id,
+            turn_state=inc.turn_state if owner == self.account.id else None,
+            defaults=dict(inc.defaults),
+        )
+        url = pipe.settings().upstream_url.rstrip("/") + inc.path
+        request = pipe.http.build_request(
+            inc.method, url, params=inc.query or None, headers=headers,
+            content=body if inc.method not in ("GET", "HEAD") else None,
+        )
+        try:
+            return await pipe.http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            return self._cool(planner.failure_cooldown(self.account.id, "timeout", 0, pipe.clock()),
+                              Failure("timeout", f"{self.account.name}: {type(exc).__name__}"))
+        except httpx.HTTPError as exc:
+            return self._cool(planner.failure_cooldown(self.account.id, "transport", 0, pipe.clock()),
+                              Failure("transport error", f"{self.account.name}: {type(exc).__name__}"))
+
+    def _cool(self, cooldown: Cooldown, failure: Failure) -> Failure:
+        self.pipe.store.set_cooldown(cooldown)
+        log.info("%s: %s; cooling down until %.0f (%s)", self.account.name, failure.label,
+                 cooldown.until, cooldown.source)
+        return Failure(failure.label, failure.message, failure.status, cooldown.until)
+
+    def _durable_401(self) -> Failure:
+        reason = "still unauthorized after a token refresh"
+        self.pipe.store.set_state(self.account.id, AccountState.NEEDS_LOGIN, reason)
+        log.warning("Account %s needs a new login: %s", self.account.name, reason)
+        self.pipe._emit(NeedsLogin(account_id=self.account.id, name=self.account.name, reason=reason))
+        return Failure("401", f"{self.account.name}: {reason}", 401)
+
+    async def _classify(self, response: httpx.Response) -> Response | Failure:
+        status = response.status_code
+        self.response_headers = {k.lower(): v for k, v in response.headers.items()}
+        if status == 429:
+            body = await _read_some(response)
+            if planner.is_entitlement_error(body):
+                log.info("%s: plan does not include Codex; passing the answer on", self.account.name)
+                return self._buffered(status, body)
+            self.pipe.quota.observe_429(self.account, self.response_headers, body)
+            cooldown = planner.cooldown_after_429(self.account.id, self.response_headers, body,
+                                                  self.pipe.quota.view(self.account.id, self.pipe.clock()),
+                                                  self.pipe.clock())
+            label = "usage limit" if b"usage_limit" in body else "429"
+            return self._cool(cooldown, Failure(label, f"{self.account.name}: HTTP 429", 429))
+        if status >= 500 or (status == 403 and _is_html(response)):
+            await _read_some(response)
+            kind = "5xx" if status >= 500 else "html 403"
+            cooldown = planner.failure_cooldown(self.account.id, kind, status, self.pipe.clock())
+            return self._cool(cooldown, Failure(kind, f"{self.account.name}: HTTP {status}", status))
+        if not 200 <= status < 300:
+            return self._relay(Opened(response, response.aiter_bytes()), status)
+        if self.inc.mode == "models":
+            return await self._models(response)
+        opened = await open_stream(response)
+        if isinstance(opened, EarlyFailure):
+            return self._early(opened)
+        if self.inc.mode == "aggregate" and is_event_stream(response):
+            return await self._aggregate(opened)
+        return self._relay(opened, status)
+
+    def _early(self, early: EarlyFailure) -> Failure:
+        now = self.pipe.clock()
+        if early.kind == "usage_limit" and early.error is not None:
+            payload = json.dumps({"error": early.error.payload}).encode()
+            self.pipe.quota.observe_429(self.account, {}, payload)
+            cooldown = planner.cooldown_after_429(self.account.id, {}, payload,
+                                                  self.pipe.quota.view(self.account.id, now), now)
+            return self._cool(cooldown, Failure("usage limit", f"{self.account.name}: {early.message}", 200))
+        kind = "overloaded" if early.kind == "overloaded" else "stream ended"
+        cooldown = planner.failure_cooldown(self.account.id, early.kind, 200, now)
+        return self._cool(cooldown, Failure(kind, f"{self.account.name}: {early.message}", 200))
+
+    def _relay(self, opened: Opened, status: int) -> Response:
+        headers = client_headers(opened.response.headers.multi_items())
+        parser = SSEParser(want=lambda raw: b"codex.rate_limits" in raw)
+        account = self.account
+
+        def watch(chunk: bytes) -> None:
+            for event in parser.feed(chunk):
+                if event.type == "codex.rate_limits" and isinstance(event.data, dict):
+                    self.pipe.background(partial(self.pipe.quota.observe_event, account, event.data))
+
+        def ended(completed: bool) -> None:
+            if not completed:
+                log.warning("answer from %s was cut off mid-stream", account.name)
+
+        return Relay(opened, status, headers, on_chunk=watch, on_end=ended)
+
+    def _buffered(self, status: int, body: bytes, media: str = "application/json") -> Response:
+        headers = dict(client_headers(self.response_headers.items()))
+        headers.pop("content-type", None)
+        return Response(body, status_code=status, headers=headers, media_type=media)
+
+    async def _models(self, response: httpx.Response) -> Response:
+        try:
+            raw = await response.aread()
+        finally:
+            await response.aclose()
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
+        body = json.dumps(openai_model_list(payload)).encode()
+        return Response(body, status_code=200, media_type="application/json")
+
+    async def _aggregate(self, opened: Opened) -> Response:
+        """Non-streaming ``/v1/responses``: read the whole answer, return its final object."""
+        parser = opened.parser
+        final: dict[str, Any] | None = None
+        events = list(opened.events)
+        try:
+            async for chunk in opened.chunks:
+                events += parser.feed(chunk)
+        except httpx.HTTPError as exc:
+            log.warning("answer from %s was cut off (%s)", self.account.name, type(exc).__name__)
+        finally:
+            await opened.response.aclose()
+        tail = parser.flush()
+        events += [tail] if tail is not None else []
+        for event in events:
+            if event.type == "codex.rate_limits" and isinstance(event.data, dict):
+                self.pipe.quota.observe_event(self.account, event.data)
+            found = completed_response(event)
+            if found is not None:
+                final = found
+        if final is None:
+            message = "The Codex backend ended the answer before it was complete."
+            return Response(json.dumps(error_body(message, "incomplete_stream")), 502,
+                            media_type="application/json")
+        if final.get("status") == "failed":
+            err = final.get("error") or {"message": "The response failed.", "code": "response_failed"}
+            return Response(json.dumps({"error": err}), 502, media_type="application/json")
+        return Response(json.dumps(final), 200, media_type="application/json")
+
+    # ---- after commit ----------------------------------------------------------------------------
+
+    def decision(self, status: int, latency_ms: float) -> Decision:
+        now = self.pipe.clock()
+        age = self.view.age(now) if self.view is not None and self.view.usable else None
+        return Decision(at=now, account_id=self.account.id, account_name=self.account.name,
+                        reason=self.reason, scores=tuple(self.plan.scores), fast_note=self.fast_note,
+                        cache_age=age, status=status, latency_ms=latency_ms, route=self.inc.route)
+
+    def after_commit(self, status: int) -> Callable[[], None]:
+        """In-memory updates now; returns the store writes to run off the loop."""
+        account, headers, pipe = self.account, self.response_headers, self.pipe
+        turn = headers.get(TURN_STATE)
+        if turn:
+            pipe.health.issued(turn, account.id)
+        ok = 200 <= status < 300
+        if ok:
+            pipe.routing.succeeded(self.inc, self.plan, account, self.fast_on)
+
+        def write() -> None:
+            pipe.quota.observe_headers(account, headers)
+            if ok:
+                pipe.store.clear_cooldown(account.id)
+                planner.record_touches(pipe.store, pipe.settings(), account, self.view, pipe.clock())
+
+        return write
+
+
+async def _read_some(response: httpx.Response) -> bytes:
+    """Up to :data:`ERROR_BODY_LIMIT` bytes of an error answer, then close it."""
+    data = b""
+    try:
+        async for chunk in response.aiter_bytes():
+            data += chunk
+            if len(data) >= ERROR_BODY_LIMIT:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        await response.aclose()
+    return data[:ERROR_BODY_LIMIT]

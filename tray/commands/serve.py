@@ -1,0 +1,78 @@
+"""``codex-pool serve [--host H] [--port N]``: run the proxy headless in the foreground.
+
+Logs go to stderr (never a secret); the proxy URL is printed on stdout; SIGINT/SIGTERM stop it
+cleanly. Config problems are printed as one warning listing each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from tray.engine import Engine
+from tray.models import ConfigInvalid, Event
+from tray.paths import resolve_paths
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "serve",
+        help="run the proxy headless in the foreground",
+        description="Run the codex-pool proxy without the tray; stop it with Ctrl+C.",
+    )
+    parser.add_argument("--host", help="address to listen on (default: 'host' in config.toml)")
+    parser.add_argument("--port", type=int, help="port (default: 'port' in config.toml; 0 = any free port)")
+    parser.set_defaults(func=run)
+
+
+def print_event(event: Event) -> None:
+    """Headless notifications: one line (or one warning listing each config problem) on stderr."""
+    if isinstance(event, ConfigInvalid):
+        lines = "\n".join(f"  - {p}" for p in event.problems)
+        print(f"codex-pool: warning: problems in {event.path}:\n{lines}", file=sys.stderr, flush=True)
+    else:
+        logging.getLogger("tray").warning("%s", event)
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("tray").setLevel(level.upper())
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging("info")
+    engine = Engine(resolve_paths(), events=print_event, host=args.host, port=args.port)
+    logging.getLogger("tray").setLevel(engine.config.log_level.upper())
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            url = engine.start()
+        except BaseException:
+            engine.stop()
+            raise
+        print(f"codex-pool proxy listening on {url}", flush=True)
+        print(f"  Codex CLI base_url: {url}/backend-api/codex   OpenAI clients: {url}/v1", flush=True)
+        while not stop.wait(0.5):
+            if engine.server is None or not engine.server.thread.is_alive():
+                print("codex-pool: the proxy stopped unexpectedly", file=sys.stderr)
+                return 1
+        print("codex-pool: stopping", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        engine.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

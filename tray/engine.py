@@ -1,0 +1,255 @@
+"""One running codex-pool proxy, wired: config, store, upstream clients, token refresh, quota
+service, the proxy routes, the management API and UI, and the server thread.
+
+``Engine(paths).start()`` returns the proxy URL; ``stop()`` ends it. The tray app and ``serve`` both
+run one. Public attributes the management API and the GUI read: ``paths``, ``store``, ``config``
+(the current :class:`~tray.config.Config`), ``loaded`` (with its problems), ``url``, ``ui_url``,
+``api_key``, ``ui_token``, ``login`` (the login service, when available), ``reload_config()`` and
+``submit(coro)`` (run a coroutine on the proxy's loop from any thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import importlib
+import json
+import logging
+import os
+import time
+from collections.abc import Coroutine
+from importlib import resources
+from typing import Any, TypeVar
+
+import httpx
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from tray import authfiles
+from tray.access import AccessPolicy
+from tray.config import Config, LoadedConfig, load_config
+from tray.errors import PoolError, ServerError
+from tray.models import Clock, ConfigInvalid, Event, EventSink
+from tray.oauth import OAuthClient
+from tray.paths import Paths, api_key, ui_token, write_secret
+from tray.pipeline import Pipeline
+from tray.proxy import OriginGuard, ProxyRoutes, build_app
+from tray.quotaservice import QuotaService
+from tray.refresh import Refresher
+from tray.server import ServerThread
+from tray.store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CONFIG_WATCH_INTERVAL = 1.0  # seconds between config.toml mtime checks
+UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=30.0)
+UPSTREAM_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=60.0)
+
+
+def _log_event(event: Event) -> None:
+    log.warning("%s", event)
+
+
+class Engine:
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        clock: Clock = time.time,
+        events: EventSink | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        import_primary: bool = True,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.paths = paths.ensure()
+        self.clock = clock
+        self.events: EventSink = events or _log_event
+        self._transport = transport
+        self._host, self._port = host, port
+        self._import_primary = import_primary
+        self._environ = environ
+        self.loaded: LoadedConfig = load_config(paths.config_file)
+        self._mtime = self._config_mtime()
+        self._report(self.loaded)
+        self.store = Store.open(paths.db_file, clock, backup_dir=paths.backup_dir)
+        self.api_key = api_key(paths)
+        self.ui_token = ui_token(paths)
+        self.login: Any = None
+        self.server: ServerThread | None = None
+        self.pipeline: Pipeline | None = None
+        self.quota: QuotaService | None = None
+        self.refresher: Refresher | None = None
+        self.http: httpx.AsyncClient | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    # ---- config --------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        return self.loaded.config
+
+    @property
+    def host(self) -> str:
+        return self._host or self.config.host
+
+    def _config_mtime(self) -> float | None:
+        try:
+            return self.paths.config_file.stat().st_mtime
+        except OSError:
+            return None
+
+    def _report(self, loaded: LoadedConfig) -> None:
+        if loaded.problems:
+            self.events(ConfigInvalid(path=str(loaded.path), problems=tuple(loaded.problems)))
+
+    def reload_config(self) -> LoadedConfig:
+        """Re-read config.toml and apply it to the next request (host/port apply on restart)."""
+        old = self.loaded.config
+        self.loaded = load_config(self.paths.config_file)
+        self._mtime = self._config_mtime()
+        self._report(self.loaded)
+        new = self.loaded.config
+        if self.server is not None and (new.host, new.port, new.allow_remote) != (
+            old.host, old.port, old.allow_remote
+        ):
+            log.warning("The new host/port settings take effect when codex-pool restarts.")
+        logging.getLogger("tray").setLevel(new.log_level.upper())
+        return self.loaded
+
+    async def _watch_config(self) -> None:
+        while True:
+            await asyncio.sleep(CONFIG_WATCH_INTERVAL)
+            if self._config_mtime() != self._mtime:
+                await asyncio.to_thread(self.reload_config)
+
+    # ---- addresses -----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self.server is None:
+            raise ServerError("The proxy is not running.")
+        return self.server.url
+
+    @property
+    def ui_url(self) -> str:
+        return f"{self.url}/ui/#token={self.ui_token}"
+
+    def policy(self) -> AccessPolicy:
+        port = self.server.port if self.server is not None else (self._port or self.config.port)
+        return AccessPolicy(port=port, bind_host=self.host, allow_remote=self.config.allow_remote)
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def _build(self) -> list[BaseRoute]:
+        http = httpx.AsyncClient(timeout=UPSTREAM_TIMEOUT, limits=UPSTREAM_LIMITS, transport=self._transport,
+                                 follow_redirects=False, trust_env=False)
+        self.http = http
+        oauth = OAuthClient(http, self.config.auth_url, self.clock)
+        sync = authfiles.PrimarySync(self.store, self.clock, self._environ)
+        self.refresher = Refresher(self.store, oauth, sync, self.clock, self.events)
+        self.quota = QuotaService(self.store, http, lambda: self.config.upstream_url, clock=self.clock,
+                                  events=self.events, low_percent=lambda: self.config.quota_low_percent)
+        self.pipeline = Pipeline(store=self.store, quota=self.quota, refresher=self.refresher, http=http,
+                                 settings=lambda: self.config, clock=self.clock, events=self.events)
+        self.login = self._login_service(oauth)
+        extra: list[BaseRoute] = []
+        with contextlib.suppress(ModuleNotFoundError):
+            api = importlib.import_module("tray.api")
+            extra += list(api.build_routes(self))
+        ui_dir = resources.files("tray") / "ui"
+        if ui_dir.is_dir():
+            static = StaticFiles(directory=str(ui_dir), html=True)
+            extra.append(Mount("/ui", app=OriginGuard(static, self.policy), name="ui"))
+        return extra
+
+    def _login_service(self, oauth: OAuthClient) -> Any:
+        try:
+            login = importlib.import_module("tray.login")
+        except ModuleNotFoundError:
+            return None
+        try:
+            return login.LoginService(self.store, oauth, clock=self.clock, events=self.events)
+        except TypeError:
+            log.info("login service not wired: unexpected constructor")
+            return None
+
+    def start(self) -> str:
+        """Start the proxy thread; returns its URL. Raises :class:`ServerError` (port in use...)."""
+        if self.server is not None:
+            return self.url
+        if self._import_primary and not self.store.accounts():
+            try:
+                authfiles.import_primary(self.store, self.clock, self._environ)
+            except PoolError as exc:
+                log.warning("Could not import your Codex/opencode login: %s", exc)
+        extra = self._build()
+        routes = ProxyRoutes(self.pipeline, api_key=lambda: self.api_key, policy=self.policy,  # type: ignore[arg-type]
+                             max_body=lambda: self.config.max_body_bytes)
+        app = build_app(routes, extra)
+        port = self.config.port if self._port is None else self._port
+        self.server = ServerThread(app, self.host, port, allow_remote=self.config.allow_remote,
+                                   on_start=self._on_start, on_stop=self._on_stop)
+        try:
+            self.server.start()
+        except PoolError:
+            self.server = None
+            raise
+        self._write_instance()
+        log.info("codex-pool proxy listening on %s", self.url)
+        return self.url
+
+    async def _on_start(self) -> None:
+        assert self.quota is not None
+        self.quota.start()
+        self._watch = asyncio.ensure_future(self._watch_config())
+
+    async def _on_stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        if self.quota is not None:
+            await self.quota.stop()
+        if self.pipeline is not None:
+            await self.pipeline.drain()
+        if self.http is not None:
+            await self.http.aclose()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coro`` on the proxy's event loop (from any thread)."""
+        if self.server is None:
+            coro.close()
+            raise ServerError("The proxy is not running.")
+        return self.server.submit(coro)
+
+    def stop(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop()
+            self._remove_instance()
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- instance file -------------------------------------------------------------------------
+
+    def _write_instance(self) -> None:
+        data = {"pid": os.getpid(), "url": self.url, "ui_url": self.ui_url, "started_at": self.clock()}
+        write_secret(self.paths.instance_file, json.dumps(data) + "\n")
+
+    def _remove_instance(self) -> None:
+        try:
+            data = json.loads(self.paths.instance_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and data.get("pid") == os.getpid():
+            self.paths.instance_file.unlink(missing_ok=True)

@@ -1,0 +1,185 @@
+"""One proxied request: pick accounts, try them in order, fail over before the first byte.
+
+``Pipeline.handle`` runs the request path of docs/architecture.md: candidates from the store, usage
+views, the pure ranking, then per candidate a proactive refresh, an attempt with that account's
+credentials (fast mode decided per attempt), and the classification of what came back. 401 gets one
+forced refresh and retry; 429, 5xx, HTML 403, transport errors and early in-stream failures move to
+the next candidate with a cooldown; anything else is the client's answer. Bookkeeping after a
+committed answer (cooldown cleared, affinity, dormant touches, decision log) never delays its bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from starlette.responses import Response
+
+from tray import attempts, planner, pooled
+from tray.attempts import Incoming
+from tray.errors import PoolError
+from tray.models import Account, Clock, Decision, EventSink, PoolAvailable, PoolExhausted
+from tray.pooled import Failure
+from tray.quotaservice import QuotaService
+from tray.store import Store
+
+log = logging.getLogger(__name__)
+
+TURN_STATES_KEPT = 10_000
+
+
+class FreshTokens(Protocol):
+    async def ensure_fresh(self, account: Account, *, force: bool = False) -> Account: ...
+
+
+@dataclass
+class PoolHealth:
+    """Per-process memory of whether the last request found the pool exhausted."""
+
+    exhausted: bool = False
+    turn_states: OrderedDict[str, int] = field(default_factory=OrderedDict)
+
+    def turn_owner(self, value: str | None) -> int | None:
+        return None if value is None else self.turn_states.get(value)
+
+    def issued(self, value: str, account_id: int) -> None:
+        self.turn_states[value] = account_id
+        self.turn_states.move_to_end(value)
+        while len(self.turn_states) > TURN_STATES_KEPT:
+            self.turn_states.popitem(last=False)
+
+
+class Pipeline:
+    """Routes requests over the pool; one per engine (affinity and turn states are per process)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        quota: QuotaService,
+        refresher: FreshTokens,
+        http: httpx.AsyncClient,
+        settings: Callable[[], Any],
+        clock: Clock,
+        events: EventSink | None = None,
+    ) -> None:
+        self.store = store
+        self.quota = quota
+        self.refresher = refresher
+        self.http = http
+        self.settings = settings
+        self.clock = clock
+        self.events = events
+        self.health = PoolHealth()
+        self.routing = planner.Router(store, settings, clock)
+        self._bookkeeping: set[asyncio.Task[None]] = set()
+
+    async def handle(self, inc: Incoming) -> Response:
+        started = time.perf_counter()
+        now = self.clock()
+        accounts = self.store.routable(now)
+        if not accounts:
+            return self._nothing_routable(inc, now, [], started)
+        self.quota.touch(accounts, now)
+        views = await self.quota.prepare(accounts, now)
+        plan = self.routing.plan(inc, accounts, views, now, self.health.turn_owner(inc.turn_state))
+        failures: list[Failure] = []
+        reason = plan.reason
+        for account in plan.order:
+            attempt = attempts.Attempt(self, inc, plan, account, views.get(account.id), reason)
+            outcome = await attempt.run()
+            if isinstance(outcome, Failure):
+                failures.append(outcome)
+                reason = f"failover after {outcome.label} on {account.name}"
+                continue
+            self._committed(attempt, outcome.status_code, started)
+            return outcome
+        return self._nothing_routable(inc, self.clock(), failures, started, plan.scores)
+
+    # ---- after the answer ----------------------------------------------------------------------
+
+    def _committed(self, attempt: attempts.Attempt, status: int, started: float) -> None:
+        latency = (time.perf_counter() - started) * 1000.0
+        if 200 <= status < 300 and self.health.exhausted:
+            self.health.exhausted = False
+            self._emit(PoolAvailable())
+        decision = attempt.decision(status, latency)
+        work = attempt.after_commit(status)
+
+        def write() -> None:
+            work()
+            self.store.record_decision(decision)
+
+        self.background(write)
+
+    def background(self, fn: Callable[[], object]) -> None:
+        """Run short blocking store writes off the event loop, after the answer started."""
+
+        async def run() -> None:
+            try:
+                await asyncio.to_thread(fn)
+            except PoolError as exc:
+                log.warning("bookkeeping after a request failed: %s", exc)
+
+        task = asyncio.ensure_future(run())
+        self._bookkeeping.add(task)
+        task.add_done_callback(self._bookkeeping.discard)
+
+    async def drain(self) -> None:
+        if self._bookkeeping:
+            await asyncio.gather(*self._bookkeeping, return_exceptions=True)
+
+    def _emit(self, event: Any) -> None:
+        if self.events is not None:
+            try:
+                self.events(event)
+            except Exception:
+                log.exception("event sink failed")
+
+    # ---- nothing could serve ---------------------------------------------------------------------
+
+    def _nothing_routable(
+        self,
+        inc: Incoming,
+        now: float,
+        failures: list[Failure],
+        started: float,
+        scores: tuple[Any, ...] = (),
+    ) -> Response:
+        latency = (time.perf_counter() - started) * 1000.0
+        response, reason = pooled.pooled_error(self.store, now, failures)
+        if response.status_code == 429 and not self.health.exhausted:
+            self.health.exhausted = True
+            soonest = pooled.soonest_reset(self.store, now)
+            self._emit(PoolExhausted(soonest_reset=soonest))
+        decision = Decision(
+            at=now,
+            account_id=None,
+            account_name=None,
+            reason=reason,
+            scores=tuple(scores),
+            fast_note=None,
+            cache_age=None,
+            status=response.status_code,
+            latency_ms=latency,
+            route=inc.route,
+        )
+        self.background(lambda: self.store.record_decision(decision))
+        log.info("%s %s: %s (%d)", inc.method, inc.route, reason, response.status_code)
+        return response
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(payload, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,149 @@
+"""Moving one upstream response to the client.
+
+:func:`open_stream` reads an SSE answer only up to its first real output event, so an error event
+that arrives before any output (``server_is_overloaded``, a usage limit) can still fail over to the
+next account. :class:`Relay` then sends the held bytes and every later chunk as it arrives, unbuffered
+and byte for byte. If upstream drops the connection after output started, the client's connection
+is dropped too: a truncated answer must never look complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import httpx
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from tray.sse import SSEEvent, SSEParser, StreamError, is_output, stream_error
+
+log = logging.getLogger(__name__)
+
+FAILOVER_KINDS = frozenset({"overloaded", "usage_limit"})
+
+
+@dataclass
+class Opened:
+    """An SSE answer whose first output event has arrived (or a non-SSE answer, ``held`` empty)."""
+
+    response: httpx.Response
+    chunks: AsyncIterator[bytes]
+    held: list[bytes] = field(default_factory=list)
+    events: list[SSEEvent] = field(default_factory=list)  # the events parsed before the commit
+    parser: SSEParser = field(default_factory=SSEParser)  # holds any partial event after them
+
+
+@dataclass(frozen=True)
+class EarlyFailure:
+    """The stream failed before any output: fail over."""
+
+    kind: str  # "overloaded", "usage_limit", "ended", "transport"
+    message: str
+    error: StreamError | None = None
+
+
+def is_event_stream(response: httpx.Response) -> bool:
+    content_type = str(response.headers.get("content-type", ""))
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+
+async def open_stream(response: httpx.Response) -> Opened | EarlyFailure:
+    """Read ``response`` (2xx) until its first output event; close it and report on early failure."""
+    chunks = response.aiter_bytes()
+    if not is_event_stream(response):
+        return Opened(response, chunks)
+    opened = Opened(response, chunks)
+    parser = opened.parser
+    try:
+        async for chunk in chunks:
+            opened.held.append(chunk)
+            for event in parser.feed(chunk):
+                opened.events.append(event)
+                err = stream_error(event)
+                if err is not None and err.kind in FAILOVER_KINDS:
+                    await response.aclose()
+                    return EarlyFailure(err.kind, err.message or err.code or err.kind, err)
+                if err is not None or is_output(event):
+                    return opened
+    except httpx.HTTPError as exc:
+        await response.aclose()
+        return EarlyFailure("transport", f"stream broke before any output ({type(exc).__name__})")
+    await response.aclose()
+    return EarlyFailure("ended", "stream ended before any output")
+
+
+class Relay(Response):
+    """ASGI response streaming an :class:`Opened` answer; ``on_chunk`` sees every chunk (to watch
+    ``codex.rate_limits`` events), ``on_end(completed)`` runs once at the end."""
+
+    def __init__(
+        self,
+        opened: Opened,
+        status: int,
+        headers: list[tuple[str, str]],
+        *,
+        on_chunk: Callable[[bytes], None] | None = None,
+        on_end: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.opened = opened
+        self.status_code = status
+        self.raw_list = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        self.background = None
+        self.on_chunk = on_chunk
+        self.on_end = on_end
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        completed = False
+        pump = asyncio.ensure_future(self._pump(send, self.raw_list))
+        watch = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            done, _ = await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if pump in done:
+                completed = pump.result()
+            else:
+                log.info("client went away mid-stream; closing the upstream answer")
+        finally:
+            for task in (pump, watch):
+                task.cancel()
+            for task in (pump, watch):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await self.opened.response.aclose()
+            if self.on_end is not None:
+                self.on_end(completed)
+
+    async def _pump(self, send: Send, raw_headers: list[tuple[bytes, bytes]]) -> bool:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": raw_headers})
+        for chunk in self.opened.held:
+            self._observe(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        try:
+            async for chunk in self.opened.chunks:
+                self._observe(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.HTTPError as exc:
+            # Returning without the final body message makes the server cut the connection, so the
+            # client sees a broken stream rather than a short but "complete" one.
+            log.warning("upstream stream dropped after output started (%s); passing the drop on",
+                        type(exc).__name__)
+            return False
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return True
+
+    def _observe(self, chunk: bytes) -> None:
+        if self.on_chunk is not None:
+            try:
+                self.on_chunk(chunk)
+            except Exception:  # watching must never break the stream
+                log.exception("stream observer failed")
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
