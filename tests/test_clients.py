@@ -1,0 +1,162 @@
+"""Real clients through a running codex-pool proxy: Codex CLI 0.169.0 (``codex exec``) and the OpenAI
+Python SDK (streaming and non-streaming ``responses.create``), with the fake ChatGPT backend behind
+the proxy. The fake sees the pool account's token, never the client's key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.fakes import replies
+from tests.fakes.auth_server import FakeUser
+from tests.fakes.runner import serving
+from tests.fakes.upstream import FakeChatGPT, make_chatgpt
+from tray.clientconfig import codex_snippet
+from tray.engine import Engine
+from tray.models import Identity
+from tray.paths import resolve_paths
+
+pytestmark = pytest.mark.clients
+
+ROOT = Path(__file__).resolve().parents[1]
+CODEX = Path(os.environ.get("CODEX_POOL_TOOLS", ROOT / ".tools")) / "bin" / "codex"
+POOL_ACCOUNT = FakeUser(account_id="acc-pool-1", subject="user-pool-1", email="pool@example.com")
+SECOND = FakeUser(account_id="acc-pool-2", subject="user-pool-2", email="second@example.com")
+
+
+@dataclass
+class Pool:
+    url: str
+    key: str
+    chatgpt: FakeChatGPT
+    token: str  # the pool account's access token (what upstream must see)
+
+    def upstream_saw_no_local_key(self) -> bool:
+        return all(self.key not in json.dumps(rec.headers) for rec in self.chatgpt.upstream.requests)
+
+
+@pytest.fixture
+def pool(pool_home: Path, isolated_home: Path) -> Iterator[Pool]:
+    chatgpt = make_chatgpt()
+    with serving(chatgpt.app) as server:
+        paths = resolve_paths({"CODEX_POOL_HOME": str(pool_home)}).ensure()
+        paths.config_file.write_text(
+            f'upstream-url = "{server.url}/backend-api"\nauth-url = "{server.url}"\nport = 0\n',
+            encoding="utf-8",
+        )
+        engine = Engine(paths, import_primary=False, environ={"HOME": str(isolated_home)})
+        tokens = chatgpt.auth.token_set(POOL_ACCOUNT)
+        for user in (POOL_ACCOUNT, SECOND):  # the first one added is tried first
+            issued = tokens if user is POOL_ACCOUNT else chatgpt.auth.token_set(user)
+            engine.store.save_login(Identity(user.account_id, user.subject), issued, user.email, user.plan)
+        url = engine.start()
+        try:
+            yield Pool(url, engine.api_key, chatgpt, tokens.access_token)
+        finally:
+            engine.stop()
+
+
+def run_codex(codex_home: Path, config: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    if not CODEX.exists():
+        pytest.skip(f"Codex CLI not installed at {CODEX} (./dev test installs it with npm)")
+    codex_home.mkdir(parents=True, exist_ok=True)
+    (codex_home / "config.toml").write_text('model = "gpt-5.5"\n' + config, encoding="utf-8")
+    full_env = {**os.environ, **env, "CODEX_HOME": str(codex_home)}
+    return subprocess.run(
+        [str(CODEX), "exec", "--skip-git-repo-check", "say hi"],
+        cwd=codex_home.parent,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def assert_upstream_got_pool_credentials(pool: Pool, originator: str | None = None) -> None:
+    seen = pool.chatgpt.upstream.codex_requests()
+    assert len(seen) == 1, pool.chatgpt.upstream.describe()
+    request = seen[0]
+    assert request.token == pool.token
+    assert request.headers["chatgpt-account-id"] == POOL_ACCOUNT.account_id
+    if originator is not None:
+        assert request.headers.get("originator") == originator
+    assert pool.upstream_saw_no_local_key()
+
+
+def test_codex_exec_with_an_env_key_provider_goes_through_the_pool(pool: Pool, tmp_path: Path) -> None:
+    config = (
+        'model_provider = "codex-pool"\n\n[model_providers.codex-pool]\nname = "codex-pool"\n'
+        f'base_url = "{pool.url}/backend-api/codex"\nwire_api = "responses"\nenv_key = "CODEX_POOL_KEY"\n'
+    )
+    done = run_codex(tmp_path / "codex", config, {"CODEX_POOL_KEY": pool.key})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == f"Hi from {POOL_ACCOUNT.account_id}!"
+    assert_upstream_got_pool_credentials(pool, "codex_exec")
+    request = pool.chatgpt.upstream.codex_requests()[0]
+    assert request.headers["user-agent"].startswith("codex_exec/0.169.0")
+    assert request.headers.get("session-id")  # the client's own headers are forwarded
+    assert request.body["prompt_cache_key"] == request.headers["session-id"]
+
+
+def test_codex_exec_with_the_config_setup_writes(pool: Pool, tmp_path: Path) -> None:
+    done = run_codex(tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == f"Hi from {POOL_ACCOUNT.account_id}!"
+    assert_upstream_got_pool_credentials(pool, "codex_exec")
+
+
+def test_openai_sdk_streaming(pool: Pool) -> None:
+    client = openai.OpenAI(base_url=f"{pool.url}/v1", api_key=pool.key, max_retries=0)
+    events = list(client.responses.create(model="gpt-5.5", input="say hi", stream=True))
+    types = [event.type for event in events]
+    assert types[0] == "response.created"
+    assert types[-1] == "response.completed"
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == f"Hi from {POOL_ACCOUNT.account_id}!"
+    completed = events[-1]
+    assert completed.type == "response.completed"
+    assert completed.response.output_text == f"Hi from {POOL_ACCOUNT.account_id}!"
+    assert_upstream_got_pool_credentials(pool)
+
+
+def test_openai_sdk_non_streaming_gets_the_final_response(pool: Pool) -> None:
+    client = openai.OpenAI(base_url=f"{pool.url}/v1", api_key=pool.key, max_retries=0)
+    response = client.responses.create(model="gpt-5.5", input="say hi")
+    assert response.output_text == f"Hi from {POOL_ACCOUNT.account_id}!"
+    assert response.status == "completed"
+    assert response.usage is not None
+    upstream_body = pool.chatgpt.upstream.codex_requests()[0].body
+    assert upstream_body["stream"] is True  # shaped for the Codex backend, which only streams
+    assert upstream_body["store"] is False
+    assert_upstream_got_pool_credentials(pool)
+
+
+def test_codex_exec_answer_survives_a_usage_limit_on_the_first_account(pool: Pool, tmp_path: Path) -> None:
+    pool.chatgpt.upstream.script(POOL_ACCOUNT.account_id, replies.usage_limit(resets_in=3600))
+    done = run_codex(tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == f"Hi from {SECOND.account_id}!"
+    assert [r.account_id for r in pool.chatgpt.upstream.codex_requests()] == [
+        POOL_ACCOUNT.account_id,
+        SECOND.account_id,
+    ]
+
+
+def test_openai_sdk_stream_hides_an_overloaded_first_attempt(pool: Pool) -> None:
+    pool.chatgpt.upstream.script(POOL_ACCOUNT.account_id, replies.overloaded())
+    client = openai.OpenAI(base_url=f"{pool.url}/v1", api_key=pool.key, max_retries=0)
+    events = list(client.responses.create(model="gpt-5.5", input="say hi", stream=True))
+    types = [event.type for event in events]
+    assert types.count("response.created") == 1
+    assert "response.failed" not in types
+    completed = events[-1]
+    assert completed.type == "response.completed"
+    assert completed.response.output_text == f"Hi from {SECOND.account_id}!"
