@@ -92,6 +92,12 @@ class Pool:
         cooling = self.engine.store.cooldowns(time.time()).get(self.accounts[fake_id].id)
         return None if cooling is None else cooling.until
 
+    def prime_usage(self, *fake_ids: str) -> None:
+        """Put each account's current fake usage in the quota cache, as a fresh fetch would."""
+        for fid in fake_ids:
+            payload = json.dumps(self.upstream.usage_of(fid))
+            self.engine.store.put_usage(self.accounts[fid].id, payload, time.time())
+
     def wait_bookkeeping(self) -> None:
         """Let the background store writes after the last answer finish."""
         pipeline = self.engine.pipeline
@@ -122,6 +128,7 @@ def running_pool(
     config: Mapping[str, Any] | None = None,
     usage: Mapping[str, Mapping[str, Any]] | None = None,
     plans: Mapping[str, str] | None = None,
+    upstream_timeout: httpx.Timeout | None = None,
 ) -> Iterator[Pool]:
     chatgpt = make_chatgpt()
     auth = chatgpt.auth
@@ -132,7 +139,8 @@ def running_pool(
                   "auth-url": fake_server.url, **(config or {})}
         write_config(home, values)
         events: list[Event] = []
-        engine = Engine(resolve_paths(), port=0, import_primary=False, events=events.append)
+        extra: dict[str, Any] = {} if upstream_timeout is None else {"upstream_timeout": upstream_timeout}
+        engine = Engine(resolve_paths(), port=0, import_primary=False, events=events.append, **extra)
         accounts = {
             fid: add_account(engine, auth, chatgpt.upstream, fid, (usage or {}).get(fid),
                              (plans or {}).get(fid, "plus"))

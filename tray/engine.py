@@ -64,6 +64,7 @@ class Engine:
         port: int | None = None,
         import_primary: bool = True,
         environ: dict[str, str] | None = None,
+        upstream_timeout: httpx.Timeout = UPSTREAM_TIMEOUT,
     ) -> None:
         self.paths = paths.ensure()
         self.clock = clock
@@ -72,6 +73,7 @@ class Engine:
         self._host, self._port = host, port
         self._import_primary = import_primary
         self._environ = environ
+        self._timeout = upstream_timeout
         self.loaded: LoadedConfig = load_config(paths.config_file)
         self._mtime = self._config_mtime()
         self._report(self.loaded)
@@ -145,7 +147,7 @@ class Engine:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def _build(self) -> list[BaseRoute]:
-        http = httpx.AsyncClient(timeout=UPSTREAM_TIMEOUT, limits=UPSTREAM_LIMITS, transport=self._transport,
+        http = httpx.AsyncClient(timeout=self._timeout, limits=UPSTREAM_LIMITS, transport=self._transport,
                                  follow_redirects=False, trust_env=False)
         self.http = http
         oauth = OAuthClient(http, self.config.auth_url, self.clock)
