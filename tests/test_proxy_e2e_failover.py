@@ -102,7 +102,7 @@ def test_drop_after_output_is_passed_on_and_does_not_switch() -> None:
             assert response.status_code == 200
             for chunk in response.iter_bytes():
                 received += chunk
-        assert b"response.output_text.delta" in received
+        assert b"response.output_item.added" in received
         assert b"response.completed" not in received
         assert pool.upstream.codex_requests("b") == []
         # The proxy keeps serving.
