@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from tests.fakes import replies
-from tests.fakes.auth_server import FakeUser
+from tests.fakes.auth_server import FakeAuth, FakeUser
 from tests.fakes.runner import serving
 from tests.fakes.upstream import FakeChatGPT, make_chatgpt
 from tray.clientconfig import codex_snippet
@@ -52,9 +52,11 @@ def pool(pool_home: Path, isolated_home: Path) -> Iterator[Pool]:
             encoding="utf-8",
         )
         engine = Engine(paths, import_primary=False, environ={"HOME": str(isolated_home)})
-        tokens = chatgpt.auth.token_set(POOL_ACCOUNT)
+        auth = chatgpt.auth
+        assert isinstance(auth, FakeAuth)
+        tokens = auth.token_set(POOL_ACCOUNT)
         for user in (POOL_ACCOUNT, SECOND):  # the first one added is tried first
-            issued = tokens if user is POOL_ACCOUNT else chatgpt.auth.token_set(user)
+            issued = tokens if user is POOL_ACCOUNT else auth.token_set(user)
             engine.store.save_login(Identity(user.account_id, user.subject), issued, user.email, user.plan)
         url = engine.start()
         try:

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run by hand or by CI jobs, never collected as tests."""
