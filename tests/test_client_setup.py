@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.fakes.auth_server import FakeAuth, FakeUser
+from tests.fakes.runner import serving
+from tests.fakes.upstream import FakeChatGPT, make_chatgpt
 from tray import clients
 from tray.cli import main
+from tray.engine import Engine
 from tray.errors import ClientSetupError
+from tray.models import Identity
 from tray.paths import api_key, resolve_paths
 
 URL = "http://127.0.0.1:4455"
@@ -21,8 +28,8 @@ CODEX_TOML = b"""# keep this comment
 model = "gpt-5.5"
 model_provider = "openai"
 
-[mcp_servers.docs]
-command = "docs-server"   # and this one
+[profiles.fast]
+model = "o4-mini"   # and this one
 """
 
 
@@ -46,7 +53,7 @@ def test_setup_codex_then_undo_restores_the_exact_bytes(
     data = tomllib.loads(codex_file.read_text())
     assert data["model_provider"] == "codex-pool"
     assert data["model_providers"]["codex-pool"]["experimental_bearer_token"] == key
-    assert data["mcp_servers"]["docs"]["command"] == "docs-server"
+    assert data["profiles"]["fast"]["model"] == "o4-mini"
     assert "# and this one" in codex_file.read_text()
     assert clients.is_applied("codex") and clients.is_applied("codex", URL)
 
@@ -165,7 +172,6 @@ def test_print_shows_the_settings_and_changes_nothing(
 
 
 def test_setup_uses_the_configured_port(isolated_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("tray.config")
     paths = resolve_paths().ensure()
     paths.config_file.write_text("port = 4999\n")
     assert main(["setup", "codex"]) == 0
@@ -173,3 +179,67 @@ def test_setup_uses_the_configured_port(isolated_home: Path, capsys: pytest.Capt
         "base_url"
     ]
     assert base == "http://127.0.0.1:4999/backend-api/codex"
+
+
+def test_port_zero_without_a_running_proxy_is_a_clear_error(
+    isolated_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    resolve_paths().ensure().config_file.write_text("port = 0\n")
+    assert main(["setup", "codex"]) == 1
+    assert "start codex-pool first" in capsys.readouterr().err
+    assert not clients.config_path("codex").exists()
+
+
+# ---------------------------------------------------------------- the real Codex CLI
+
+ROOT = Path(__file__).resolve().parents[1]
+CODEX = Path(os.environ.get("CODEX_POOL_TOOLS", ROOT / ".tools")) / "bin" / "codex"
+USER = FakeUser(account_id="acc-setup-1", subject="user-setup-1", email="setup@example.com")
+
+
+@pytest.fixture
+def running_pool(pool_home: Path, isolated_home: Path) -> Iterator[FakeChatGPT]:
+    """A codex-pool proxy (on a free port, instance file written) in front of the fake ChatGPT."""
+    chatgpt = make_chatgpt()
+    with serving(chatgpt.app) as server:
+        paths = resolve_paths().ensure()
+        paths.config_file.write_text(
+            f'upstream-url = "{server.url}/backend-api"\nauth-url = "{server.url}"\nport = 0\n'
+        )
+        engine = Engine(paths, import_primary=False, environ={"HOME": str(isolated_home)})
+        assert isinstance(chatgpt.auth, FakeAuth)
+        tokens = chatgpt.auth.token_set(USER)
+        engine.store.save_login(Identity(USER.account_id, USER.subject), tokens, USER.email, USER.plan)
+        engine.start()
+        try:
+            yield chatgpt
+        finally:
+            engine.stop()
+
+
+@pytest.mark.clients
+@pytest.mark.timeout(180)
+def test_codex_exec_goes_through_the_pool_after_setup_and_undo_restores_the_file(
+    running_pool: FakeChatGPT, codex_file: Path, isolated_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not CODEX.exists():
+        pytest.skip(f"Codex CLI not installed at {CODEX} (./dev test installs it)")
+    assert main(["setup", "codex"]) == 0
+    capsys.readouterr()
+    done = subprocess.run(
+        [str(CODEX), "exec", "--skip-git-repo-check", "say hi"],
+        cwd=isolated_home,
+        env={**os.environ, "CODEX_HOME": str(codex_file.parent)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == f"Hi from {USER.account_id}!"
+    [request] = running_pool.upstream.codex_requests()
+    assert request.headers["chatgpt-account-id"] == USER.account_id
+    assert request.headers["originator"] == "codex_exec"
+
+    assert main(["setup", "codex", "--undo"]) == 0
+    assert codex_file.read_bytes() == CODEX_TOML

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from tray import clients
+from tray.commands.status import read_instance
+from tray.config import load_config
+from tray.errors import ClientSetupError
 from tray.paths import Paths, api_key, resolve_paths
-
-DEFAULT_PORT = 4455
 
 
 def register(sub: Any) -> None:
@@ -31,14 +32,22 @@ def register(sub: Any) -> None:
 
 
 def proxy_url(paths: Paths) -> str:
-    """The address clients use: always 127.0.0.1 (not localhost) and the configured port."""
-    port = DEFAULT_PORT
-    try:
-        config_module = importlib.import_module("tray.config")
-    except ModuleNotFoundError:
-        config_module = None
-    if config_module is not None:
-        port = int(config_module.load_config(paths.config_file).config.port)
+    """The address clients should use: the running proxy's port, else the configured one.
+
+    Always ``127.0.0.1`` (never ``localhost``: some clients try IPv6 first), whatever ``host`` the
+    proxy binds, since the client runs on this machine.
+    """
+    instance = read_instance(paths.instance_file)
+    port: int | None = None
+    if instance is not None:
+        port = urlsplit(str(instance["url"])).port
+    if port is None:
+        port = int(load_config(paths.config_file).config.port)
+    if port == 0:
+        raise ClientSetupError(
+            "The proxy port is 0 (a new free port at each start), so clients cannot be pointed at it: "
+            "start codex-pool first, or set 'port' in config.toml"
+        )
     return f"http://127.0.0.1:{port}"
 
 
