@@ -354,3 +354,20 @@ def test_account_removed_meanwhile_is_a_transient_error(
     with pytest.raises(TransientRefreshError, match="removed"):
         refreshing(store, server.url, lambda r: r.ensure_fresh(account))
     assert fake.refresh_attempts == 0
+
+
+def test_relogin_during_a_failing_refresh_keeps_the_new_login(
+    store: Store, fake: FakeAuth, server: ServerThread
+) -> None:
+    account = add(store, fake)
+    fake.revoke(account.tokens.refresh_token)
+    identity = Identity(ALICE.account_id, ALICE.subject)
+    # the user signs in again while our refresh of the dead token is on its way
+    fake.before_refresh = lambda: (
+        store.save_login(identity, fake.token_set(ALICE), ALICE.email, ALICE.plan) and None
+    )
+    events: list[Event] = []
+    fresh = refreshing(store, server.url, lambda r: r.ensure_fresh(account), events=events)
+    stored = store.get(account.id)
+    assert stored is not None and stored.state is AccountState.ENABLED and events == []
+    assert fresh.tokens.expires_at > time.time() + 3000

@@ -214,6 +214,10 @@ class Refresher:
             adopted = await asyncio.to_thread(self._adopt, current)
             if adopted.tokens.refresh_token != current.tokens.refresh_token:
                 return adopted
+        # A re-login while the call was in flight replaced the dead token: nothing is lost.
+        latest = await asyncio.to_thread(self._store.get, current.id)
+        if latest is not None and latest.tokens.refresh_token != current.tokens.refresh_token:
+            return latest
         reason = f"sign-in expired ({exc.code})"
         await asyncio.to_thread(self._store.set_state, current.id, AccountState.NEEDS_LOGIN, reason)
         log.warning("Account %s needs a new login: %s", current.name, exc.code)
