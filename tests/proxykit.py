@@ -25,6 +25,7 @@ from tests.fakes.upstream import FakeUpstream, make_chatgpt, replies
 from tray.engine import Engine
 from tray.models import Account, Event, Identity
 from tray.paths import resolve_paths
+from tray.store import Store
 
 DEFAULT_CONFIG: dict[str, Any] = {"dormant-touch": "disabled", "fast-mode": "disabled"}
 
@@ -81,7 +82,8 @@ class Pool:
                                headers={**CODEX_HEADERS, **(headers or {})})
 
     def served_by(self, response: httpx.Response) -> str | None:
-        return response.headers.get("x-fake-account")
+        served: str | None = response.headers.get("x-fake-account")
+        return served
 
     def account(self, fake_id: str) -> Account:
         found = self.engine.store.get(self.accounts[fake_id].id)
@@ -105,7 +107,7 @@ class Pool:
             self.engine.submit(pipeline.drain()).result(10)
 
 
-def add_account(engine: Engine, auth: FakeAuth, upstream: FakeUpstream, fake_id: str,
+def add_account(store: Store, auth: FakeAuth, upstream: FakeUpstream, fake_id: str,
                 usage: Mapping[str, Any] | None = None, plan: str = "plus",
                 expires_in: float = 3600) -> Account:
     user = FakeUser(account_id=fake_id, subject=f"user-{fake_id}", email=f"{fake_id}@example.com", plan=plan)
@@ -113,7 +115,7 @@ def add_account(engine: Engine, auth: FakeAuth, upstream: FakeUpstream, fake_id:
     upstream.add_account(fake_id, tokens.access_token, plan_type=plan)
     if usage:
         upstream.set_usage(fake_id, **usage)
-    return engine.store.save_login(Identity(fake_id, user.subject), tokens, user.email, plan)
+    return store.save_login(Identity(fake_id, user.subject), tokens, user.email, plan)
 
 
 def write_config(home: Path, values: Mapping[str, Any]) -> None:
@@ -142,7 +144,7 @@ def running_pool(
         extra: dict[str, Any] = {} if upstream_timeout is None else {"upstream_timeout": upstream_timeout}
         engine = Engine(resolve_paths(), port=0, import_primary=False, events=events.append, **extra)
         accounts = {
-            fid: add_account(engine, auth, chatgpt.upstream, fid, (usage or {}).get(fid),
+            fid: add_account(engine.store, auth, chatgpt.upstream, fid, (usage or {}).get(fid),
                              (plans or {}).get(fid, "plus"))
             for fid in fake_ids
         }
