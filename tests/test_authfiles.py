@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +47,7 @@ def write_codex(tokens: TokenSet, account_id: str, mode: int = 0o600) -> Path:
             "account_id": account_id,
         },
         "last_refresh": "2026-11-20T10:00:00.123456789Z",
-        "agent_identity": {"kept": True},
+        "x_other_field": {"kept": True},
     }
     path.write_text(json.dumps(data, indent=2))
     path.chmod(mode)
@@ -139,7 +140,7 @@ def test_write_back_keeps_other_fields_and_mode_and_skips_other_identities(store
     assert data["tokens"]["refresh_token"] == new.refresh_token
     assert data["tokens"]["access_token"] == new.access_token
     assert data["tokens"]["id_token"] == new.id_token
-    assert data["agent_identity"] == {"kept": True} and data["OPENAI_API_KEY"] is None
+    assert data["x_other_field"] == {"kept": True} and data["OPENAI_API_KEY"] is None
     assert data["last_refresh"] != "2026-11-20T10:00:00.123456789Z"
     assert stat.S_IMODE(codex.stat().st_mode) == 0o640
     assert opencode.read_text() == opencode_before  # Bob's login is not ours to touch
@@ -206,3 +207,31 @@ def test_malformed_file_is_not_written_back(store: Store) -> None:
     with pytest.raises(AuthFileError, match="tokens"):
         PrimarySync(store, time.time).write_back(account)
     assert path.read_text() == '{"tokens": 5}'
+
+
+CODEX = (
+    Path(os.environ.get("CODEX_POOL_TOOLS", Path(__file__).resolve().parents[1] / ".tools")) / "bin" / "codex"
+)
+
+
+@pytest.mark.clients
+def test_real_codex_cli_still_reads_the_file_after_write_back(store: Store, isolated_home: Path) -> None:
+    if not CODEX.exists():
+        pytest.skip(f"Codex CLI not installed at {CODEX} (./dev test installs it)")
+    fake = FakeAuth()
+    old = fake.token_set(ALICE)
+    path = write_codex(old, ALICE.account_id)
+    account = import_primary(store, time.time)
+    assert account is not None
+    store.update_tokens(account.id, fake.token_set(ALICE), expected_refresh_token=old.refresh_token)
+    refreshed = store.get(account.id)
+    assert refreshed is not None and PrimarySync(store, time.time).write_back(refreshed) == [path]
+    done = subprocess.run(
+        [str(CODEX), "login", "status"],
+        env={**os.environ, "CODEX_HOME": str(path.parent), "HOME": str(isolated_home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Logged in using ChatGPT" in done.stdout + done.stderr
