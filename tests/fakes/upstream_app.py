@@ -55,8 +55,9 @@ class SSEStream(Response):
                 if gone.is_set():
                     break
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
-                if self.delay:
-                    await asyncio.sleep(self.delay)
+                # Always yield to the loop, even with no delay: otherwise a client that went away is
+                # only noticed after the whole answer was written into a dead socket.
+                await asyncio.sleep(self.delay)
             else:
                 sent_all = not gone.is_set()
             if sent_all and self.complete:
