@@ -95,7 +95,8 @@ class QuotaService:
             view = views.get(account.id) or self.view(account.id, now)
             if quota.wants_refetch(view, self._last_refetch.get(account.id), now):
                 self._last_refetch[account.id] = now
-                self.spawn(self.load(account))
+                # A window that just reset is refetched even though its entry is young (gap 13).
+                self.spawn(self.load(account, force=view.just_reset))
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         async def run() -> None:
@@ -110,13 +111,16 @@ class QuotaService:
 
     # ---- loading -----------------------------------------------------------------------------
 
-    def load(self, account: Account, max_age: float = quota.FRESH_SECONDS) -> asyncio.Task[UsageView]:
-        """Fetch ``account``'s usage unless a young enough entry exists; one fetch per account in
-        this process (callers share the task) and across processes (the store lease)."""
+    def load(
+        self, account: Account, max_age: float = quota.FRESH_SECONDS, *, force: bool = False
+    ) -> asyncio.Task[UsageView]:
+        """Fetch ``account``'s usage unless a young enough entry exists (``force``: unless one was
+        written after this call); one fetch per account in this process (callers share the task)
+        and across processes (the store lease)."""
         running = self._inflight.get(account.id)
         if running is not None and not running.done():
             return running
-        task = asyncio.ensure_future(self._load(account, max_age))
+        task = asyncio.ensure_future(self._load(account, max_age, self.clock() if force else None))
         self._inflight[account.id] = task
         account_id = account.id
 
@@ -127,15 +131,18 @@ class QuotaService:
         task.add_done_callback(forget)
         return task
 
-    def _young(self, account_id: int, max_age: float) -> UsageView | None:
+    def _young(self, account_id: int, max_age: float, since: float | None = None) -> UsageView | None:
         now = self.clock()
         view = self.view(account_id, now)
+        if since is not None:
+            written = self.store.usage(account_id)
+            return view if written is not None and written.updated_at > since else None
         if view.usable and view.age(now) <= max_age:
             return view
         return None
 
-    async def _load(self, account: Account, max_age: float) -> UsageView:
-        young = self._young(account.id, max_age)
+    async def _load(self, account: Account, max_age: float, since: float | None) -> UsageView:
+        young = self._young(account.id, max_age, since)
         if young is not None:
             return young
         key = f"usage:{account.id}"
@@ -145,13 +152,13 @@ class QuotaService:
             while waited < self.wait_for_other:
                 await asyncio.sleep(self.wait_step)
                 waited += self.wait_step
-                young = self._young(account.id, max_age)
+                young = self._young(account.id, max_age, since)
                 if young is not None:
                     return young
             if not self.store.acquire_lease(key, owner, self.lease_ttl):
                 return self.view(account.id, self.clock())
         try:
-            young = self._young(account.id, max_age)  # double-checked under the lease
+            young = self._young(account.id, max_age, since)  # double-checked under the lease
             if young is not None:
                 return young
             self.fetches += 1

@@ -1,0 +1,88 @@
+"""The engine as the tray and ``serve`` use it: start/stop, instance file, UI and API mounts, first-start
+import of the user's own login, config problems and live config changes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.fakes.auth_server import FakeAuth, FakeUser
+from tests.proxykit import write_config
+from tray.authfiles import codex_auth_path
+from tray.engine import Engine
+from tray.models import ConfigInvalid, Event
+from tray.paths import resolve_paths
+
+
+def test_start_writes_the_instance_file_and_stop_removes_it(pool_home: Path) -> None:
+    engine = Engine(resolve_paths(), port=0, import_primary=False)
+    url = engine.start()
+    try:
+        info_path = engine.paths.instance_file
+        info = json.loads(info_path.read_text())
+        assert info["url"] == url and info["ui_url"] == engine.ui_url
+        assert stat.S_IMODE(info_path.stat().st_mode) == 0o600
+        assert engine.ui_url == f"{url}/ui/#token={engine.ui_token}"
+        assert engine.api_key.startswith("cp-") and engine.api_key != engine.ui_token
+
+        async def on_loop() -> str:
+            await asyncio.sleep(0)
+            return "ran"
+
+        assert engine.submit(on_loop()).result(5) == "ran"
+    finally:
+        engine.stop()
+    assert not info_path.exists()
+
+
+def test_ui_and_management_api_are_mounted(pool_home: Path) -> None:
+    with Engine(resolve_paths(), port=0, import_primary=False) as engine, httpx.Client(
+        base_url=engine.url, trust_env=False
+    ) as client:
+        page = client.get("/ui/")
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        foreign = client.get("/ui/", headers={"Host": "evil.example"})
+        assert foreign.status_code == 403
+        status = client.get("/api/status", headers={"Authorization": f"Bearer {engine.ui_token}"})
+        assert status.status_code == 200
+        assert status.json()["proxy_url"] == engine.url
+        # The proxy key does not open the management API.
+        wrong = client.get("/api/status", headers={"Authorization": f"Bearer {engine.api_key}"})
+        assert wrong.status_code == 401
+
+
+def test_first_start_imports_the_codex_login_when_the_pool_is_empty(pool_home: Path) -> None:
+    auth = FakeAuth()
+    tokens = auth.token_set(FakeUser(account_id="acc-own", subject="user-own", email="me@example.com"))
+    path = codex_auth_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"auth_mode": "chatgpt", "tokens": {
+        "id_token": tokens.id_token, "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token, "account_id": "acc-own"}}))
+    with Engine(resolve_paths(), port=0) as engine:
+        accounts = engine.store.accounts()
+        assert [a.email for a in accounts] == ["me@example.com"] and accounts[0].primary
+
+
+def test_config_problems_are_reported_and_changes_apply_live(pool_home: Path) -> None:
+    write_config(pool_home, {"fast-mode": "sometimes", "sticky-strength": -1})
+    events: list[Event] = []
+    with Engine(resolve_paths(), port=0, import_primary=False, events=events.append) as engine:
+        invalid = [e for e in events if isinstance(e, ConfigInvalid)]
+        assert len(invalid) == 1 and len(invalid[0].problems) == 2
+        assert engine.config.fast_mode == "auto"  # the bad key fell back alone
+        # Edited by hand while running: picked up without a restart.
+        write_config(pool_home, {"fast-mode": "always"})
+        deadline = time.monotonic() + 10
+        while mode(engine) != "always" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mode(engine) == "always"
+
+
+def mode(engine: Engine) -> str:
+    return str(engine.config.fast_mode)
