@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -144,20 +144,34 @@ def is_dormant(window: Window) -> bool:
     return used <= 0.0 and after > 0 and abs(span - after) <= max(1.0, DORMANT_TOLERANCE * span)
 
 
+def _anchor_window(w: Window | None, observed_at: float) -> Window | None:
+    if w is None:
+        return None
+    if w.reset_after_seconds is None and w.reset_at is not None:
+        return Window(w.used_percent, w.window_seconds, max(0.0, w.reset_at - observed_at), w.reset_at)
+    if w.reset_at is None and w.reset_after_seconds is not None:
+        return Window(
+            w.used_percent, w.window_seconds, w.reset_after_seconds, observed_at + w.reset_after_seconds
+        )
+    return w
+
+
 def anchor(usage: Usage, observed_at: float) -> Usage:
     """Fill each window's missing ``reset_after_seconds``/``reset_at`` from the other one, taking
     ``observed_at`` as the time the payload describes."""
-
-    def fix(w: Window | None) -> Window | None:
-        if w is None:
-            return None
-        if w.reset_after_seconds is None and w.reset_at is not None:
-            return replace(w, reset_after_seconds=max(0.0, w.reset_at - observed_at))
-        if w.reset_at is None and w.reset_after_seconds is not None:
-            return replace(w, reset_at=observed_at + w.reset_after_seconds)
-        return w
-
-    return replace(usage, primary=fix(usage.primary), secondary=fix(usage.secondary))
+    primary = _anchor_window(usage.primary, observed_at)
+    secondary = _anchor_window(usage.secondary, observed_at)
+    if primary is usage.primary and secondary is usage.secondary:
+        return usage
+    return Usage(
+        usage.plan_type,
+        usage.allowed,
+        usage.limit_reached,
+        primary,
+        secondary,
+        usage.account_id,
+        usage.blocked_until,
+    )
 
 
 # --- cache views ---------------------------------------------------------------------------------
@@ -209,6 +223,18 @@ def reset_deadline(usage: Usage, observed_at: float) -> float | None:
     return min(deadlines) if deadlines else None
 
 
+@lru_cache(maxsize=4096)
+def _prepared(raw: str, at: float) -> tuple[Usage | None, float | None, bool]:
+    """Parsed and anchored usage, its reset deadline, and whether a window just reset. Cached: an
+    entry's text and time change at most once per fetch, while every request reads it."""
+    parsed = _parse_raw(raw)
+    if parsed is None:
+        return None, None, False
+    usage = anchor(parsed, at)
+    just_reset = any(w.reset_after_seconds == 0 and w.used_percent is not None for _, w in windows(usage))
+    return usage, reset_deadline(usage, at), just_reset
+
+
 def usage_view(entry: QuotaEntry | None, now: float, *, account_id: int = 0) -> UsageView:
     """Classify a cache entry: fresh (≤ 60 s), stale (≤ 1 h), else missing; an entry whose scored
     window's reset deadline has passed is missing too. ``account_id`` names the account when
@@ -216,17 +242,14 @@ def usage_view(entry: QuotaEntry | None, now: float, *, account_id: int = 0) -> 
     if entry is None:
         return missing_view(account_id)
     at = entry.updated_at
-    parsed = _parse_raw(entry.raw)
-    if parsed is None:
+    usage, deadline, just_reset = _prepared(entry.raw, at)
+    if usage is None:
         return UsageView(entry.account_id, None, at, "missing", has_entry=True, why="corrupt")
     age = max(0.0, now - at)
     if age > STALE_SECONDS:
         return UsageView(entry.account_id, None, at, "missing", has_entry=True, why="expired")
-    usage = anchor(parsed, at)
-    deadline = reset_deadline(usage, at)
     if deadline is not None and now >= deadline:
         return UsageView(entry.account_id, None, at, "missing", has_entry=True, why="reset passed")
-    just_reset = any(w.reset_after_seconds == 0 and w.used_percent is not None for _, w in windows(usage))
     freshness: Freshness = "fresh" if age <= FRESH_SECONDS else "stale"
     return UsageView(entry.account_id, usage, at, freshness, has_entry=True, just_reset=just_reset)
 

@@ -9,7 +9,7 @@ times the worst pace factor of its shorter ("guard") windows. Pure functions; ag
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from tray.models import Usage, Window
 from tray.quota import is_complete, windows
@@ -40,7 +40,7 @@ def plan_label(plan_type: str | None) -> str:
 
 
 def _clamp(x: float, lo: float, hi: float) -> float:
-    return min(max(x, lo), hi)
+    return lo if x < lo else hi if x > hi else x
 
 
 def health_factor(left: float, time: float) -> float:
@@ -49,41 +49,45 @@ def health_factor(left: float, time: float) -> float:
     return 1 + (HEALTH_BONUS if s >= 0 else HEALTH_PENALTY) * s
 
 
-def window_score(win: Window | None, plan: float = 1.0) -> float | None:
-    """The per-window score (seed §4.3), or ``None`` without a used percentage or any timing."""
-    if win is None or win.used_percent is None:
-        return None
-    left = 1 - _clamp(win.used_percent, 0.0, 100.0) / 100
-    span = win.window_seconds
-    after = win.reset_after_seconds
+def _score(used: float, span: float | None, after: float | None, plan: float) -> float | None:
+    left = 1 - _clamp(used, 0.0, 100.0) / 100
     # reset_after_seconds = 0 ("just reset") falls back to the full length: the whole window is ahead.
     secs = after if after is not None and after > 0 else span
     if secs is None:
         return None
     if span is None:
         return plan * left / secs
-    capacity = math.sqrt(span / CAPACITY_REF)
     time = _clamp(secs / span, 0.0, 1.0)
-    pace = max(time, PACE_FLOOR)
-    conservation = max(1.0, min(CONSERVATION_CAP, 1 + math.log(secs / CONSERVATION_REF)))
-    return plan * left * capacity / (pace * conservation) * health_factor(left, time)
+    pace = time if time > PACE_FLOOR else PACE_FLOOR
+    conservation = _clamp(1 + math.log(secs / CONSERVATION_REF), 1.0, CONSERVATION_CAP)
+    return plan * left * math.sqrt(span / CAPACITY_REF) / (pace * conservation) * health_factor(left, time)
+
+
+def window_score(win: Window | None, plan: float = 1.0) -> float | None:
+    """The per-window score (seed §4.3), or ``None`` without a used percentage or any timing."""
+    if win is None or win.used_percent is None:
+        return None
+    return _score(win.used_percent, win.window_seconds, win.reset_after_seconds, plan)
 
 
 def aged(win: Window, age: float) -> Window:
     if win.reset_after_seconds is None:
         return win
-    return replace(win, reset_after_seconds=max(0.0, win.reset_after_seconds - age))
+    after = max(0.0, win.reset_after_seconds - age)
+    return Window(win.used_percent, win.window_seconds, after, win.reset_at)
 
 
 def normalized(win: Window, plan: float = 1.0, age: float = 0.0) -> float | None:
     """``ln(score / score of a window whose capacity left equals its time left)``: > 0 means ahead of
     pace. ``None`` when it cannot be formed (nothing left, reset reached, incomplete window)."""
-    cur = aged(win, age)
-    raw = window_score(cur, plan)
-    if raw is None or raw <= 0 or cur.window_seconds is None or cur.reset_after_seconds is None:
+    used, span, after = win.used_percent, win.window_seconds, win.reset_after_seconds
+    if used is None or span is None or after is None:
         return None
-    time_left = _clamp(cur.reset_after_seconds / cur.window_seconds, 0.0, 1.0)
-    base = window_score(replace(cur, used_percent=(1 - time_left) * 100), plan)
+    after = max(0.0, after - age)
+    raw = _score(used, span, after, plan)
+    if raw is None or raw <= 0:
+        return None
+    base = _score((1 - _clamp(after / span, 0.0, 1.0)) * 100, span, after, plan)
     if base is None or base <= 0:
         return None
     return math.log(raw / base)
