@@ -53,7 +53,7 @@ def test_errors_are_converted_and_never_carry_the_token() -> None:
     assert isinstance(auth, FakeAuth)
     tokens = auth.token_set(FakeUser(account_id="a", subject="user-a"))
     chatgpt.upstream.add_account("a", tokens.access_token)
-    chatgpt.upstream.script_usage("a", replies.server_error(503), replies.slow(2.0))
+    chatgpt.upstream.script_usage("a", replies.server_error(503), replies.slow(0.6))
     with serving(chatgpt.app) as server:
         with pytest.raises(UsageFetchError) as err:
             fetch(f"{server.url}/backend-api", account(tokens))
