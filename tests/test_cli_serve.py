@@ -48,6 +48,6 @@ def test_serve_on_a_busy_port_says_so_in_one_line(pool_home: Path) -> None:
         busy.listen(1)
         port = busy.getsockname()[1]
         with start("--port", str(port)) as proc:
-            out, err = proc.communicate(timeout=15)
+            _out, err = proc.communicate(timeout=15)
     assert proc.returncode == 1
     assert f"Port {port}" in err and "Traceback" not in err

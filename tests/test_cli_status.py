@@ -18,9 +18,11 @@ from tray.store import Store
 
 def add_account(fake_id: str, used: float) -> None:
     paths = resolve_paths().ensure()
-    tokens = FakeAuth().token_set(FakeUser(account_id=fake_id, subject=f"u-{fake_id}", email=f"{fake_id}@x.org"))
-    payload = {"plan_type": "plus", "rate_limit": {"allowed": True, "limit_reached": False, "primary_window": {
-        "used_percent": used, "limit_window_seconds": 18000, "reset_after_seconds": 3600}}}
+    user = FakeUser(account_id=fake_id, subject=f"u-{fake_id}", email=f"{fake_id}@x.org")
+    tokens = FakeAuth().token_set(user)
+    window = {"used_percent": used, "limit_window_seconds": 18000, "reset_after_seconds": 3600}
+    payload = {"plan_type": "plus", "rate_limit": {"allowed": True, "limit_reached": False,
+                                                   "primary_window": window}}
     with Store.open(paths.db_file) as store:
         account = store.save_login(Identity(fake_id, f"u-{fake_id}"), tokens, f"{fake_id}@x.org", "plus")
         store.put_usage(account.id, json.dumps(payload), time.time())
