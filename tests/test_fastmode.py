@@ -249,3 +249,41 @@ def test_attempt_body_is_untouched_when_off() -> None:
 def test_attempt_body_short_form() -> None:
     assert attempt_body({"a": 1}, FastDecision(True, "", "ok")) == b'{"a":1,"service_tier":"priority"}'
     assert attempt_body({"a": 1}, FastDecision(False, "", "ok")) == b'{"a":1}'
+
+
+# --- additional limits and failover -----------------------------------------------------------------
+
+
+def view_with_additional(primary: dict[str, Any] | None, additional: dict[str, Any]) -> UsageView:
+    limit: dict[str, Any] = {"allowed": True, "limit_reached": False}
+    if primary is not None:
+        limit["primary_window"] = primary
+    raw = json.dumps(
+        {
+            "plan_type": "plus",
+            "rate_limit": limit,
+            "additional_rate_limits": [{"limit_name": "spark", "rate_limit": additional}],
+        }
+    )
+    return usage_view(QuotaEntry(1, raw, NOW), NOW)
+
+
+def test_additional_rate_limits_never_veto_or_enable_fast_mode() -> None:
+    exhausted = {"allowed": False, "limit_reached": True, "primary_window": win(100, 900)}
+    untouched = {"primary_window": win(0, 18000)}
+    incomplete = {"primary_window": {"used_percent": 5}}
+    for extra in (exhausted, untouched, incomplete):
+        d = run(view_with_additional(win(79, 1800), extra))
+        assert d.on and d.note == "Fast: enabled +75.600\n      (+80.600 - gate 5.000)"
+    assert (
+        run(view_with_additional(None, {"primary_window": win(79, 1800)})).note == "Fast: disabled (no data)"
+    )
+
+
+def test_each_failover_attempt_decides_for_its_own_account() -> None:
+    original = json.dumps(BODY).encode()
+    healthy, spent = view(win(79, 1800)), view(win(98, 900))
+    first = attempt_body(original, BODY, run(healthy))
+    second = attempt_body(original, BODY, run(spent))
+    assert json.loads(first)["service_tier"] == "priority"
+    assert second == original

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tray.models import Account, AccountState, Cooldown, Identity, QuotaEntry, TokenSet, Window
 from tray.quota import UsageView, usage_view
@@ -458,3 +460,43 @@ def test_soonest_reset_of_an_exhausted_pool() -> None:
     assert soonest_reset([4], {}, {}, NOW) == NOW  # nothing holds it
     assert soonest_reset([1], {}, views({1: body(win(100, None), allowed=False)}), NOW) is None
     assert soonest_reset([], {}, {}, NOW) is None
+
+
+# --- invariants over random pools -------------------------------------------------------------------
+
+window_st = st.none() | st.builds(
+    win,
+    st.floats(min_value=0, max_value=100),
+    st.none() | st.floats(min_value=0, max_value=700000),
+    st.none() | st.sampled_from([300.0, 18000.0, 604800.0, 2592000.0]),
+)
+body_st = st.none() | st.builds(
+    lambda p, s, allowed, plan: body(p, s, plan=plan, allowed=allowed),
+    window_st,
+    window_st,
+    st.booleans(),
+    st.sampled_from(["plus", "pro", "prolite", "team"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(body_st, min_size=1, max_size=6),
+    st.sampled_from(["auto", "always", "disabled"]),
+    st.sampled_from(["always", "new-session-only", "disabled"]),
+    st.none() | st.integers(min_value=1, max_value=6),
+    st.floats(min_value=0, max_value=4000),
+)
+def test_rank_keeps_every_candidate_and_blocked_accounts_last(
+    bodies: list[dict[str, Any] | None], sticky_mode: str, dormant: str, sticky: int | None, age: float
+) -> None:
+    accounts = [account(i + 1, f"a{i}", primary=i == 0) for i in range(len(bodies))]
+    settings_ = RoutingSettings(sticky_mode=sticky_mode, dormant_touch=dormant)
+    r = ranked(accounts, dict(enumerate(bodies, start=1)), sticky=sticky, settings=settings_, age=age)
+    assert sorted(r.order) == [a.id for a in accounts]
+    assert [s.account_id for s in r.scores] == list(r.order)
+    blocked = [d.blocked for d in r.details]
+    assert blocked == sorted(blocked), "a blocked account came before a usable one"
+    healthy = [d.score is not None and d.score > 0 and not d.blocked for d in r.details]
+    if any(healthy) and not r.sticky_kept:
+        assert healthy[0], f"{r.reason}: a healthy account exists but another comes first"
