@@ -67,6 +67,7 @@ LAYERS: dict[str, float] = {
     "proxy": L3,
     "api": L3,
     "apiguard": L3,
+    "apilogin": L3,
     "apisetup": L3,
     "apiviews": L3,
     "server": L3,

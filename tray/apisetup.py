@@ -61,7 +61,7 @@ def check_updates(updates: Mapping[str, Any], current: config.Config) -> dict[st
             for kind, on in value.items():
                 _, found = config.validate({"notifications": {kind: on}})
                 if found:
-                    problems[f"notifications.{kind}"] = found[0]
+                    problems[f"notifications.{kind}"] = _without_fallback(found[0])
             continue
         if name not in known:
             problems[name] = f'Unknown setting "{name}".'
@@ -71,8 +71,13 @@ def check_updates(updates: Mapping[str, Any], current: config.Config) -> dict[st
             probe["allow-remote"] = updates.get("allow-remote", current.allow_remote)
         _, found = config.validate(probe)
         if found:
-            problems[name] = found[0]
+            problems[name] = _without_fallback(found[0])
     return problems
+
+
+def _without_fallback(problem: str) -> str:
+    """A load-time problem says which default it falls back to; a refused save falls back to nothing."""
+    return problem.split("; using", 1)[0] + "."
 
 
 class SetupApi:

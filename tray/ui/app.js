@@ -105,7 +105,7 @@ function countdown(at) {
 }
 
 function clock(at) {
-  return new Date(at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return new Date(at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 }
 
 function tickCountdowns() {
@@ -137,7 +137,7 @@ async function refreshStatus() {
     document.getElementById("health-text").textContent =
       { healthy: "Healthy", degraded: "Degraded", exhausted: "Exhausted", empty: "No accounts" }[s.health.state] || s.health.state;
     box.title = s.health.message;
-    document.getElementById("proxy-url").textContent = s.proxy_url;
+    document.getElementById("proxy-url").textContent = s.proxy_url.replace(/^https?:\/\//, "");
     document.getElementById("banner").hidden = true;
     return s;
   } catch (err) {
@@ -234,7 +234,11 @@ function accountRow(account, index, count, reload) {
       h("div", { class: "badges" },
         h("span", { class: `badge ${account.role}` }, account.role),
         h("span", { class: `badge ${account.status}`, "data-role": "status" }, STATUS_WORDS[account.status] || account.status)),
-      account.reason ? h("div", { class: "reason" }, account.reason) : null),
+      account.reason ? h("div", { class: "reason" }, account.reason) : null,
+      h("div", { class: "links" },
+        account.primary ? null : h("button", { class: "link", title: "Make this the account your own clients use",
+          onclick: call("POST", `/accounts/${account.id}/primary`, undefined, `${account.name} is now primary`) }, "Make primary"),
+        h("button", { class: "link danger", onclick: remove }, "Remove"))),
     quotaBars(account),
     h("div", { class: "row-actions" },
       h("button", { class: "btn icon", title: "Move up", "aria-label": "Move up", disabled: index === 0,
@@ -243,11 +247,8 @@ function accountRow(account, index, count, reload) {
         onclick: call("POST", `/accounts/${account.id}/move`, { index: index + 1 }) }, "↓"),
       account.status === "needs_login"
         ? h("button", { class: "btn primary", onclick: relogin }, "Re-login")
-        : h("button", { class: "btn", onclick: call("PATCH", `/accounts/${account.id}`, { enabled: !account.enabled },
-          account.enabled ? `Disabled ${account.name}` : `Enabled ${account.name}`) }, account.enabled ? "Disable" : "Enable"),
-      account.primary ? null : h("button", { class: "btn", title: "Make this the primary account",
-        onclick: call("POST", `/accounts/${account.id}/primary`, undefined, `${account.name} is now primary`) }, "Make primary"),
-      h("button", { class: "btn danger", onclick: remove }, "Remove")));
+        : h("button", { class: "btn toggle", onclick: call("PATCH", `/accounts/${account.id}`, { enabled: !account.enabled },
+          account.enabled ? `Disabled ${account.name}` : `Enabled ${account.name}`) }, account.enabled ? "Disable" : "Enable")));
 }
 
 function accountsPage(root, actions) {
@@ -287,9 +288,11 @@ function addPage(root) {
     poll();
     ticket = null;
     const ok = t.status === "done";
+    if (ok) refreshStatus();
     output.replaceChildren(
       h("p", { class: ok ? "result-ok" : "result-bad", id: "login-result" },
         ok ? `Signed in: ${t.account ? t.account.name : "account"} added to the pool.` : (t.error || `Sign-in ${t.status}.`)),
+      t.note ? h("p", { class: "muted" }, t.note) : null,
       h("div", { class: "actions" },
         ok ? h("a", { class: "btn primary", href: "#accounts" }, "See accounts") : null,
         h("button", { class: "btn", onclick: () => { output.hidden = true; } }, ok ? "Add another" : "Try again")));
@@ -370,8 +373,11 @@ function activityPage(root, actions) {
   const auto = h("input", { type: "checkbox", checked: true, id: "auto-refresh" });
   actions.append(h("label", { class: "check small" }, auto, "Auto-refresh"));
   const body = h("tbody", { id: "activity-rows" });
-  const table = h("div", { class: "panel" }, h("table", {},
-    h("thead", {}, h("tr", {}, ["Time", "Account", "Reason", "Status", "Latency", "Candidates"].map((t) => h("th", {}, t)))),
+  const cols = [["Time", "time"], ["Account", "account"], ["Reason", "reason"], ["Status", "status"], ["Latency", "latency"],
+    ["Candidates", "scores"]];
+  const table = h("div", { class: "panel" }, h("table", { class: "activity" },
+    h("colgroup", {}, cols.map(([, c]) => h("col", { class: `col-${c}` }))),
+    h("thead", {}, h("tr", {}, cols.map(([t]) => h("th", {}, t)))),
     body));
   root.append(table);
   const load = async () => {
@@ -385,7 +391,7 @@ function activityPage(root, actions) {
       h("td", { class: "num" }, clock(d.at)),
       h("td", {}, d.account || "—"),
       h("td", {}, d.reason, d.fast_note ? h("div", { class: "small muted" }, d.fast_note) : null,
-        d.route ? h("div", { class: "small muted mono" }, d.route) : null),
+        d.route ? h("div", { class: "small muted route" }, d.route.replace("/backend-api/codex", "codex")) : null),
       h("td", { class: d.status && d.status < 400 ? "status-ok" : "status-bad" }, d.status ?? "—"),
       h("td", { class: "num" }, d.latency_ms == null ? "—" : `${Math.round(d.latency_ms)} ms`),
       h("td", {}, h("div", { class: "scores" }, d.scores.map((s) => h("span", { class: "chip" + (s.account_id === d.account_id ? " chosen" : "") },
@@ -399,30 +405,46 @@ function activityPage(root, actions) {
 
 function connectPage(root) {
   const render = (data) => {
-    const key = h("span", { class: "mono", id: "local-key" }, "•".repeat(24));
-    let shown = false;
+    const masked = (text) => text.split(data.api_key).join(data.api_key.slice(0, 3) + "•".repeat(20));
+    const secret = [];  // [element, exact text] pairs that show the key only when asked
+    const keyText = (cls, text, id) => {
+      const el = h(cls === "pre" ? "pre" : "span", { class: cls === "pre" ? "snippet" : "mono", id }, masked(text));
+      secret.push([el, text]);
+      return el;
+    };
+    const toggle = (e) => {
+      const show = e.target.textContent === "Show key";
+      for (const [el, text] of secret) el.textContent = show ? text : masked(text);
+      e.target.textContent = show ? "Hide key" : "Show key";
+    };
     root.replaceChildren(h("div", { class: "stack" },
       h("div", { class: "panel card" },
         h("h2", {}, "This proxy"),
         h("div", { class: "kv" },
-          h("span", { class: "muted" }, "Address"), h("span", { class: "mono" }, data.proxy_url),
-          h("button", { class: "btn", onclick: () => copy(data.proxy_url, "Address") }, "Copy"),
-          h("span", { class: "muted" }, "Local key"), key,
+          h("span", { class: "muted" }, "Address"), h("span", { class: "mono", id: "proxy-address" }, data.proxy_url),
+          h("div", { class: "actions" }, h("button", { class: "btn", onclick: () => copy(data.proxy_url, "Address") }, "Copy")),
+          h("span", { class: "muted" }, "Local key"), keyText("span", data.api_key, "local-key"),
           h("div", { class: "actions" },
-            h("button", { class: "btn", onclick: (e) => { shown = !shown; key.textContent = shown ? data.api_key : "•".repeat(24); e.target.textContent = shown ? "Hide" : "Show"; } }, "Show"),
+            h("button", { class: "btn", id: "show-key", onclick: toggle }, "Show key"),
             h("button", { class: "btn", onclick: () => copy(data.api_key, "Key") }, "Copy")))),
       ...data.clients.map((c) => h("div", { class: "panel card", dataset: { client: c.id } },
-        h("div", { class: "page-head" },
+        h("div", { class: "card-head" },
           h("h2", {}, c.name),
           h("span", { class: `badge ${c.applied ? "ready" : ""}` }, c.applied ? "Connected" : "Not set up")),
         h("div", { class: "small muted" }, "File: ", h("span", { class: "mono" }, c.path)),
-        h("pre", { class: "snippet", id: `snippet-${c.id}` }, c.snippet),
-        c.note ? h("p", { class: "small muted" }, c.note) : null,
+        keyText("pre", c.snippet, `snippet-${c.id}`),
         h("div", { class: "actions" },
           h("button", { class: "btn", onclick: () => copy(c.snippet, "Config") }, "Copy"),
-          h("button", { class: "btn primary", onclick: async () => { if (await act(() => api("POST", `/clients/${c.id}/apply`), `${c.name} now uses codex-pool`)) load(); } }, c.applied ? "Apply again" : "Apply"),
-          h("button", { class: "btn", disabled: !c.can_undo, onclick: async () => { if (await act(() => api("POST", `/clients/${c.id}/undo`), `${c.name} config restored`)) load(); } }, "Undo")))),
+          h("button", { class: "btn primary", onclick: () => run(c, "apply") }, c.applied ? "Apply again" : "Apply"),
+          h("button", { class: "btn", disabled: !c.can_undo, onclick: () => run(c, "undo") }, "Undo")))),
       autostartPanel(data.autostart)));
+  };
+  const run = async (client, action) => {
+    const out = await act(() => api("POST", `/clients/${client.id}/${action}`));
+    if (!out) return;
+    toast(out.message);
+    for (const note of out.notes || []) toast(note);
+    load();
   };
   const load = async () => {
     const data = await act(() => api("GET", "/clients"));
@@ -445,23 +467,28 @@ function autostartPanel(state) {
 
 // ---------- Settings ----------
 
+// Labels and input kinds; the hint under each field is the config file's own comment for the key.
 const FIELDS = [
   ["Routing", [
-    ["sticky-mode", "Keep sessions on one account", "choice", ["auto", "always", "disabled"], "auto: stay while the account is close to the best (helps prompt caching); always: never switch unless it fails; disabled: pick per request."],
-    ["sticky-strength", "Sticky strength", "number", { min: 0, step: 0.1 }, "How much better another account must be before a session moves. 0 = no pull, 1 = default."],
-    ["fast-mode", "Fast mode", "choice", ["auto", "always", "disabled"], "Ask for priority processing when quota allows (auto), always, or never. A client's own choice always wins."],
-    ["fast-mode-bias", "Fast-mode bias", "number", { step: 0.1 }, "Positive turns fast mode on sooner, negative later. 0 = default."],
-    ["dormant-touch", "Start idle quota windows", "choice", ["always", "new-session-only", "disabled"], "Send a request to an account whose window has not started, so its reset clock runs."],
+    ["sticky-mode", "Keep sessions on one account", "choice", ["auto", "always", "disabled"]],
+    ["sticky-strength", "Sticky strength", "number", { min: 0, step: 0.1 }],
+    ["fast-mode", "Fast mode", "choice", ["auto", "always", "disabled"]],
+    ["fast-mode-bias", "Fast-mode bias", "number", { step: 0.01 }],
+    ["dormant-touch", "Start idle quota windows", "choice", ["always", "new-session-only", "disabled"]],
   ]],
   ["Proxy", [
-    ["host", "Listen address", "text", null, "Keep 127.0.0.1 unless you know why. Other addresses are refused unless the config allows them."],
-    ["port", "Port", "number", { min: 1, max: 65535, step: 1 }, "Clients use http://127.0.0.1:<port>. A change moves the proxy; reconnect clients afterwards."],
-    ["max-body-mb", "Request size limit (MB)", "number", { min: 1, step: 1 }, "Larger requests get HTTP 413."],
-    ["log-level", "Log level", "choice", ["debug", "info", "warning", "error"], "How much goes to the log file."],
+    ["host", "Listen address", "text"],
+    ["port", "Port", "number", { min: 0, max: 65535, step: 1 }],
+    ["allow-remote", "Allow other machines", "bool"],
+    ["max-body-mb", "Request size limit (MB)", "number", { min: 0.001, step: 1 }],
+    ["log-level", "Log level", "choice", ["debug", "info", "warning", "error"]],
   ]],
   ["Upstream", [
-    ["upstream-url", "Codex backend URL", "url", null, "Where requests go. Change only for an enterprise gateway."],
-    ["auth-url", "Sign-in server URL", "url", null, "Authorize, token and device-code endpoints."],
+    ["upstream-url", "Codex backend URL", "url"],
+    ["auth-url", "Sign-in server URL", "url"],
+  ]],
+  ["Notifications", [
+    ["quota-low-percent", "Quota-low threshold (% left)", "number", { min: 0, max: 100, step: 1 }],
   ]],
 ];
 const KIND_WORDS = {
@@ -488,6 +515,13 @@ function settingsPage(root) {
   const errors = {};
   const field = (key, label, kind, opts, hint, value) => {
     let input;
+    if (kind === "bool") {
+      input = h("input", { type: "checkbox", id: `f-${key}`, name: key, checked: value === true });
+      inputs[key] = { input, kind };
+      errors[key] = h("div", { class: "err", id: `err-${key}`, hidden: true });
+      return h("div", { class: "field" }, h("label", { class: "check" }, input, label, h("span", { class: "key" }, key)),
+        hint ? h("div", { class: "hint" }, hint) : null, errors[key]);
+    }
     if (kind === "choice") {
       const choices = opts.includes(String(value)) ? opts : [...opts, String(value)];
       input = h("select", { id: `f-${key}`, name: key }, choices.map((c) => h("option", { value: c, selected: String(value) === c }, c)));
@@ -523,38 +557,34 @@ function settingsPage(root) {
   };
 
   const render = (data) => {
-    const known = new Set();
-    const sections = FIELDS.map(([legend, list]) => h("fieldset", { class: "panel card" }, h("legend", {}, legend),
-      h("div", { class: "fields" }, list.filter(([key]) => key in data.values).map(([key, label, kind, opts, hint]) => {
+    const help = data.help || {};
+    const known = new Set(["notifications"]);
+    const sections = FIELDS.map(([title, list]) => h("section", { class: "panel card" }, h("h2", {}, title),
+      h("div", { class: "fields" }, list.filter(([key]) => key in data.values).map(([key, label, kind, opts]) => {
         known.add(key);
-        return field(key, label, kind, opts, hint, data.values[key]);
+        return field(key, label, kind, opts, help[key], data.values[key]);
       }))));
-    const extra = Object.keys(data.values).filter((k) => !known.has(k) && k !== "notifications");
-    if (extra.length) {
-      sections.push(h("fieldset", { class: "panel card" }, h("legend", {}, "Other"), h("div", { class: "fields" },
-        extra.map((key) => field(key, key, typeof data.values[key] === "number" ? "number" : "text", null, null, data.values[key])))));
-    }
     const notes = data.values.notifications;
     if (notes && typeof notes === "object") {
-      sections.push(h("fieldset", { class: "panel card" }, h("legend", {}, "Notifications"), h("div", { class: "fields" },
-        Object.entries(notes).map(([kind, on]) => {
-          const key = `notifications.${kind}`;
-          const box = h("input", { type: "checkbox", id: `f-${key}`, checked: on === true });
-          inputs[key] = { input: box, kind: "bool" };
-          errors[key] = h("div", { class: "err", hidden: true });
-          return h("div", { class: "field" }, h("label", { class: "check" }, box, KIND_WORDS[kind] || kind), errors[key]);
-        }))));
+      sections[sections.length - 1].querySelector(".fields").append(...Object.entries(notes).map(([kind, on]) =>
+        field(`notifications.${kind}`, KIND_WORDS[kind] || kind, "bool", null, help[`notifications.${kind}`], on)));
+    }
+    const extra = Object.keys(data.values).filter((k) => !known.has(k));
+    if (extra.length) {
+      sections.push(h("section", { class: "panel card" }, h("h2", {}, "Other"), h("div", { class: "fields" },
+        extra.map((key) => field(key, key, typeof data.values[key] === "number" ? "number" : "text", null, help[key], data.values[key])))));
     }
     const status = h("span", { class: "small muted", id: "save-status" }, data.problems && data.problems.length
-      ? `The config file has problems: ${data.problems.join("; ")}` : `Saved in ${data.path}`);
-    root.replaceChildren(h("form", { class: "stack", id: "settings", onsubmit: save }, sections,
+      ? `The config file has problems: ${data.problems.join("; ")}` : "Changes apply as soon as they are saved.");
+    root.replaceChildren(h("form", { class: "stack", id: "settings", novalidate: true, onsubmit: save },
+      h("p", { class: "muted small path" }, "File: ", h("span", { class: "mono" }, data.path)), sections,
       h("div", { class: "save-bar" }, h("button", { class: "btn primary", type: "submit", id: "save" }, "Save"),
         h("button", { class: "btn", type: "button", onclick: load }, "Revert"), status)));
   };
   const save = async (e) => {
     e.preventDefault();
     const { out, bad } = collect();
-    if (bad) { toast("Fix the highlighted fields first.", true); return; }
+    if (bad) { toast("Fix the highlighted fields first.", true); focusFirstError(); return; }
     const values = {};
     for (const [key, value] of Object.entries(out)) {
       if (key.startsWith("notifications.")) (values.notifications ||= {})[key.slice(14)] = value;
@@ -567,8 +597,13 @@ function settingsPage(root) {
     } catch (err) {
       const problems = (err.data && err.data.problems) || {};
       for (const [key, text] of Object.entries(problems)) setError(inputs[key] ? key : Object.keys(inputs).find((k) => k.startsWith(key)) || key, text);
-      toast(err.message, true);
+      toast(Object.keys(problems).length ? "Not saved: see the highlighted fields." : err.message, true);
+      focusFirstError();
     }
+  };
+  const focusFirstError = () => {
+    const bad = root.querySelector("[aria-invalid='true']");
+    if (bad) { bad.scrollIntoView({ block: "center" }); bad.focus(); }
   };
   const load = async () => {
     const data = await act(() => api("GET", "/settings"));

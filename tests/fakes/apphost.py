@@ -1,0 +1,30 @@
+"""A running codex-pool engine for the management API and web UI tests (tests only).
+
+:func:`running_engine` is :func:`tests.proxykit.running_pool` (a real :class:`tray.engine.Engine` on
+port 0 in front of the fake chatgpt.com + auth server) with the login service's browser callback on
+a free port instead of 1455, so a sign-in test never collides with anything else on the machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from tests.proxykit import Pool, running_pool
+from tray.login import LoginService
+from tray.oauth import OAuthClient
+
+
+@contextmanager
+def running_engine(
+    fake_ids: Sequence[str] = (), *, config: Mapping[str, Any] | None = None,
+    usage: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Iterator[Pool]:
+    with running_pool(fake_ids, config=config, usage=usage) as pool:
+        engine = pool.engine
+        assert engine.http is not None
+        oauth = OAuthClient(engine.http, engine.config.auth_url, time.time)
+        engine.login = LoginService(engine.store, oauth, time.time, engine.events, callback_port=0)
+        yield pool
