@@ -164,3 +164,21 @@ def test_snippets_hold_the_exact_settings() -> None:
     assert codex["model_providers"]["codex-pool"]["experimental_bearer_token"] == KEY
     opencode = json.loads(snips["opencode"])
     assert opencode["provider"]["openai"]["options"] == {"baseURL": "http://127.0.0.1:4455/v1", "apiKey": KEY}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'model_providers = { foo = { name = "x" } }\n',
+        'model_providers.foo.name = "x"\n',
+        '[model_providers]\nfoo = { name = "x" }\n',
+        "[other]\na = 1\n",
+    ],
+    ids=["inline", "dotted", "explicit", "tables-only"],
+)
+def test_every_way_of_writing_model_providers_round_trips(text: str) -> None:
+    applied = cc.codex_apply(text, URL, KEY)
+    data = tomllib.loads(applied)
+    assert data["model_provider"] == "codex-pool"
+    assert data["model_providers"]["codex-pool"]["base_url"] == "http://127.0.0.1:4455/backend-api/codex"
+    assert cc.codex_remove(applied, cc.codex_previous(text)) == text

@@ -22,7 +22,7 @@ from typing import Any
 
 import tomlkit
 import tomlkit.exceptions
-from tomlkit.items import Table
+from tomlkit.items import InlineTable, Table
 
 from tray.errors import ClientSetupError
 
@@ -82,7 +82,12 @@ def codex_apply(text: str, proxy_url: str, key: str, where: str = "config.toml")
         doc["model_providers"] = providers
     elif not isinstance(providers, dict):
         raise ClientSetupError(f"{where}: model_providers is not a table; fix it first, nothing was changed")
-    providers[PROVIDER_ID] = _provider_table(proxy_url, key)
+    if isinstance(providers, InlineTable):  # model_providers = { ... } on one line: stay inline
+        entry = tomlkit.inline_table()
+        entry.update({k: v for k, v in _provider_table(proxy_url, key).items()})
+        providers[PROVIDER_ID] = entry
+    else:
+        providers[PROVIDER_ID] = _provider_table(proxy_url, key)
     doc["model_provider"] = PROVIDER_ID
     return _one_final_newline(tomlkit.dumps(doc))
 
@@ -117,7 +122,7 @@ def codex_remove(text: str, previous: CodexPrevious, where: str = "config.toml")
         del doc["model_provider"]
         if previous.model_provider is not None:
             doc["model_provider"] = previous.model_provider
-    return _one_final_newline(tomlkit.dumps(doc))
+    return _one_final_newline(tomlkit.dumps(doc).lstrip("\n"))
 
 
 def codex_snippet(proxy_url: str, key: str) -> str:
