@@ -30,6 +30,7 @@ from tray import authfiles
 from tray.access import AccessPolicy
 from tray.config import Config, LoadedConfig, load_config
 from tray.errors import PoolError, ServerError
+from tray.login import LoginService
 from tray.models import Clock, ConfigInvalid, Event, EventSink
 from tray.oauth import OAuthClient
 from tray.paths import Paths, api_key, ui_token, write_secret
@@ -65,6 +66,7 @@ class Engine:
         import_primary: bool = True,
         environ: dict[str, str] | None = None,
         upstream_timeout: httpx.Timeout = UPSTREAM_TIMEOUT,
+        login_options: dict[str, Any] | None = None,
     ) -> None:
         self.paths = paths.ensure()
         self.clock = clock
@@ -74,13 +76,14 @@ class Engine:
         self._import_primary = import_primary
         self._environ = environ
         self._timeout = upstream_timeout
+        self._login_options = dict(login_options or {})  # LoginService keywords (tests: callback_port)
         self.loaded: LoadedConfig = load_config(paths.config_file)
         self._mtime = self._config_mtime()
         self._report(self.loaded)
         self.store = Store.open(paths.db_file, clock, backup_dir=paths.backup_dir)
         self.api_key = api_key(paths)
         self.ui_token = ui_token(paths)
-        self.login: Any = None
+        self.login: LoginService | None = None
         self.server: ServerThread | None = None
         self.pipeline: Pipeline | None = None
         self.quota: QuotaService | None = None
@@ -168,16 +171,8 @@ class Engine:
             extra.append(Mount("/ui", app=OriginGuard(static, self.policy), name="ui"))
         return extra
 
-    def _login_service(self, oauth: OAuthClient) -> Any:
-        try:
-            login = importlib.import_module("tray.login")
-        except ModuleNotFoundError:
-            return None
-        try:
-            return login.LoginService(self.store, oauth, clock=self.clock, events=self.events)
-        except TypeError:
-            log.info("login service not wired: unexpected constructor")
-            return None
+    def _login_service(self, oauth: OAuthClient) -> LoginService:
+        return LoginService(self.store, oauth, self.clock, self.events, **self._login_options)
 
     def start(self) -> str:
         """Start the proxy thread; returns its URL. Raises :class:`ServerError` (port in use...)."""
@@ -214,6 +209,8 @@ class Engine:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        if self.login is not None:
+            await self.login.close()
         if self.quota is not None:
             await self.quota.stop()
         if self.pipeline is not None:
