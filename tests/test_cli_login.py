@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes.auth_server import FakeAuth, FakeUser
@@ -85,3 +87,23 @@ def test_denied_device_login_fails_with_one_line(fake: FakeAuth, server: ServerT
     assert proc.returncode == 1
     assert err.strip().count("\n") == 0 and err.startswith("codex-pool: Device authorization failed")
     assert "Traceback" not in err
+
+
+def test_browser_login_prints_the_link_and_finishes_when_the_browser_comes_back(
+    fake: FakeAuth, server: ServerThread, pool_home: Path
+) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 1455))
+        except OSError:
+            pytest.skip("port 1455 is in use on this machine (a login may be waiting there)")
+    proc = start_login("--no-browser")
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline() for _ in range(2)]
+    url = lines[1].strip()
+    assert url.startswith(server.url + "/oauth/authorize?") and "localhost%3A1455" in url
+    page = httpx.get(url, follow_redirects=True, timeout=30)  # the user's browser
+    out, err = proc.communicate(timeout=60)
+    assert page.status_code == 200 and "signed in" in page.text.lower()
+    assert proc.returncode == 0, err
+    assert "Added one@example.com (plus, primary)." in out
