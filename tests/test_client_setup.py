@@ -55,6 +55,7 @@ def test_setup_codex_then_undo_restores_the_exact_bytes(
     assert data["model_providers"]["codex-pool"]["experimental_bearer_token"] == key
     assert data["profiles"]["fast"]["model"] == "o4-mini"
     assert "# and this one" in codex_file.read_text()
+    assert stat.S_IMODE(codex_file.stat().st_mode) == 0o600  # it holds the key now
     assert clients.is_applied("codex") and clients.is_applied("codex", URL)
 
     assert main(["setup", "codex"]) == 0  # a second run changes nothing and keeps the first copy

@@ -218,7 +218,8 @@ def apply(
         saved.save(original, mode, _previous_of(kind, text, str(path)))
         state = saved.state()
         assert state is not None
-    mode = state["mode"] if isinstance(state.get("mode"), int) else 0o600
+    # The file now holds the local key: readable by its owner only (undo restores the old mode).
+    mode = (state["mode"] & 0o700 if isinstance(state.get("mode"), int) else 0o600) | 0o600
     try:
         _write(path, new, mode)
     except ClientSetupError:
@@ -260,7 +261,8 @@ def undo(kind: Kind, paths: Paths | None = None, environ: Mapping[str, str] | No
         return SetupResult(kind, path, False, f"{path} does not use codex-pool; nothing to undo.")
     previous = _previous_from(kind, state.get("previous", {}) if state else {})
     new = remove(text, previous, where=str(path)).encode("utf-8")
-    _write(path, new, path.stat().st_mode & 0o777)
+    old_mode = state.get("mode") if state else None
+    _write(path, new, old_mode if isinstance(old_mode, int) else path.stat().st_mode & 0o777)
     saved.forget(keep_copy=True)
     backup = saved.copy if saved.copy.exists() else None
     note = (
