@@ -250,3 +250,10 @@ def test_poller_revalidates_recently_active_accounts_with_old_entries() -> None:
     assert not should_revalidate(usage_view(entry(body, 400), NOW), NOW - 301, NOW)
     assert not should_revalidate(usage_view(entry(body, 400), NOW), None, NOW)
     assert should_revalidate(usage_view(None, NOW), NOW, NOW)
+
+
+def test_a_blocked_limit_from_a_429_expires_at_its_reset() -> None:
+    body = {"rate_limit": {"allowed": False, "limit_reached": True, "resets_at": NOW + 100}}
+    view = usage_view(entry(body, 10), NOW)
+    assert view.usage is not None and view.usage.blocked
+    assert usage_view(entry(body, 10), NOW + 100).freshness == "missing"

@@ -210,8 +210,8 @@ def missing_view(account_id: int) -> UsageView:
 
 
 def reset_deadline(usage: Usage, observed_at: float) -> float | None:
-    """The earliest moment a scored window resets. Dormant windows and windows reporting 0 s
-    ("just reset", gap 13) never force expiry."""
+    """The earliest moment a scored window resets, or a blocked limit lifts (429 body reset).
+    Dormant windows and windows reporting 0 s ("just reset", gap 13) never force expiry."""
     deadlines = [
         observed_at + w.reset_after_seconds
         for _, w in windows(usage)
@@ -220,6 +220,8 @@ def reset_deadline(usage: Usage, observed_at: float) -> float | None:
         and w.reset_after_seconds > 0
         and not is_dormant(w)
     ]
+    if usage.blocked and usage.blocked_until is not None:
+        deadlines.append(usage.blocked_until)
     return min(deadlines) if deadlines else None
 
 
