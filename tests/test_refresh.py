@@ -371,3 +371,27 @@ def test_relogin_during_a_failing_refresh_keeps_the_new_login(
     stored = store.get(account.id)
     assert stored is not None and stored.state is AccountState.ENABLED and events == []
     assert fresh.tokens.expires_at > time.time() + 3000
+
+
+def test_a_forced_refresh_joining_a_failed_proactive_one_does_not_return_the_rejected_token(
+    store: Store, fake: FakeAuth, server: ServerThread
+) -> None:
+    # Found by the soak (tests/soak.py): a request's proactive refresh is in flight when another
+    # request on the same account gets a 401; the proactive one fails transiently and keeps the
+    # still-unexpired token. The 401 caller must not be handed that token back: retrying with it
+    # gets a second 401 and the account would be marked needs login for a passing hiccup.
+    account = add(store, fake, expires_in=3600, issued_ago=3500)  # due, still valid by its expiry
+    fake.token_delay = 0.3
+    fake.fail_all_refreshes = (503, {"error": "unavailable"})
+
+    async def both(refresher: Refresher) -> tuple[Account, BaseException | Account]:
+        proactive = asyncio.ensure_future(refresher.ensure_fresh(account))
+        await asyncio.sleep(0.1)
+        forced = await asyncio.gather(refresher.ensure_fresh(account, force=True), return_exceptions=True)
+        return await proactive, forced[0]
+
+    proactive, forced = refreshing(store, server.url, both)
+    assert proactive.tokens == account.tokens  # a failed proactive refresh keeps a valid token
+    assert isinstance(forced, TransientRefreshError)
+    stored = store.get(account.id)
+    assert stored is not None and stored.state is AccountState.ENABLED

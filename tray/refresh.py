@@ -117,7 +117,12 @@ class Refresher:
                 self._inflight.pop(account_id, None)
 
             task.add_done_callback(forget)
-        return await asyncio.shield(task)
+        result = await asyncio.shield(task)
+        if force and result.tokens.access_token == account.tokens.access_token:
+            # We joined a proactive refresh that failed and kept this token; upstream has just
+            # rejected it, so it is not usable for us.
+            raise TransientRefreshError(f"Token refresh for {account.name} failed; try again shortly")
+        return result
 
     async def _locked_refresh(self, seen: Account, force: bool) -> Account:
         key, owner = f"refresh:{seen.id}", f"{uuid.uuid4().hex}"
