@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import base64
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.fakes.jwt import account_claims, make_jwt
 from tray.claims import decode_payload, expiry, identity_and_meta
@@ -65,3 +69,28 @@ def test_expiry_reads_exp_seconds() -> None:
     assert expiry(make_jwt({"exp": 1_700_000_000})) == 1_700_000_000.0
     assert expiry(make_jwt({"exp": "soon"})) is None
     assert expiry(make_jwt({"exp": True})) is None
+
+
+@given(st.text() | st.binary().map(lambda b: "x." + base64.urlsafe_b64encode(b).decode().rstrip("=") + ".y"))
+def test_decoding_never_raises(token: str) -> None:
+    decode_payload(token)
+    identity_and_meta(token, token)
+    expiry(token)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+    )
+)
+def test_odd_claim_shapes_never_raise(value: object) -> None:
+    for claims in (
+        {"sub": value},
+        {"https://api.openai.com/auth": value},
+        {"organizations": value},
+        {"exp": value},
+    ):
+        token = make_jwt(claims)
+        identity_and_meta(token, token)
+        expiry(token)
