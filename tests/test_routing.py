@@ -500,3 +500,11 @@ def test_rank_keeps_every_candidate_and_blocked_accounts_last(
     healthy = [d.score is not None and d.score > 0 and not d.blocked for d in r.details]
     if any(healthy) and not r.sticky_kept:
         assert healthy[0], f"{r.reason}: a healthy account exists but another comes first"
+
+
+def test_dormant_touch_order_follows_window_length_not_slot() -> None:
+    # A plan that reports its weekly window in the primary slot: the untouched week still goes first.
+    weekly_in_primary = body(win(0, 604800, 604800), win(20, 9000))
+    daily_only = body(DORMANT_5H, win(20, 300000, 604800))
+    r = ranked([CORE, POOL], {1: daily_only, 2: weekly_in_primary})
+    assert r.order == (2, 1) and r.reason == "touch dormant rate.primary"

@@ -98,6 +98,12 @@ class _Entry:
     def value(self) -> float:
         return self.result.score or 0.0
 
+    @property
+    def touch_rank(self) -> float:
+        """The longest pending dormant window: touching a weekly window first saves the most."""
+        spans = [w.window_seconds or 0.0 for label, w in windows(self.view.usage) if label in self.pending]
+        return max(spans, default=0.0)
+
 
 def _tier(result: ScoreResult) -> int:
     if result.blocked:
@@ -174,7 +180,7 @@ def rank(
         sticky = next((e for e in ordered if e.account.id == affinity), None)
         if dormant:
             # Gap 11: the dormant accounts go first; every other account stays behind as failover.
-            front = sorted(dormant, key=lambda e: 2 if "rate.secondary" in e.pending else 1, reverse=True)
+            front = sorted(dormant, key=lambda e: e.touch_rank, reverse=True)
             ordered = front + [e for e in ordered if not e.pending]
             reason, kept = touch_reason(front[0].pending), front[0] is sticky
         elif sticky is not None and sticky.tier in (_POSITIVE, _UNKNOWN):
