@@ -235,3 +235,13 @@ def test_real_codex_cli_still_reads_the_file_after_write_back(store: Store, isol
     )
     assert done.returncode == 0, done.stderr
     assert "Logged in using ChatGPT" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("expires", ["NaN", "Infinity", '"soon"', "true", "null"])
+def test_odd_opencode_expiry_falls_back_to_the_token(store: Store, expires: str) -> None:
+    tokens = FakeAuth().token_set(BOB)
+    path = write_opencode(tokens, BOB.account_id)
+    path.write_text(path.read_text().replace(str(int(tokens.expires_at * 1000)), expires))
+    account = import_primary(store, time.time)
+    assert account is not None
+    assert account.tokens.expires_at == pytest.approx(tokens.expires_at, abs=1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -144,7 +145,7 @@ def read_opencode(path: Path) -> FileLogin | None:
         return None
     expires = entry.get("expires")
     exp = None
-    if isinstance(expires, int | float) and not isinstance(expires, bool):
+    if isinstance(expires, int | float) and not isinstance(expires, bool) and math.isfinite(expires):
         exp = float(expires) / 1000
     return _login(path, "opencode", access, refresh, None, exp or expiry(access) or 0.0)
 
