@@ -14,8 +14,8 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,30 +141,38 @@ class _Saved:
                 file.unlink(missing_ok=True)
 
 
-def _transforms(kind: Kind) -> tuple[Any, Any, Any, Any]:
-    if kind == "codex":
-        return (
-            clientconfig.codex_apply,
-            clientconfig.codex_applied,
-            clientconfig.codex_previous,
-            clientconfig.codex_remove,
-        )
-    return (
+@dataclass(frozen=True)
+class _Format:
+    """The text transforms for one client's config file (see :mod:`tray.clientconfig`)."""
+
+    apply: Callable[..., str]  # (text, proxy_url, key, where=) -> text
+    applied: Callable[[str, str | None], bool]
+    previous: Callable[..., Any]  # (text, where=) -> what setup replaces
+    remove: Callable[..., str]  # (text, previous, where=) -> text
+    previous_type: type[Any]
+
+
+FORMATS: dict[Kind, _Format] = {
+    "codex": _Format(
+        clientconfig.codex_apply,
+        clientconfig.codex_applied,
+        clientconfig.codex_previous,
+        clientconfig.codex_remove,
+        clientconfig.CodexPrevious,
+    ),
+    "opencode": _Format(
         clientconfig.opencode_apply,
         clientconfig.opencode_applied,
         clientconfig.opencode_previous,
         clientconfig.opencode_remove,
-    )
+        clientconfig.OpencodePrevious,
+    ),
+}
 
 
-def _previous_of(kind: Kind, text: str, where: str) -> dict[str, Any]:
-    return asdict(_transforms(kind)[2](text, where=where))
-
-
-def _previous_from(kind: Kind, raw: dict[str, Any]) -> Any:
-    if kind == "codex":
-        return clientconfig.CodexPrevious(model_provider=raw.get("model_provider"))
-    return clientconfig.OpencodePrevious(base_url=raw.get("base_url"), api_key=raw.get("api_key"))
+def _nothing(fmt: _Format) -> Any:
+    """ "Nothing was there before setup": every field of the format's previous-values record None."""
+    return fmt.previous_type(*[None] * len(fields(fmt.previous_type)))
 
 
 def _notes(kind: Kind, environ: Mapping[str, str] | None) -> tuple[str, ...]:
@@ -197,10 +205,10 @@ def apply(
     """Point ``kind`` at ``proxy_url`` with the local ``key``; save the file as it was first."""
     path = config_path(kind, environ)
     saved = _Saved((paths or resolve_paths(environ)).ensure(), kind, path)
-    transform, applied, _, _ = _transforms(kind)
+    fmt = FORMATS[kind]
     original = _read(path)
     text = _decode(original, path)
-    new = transform(text, proxy_url, key, where=str(path)).encode("utf-8")
+    new = fmt.apply(text, proxy_url, key, where=str(path)).encode("utf-8")
     notes = _notes(kind, environ)
     if new == original:
         return SetupResult(
@@ -212,10 +220,10 @@ def apply(
             notes,
         )
     state = saved.state()
-    if state is None or not applied(text):
+    if state is None or not fmt.applied(text, None):
         # First change (or the earlier setup was taken out by hand): keep the file as it is now.
         mode = path.stat().st_mode & 0o777 if original is not None else None
-        saved.save(original, mode, _previous_of(kind, text, str(path)))
+        saved.save(original, mode, asdict(fmt.previous(text, where=str(path))))
         state = saved.state()
         assert state is not None
     # The file now holds the local key: readable by its owner only (undo restores the old mode).
@@ -237,7 +245,7 @@ def undo(kind: Kind, paths: Paths | None = None, environ: Mapping[str, str] | No
     """Take codex-pool out of ``kind``'s config: the saved file back byte for byte when possible."""
     path = config_path(kind, environ)
     saved = _Saved((paths or resolve_paths(environ)).ensure(), kind, path)
-    _, applied, _, remove = _transforms(kind)
+    fmt = FORMATS[kind]
     current = _read(path)
     state = saved.state()
     if state is not None and state.get("written") is not None and _sha(current) == state["written"]:
@@ -256,11 +264,12 @@ def undo(kind: Kind, paths: Paths | None = None, environ: Mapping[str, str] | No
         saved.forget()
         return SetupResult(kind, path, True, message)
     text = _decode(current, path)
-    if current is None or not applied(text):
+    if current is None or not fmt.applied(text, None):
         saved.forget(keep_copy=True)
         return SetupResult(kind, path, False, f"{path} does not use codex-pool; nothing to undo.")
-    previous = _previous_from(kind, state.get("previous", {}) if state else {})
-    new = remove(text, previous, where=str(path)).encode("utf-8")
+    saved_previous = state.get("previous") if state else None
+    previous = fmt.previous_type(**saved_previous) if isinstance(saved_previous, dict) else _nothing(fmt)
+    new = fmt.remove(text, previous, where=str(path)).encode("utf-8")
     old_mode = state.get("mode") if state else None
     _write(path, new, old_mode if isinstance(old_mode, int) else path.stat().st_mode & 0o777)
     saved.forget(keep_copy=True)
@@ -285,4 +294,4 @@ def is_applied(kind: Kind, proxy_url: str | None = None, environ: Mapping[str, s
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return False
-    return bool(_transforms(kind)[1](text, proxy_url))
+    return FORMATS[kind].applied(text, proxy_url)
