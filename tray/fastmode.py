@@ -78,8 +78,8 @@ def decide(
     body: Mapping[str, Any] | None,
     view: UsageView | None,
     settings: RoutingSettings,
-    previous: bool | None = None,
-    now: float = 0.0,
+    previous: bool | None,
+    now: float,
 ) -> FastDecision:
     """Fast mode for one attempt on the account ``view`` describes. ``previous``: the session's
     fast flag, only when this attempt's account is its active sticky account."""
