@@ -5,6 +5,7 @@ from __future__ import annotations
 import plistlib
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,7 @@ def test_startup_approved_first_byte(blob: bytes | None, disabled: bool) -> None
     assert texts.startup_approved_disabled(blob) is disabled
 
 
-def _exists(*paths: str) -> object:
+def _exists(*paths: str) -> Callable[[str], bool]:
     return lambda p: p in paths
 
 
