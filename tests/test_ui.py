@@ -53,11 +53,14 @@ def engine(pool: Pool) -> Any:
 
 
 def open_page(browser: Any, engine: Any, scheme: str = "light", size: dict[str, int] | None = None,
-              hash_page: str = "") -> Any:
-    context = browser.new_context(viewport=size or WINDOW, color_scheme=scheme)
+              hash_page: str = "", csp: bool = False) -> Any:
+    # Playwright's wait_for_function evaluates strings, which the page's CSP forbids; one test below
+    # keeps the CSP on and checks that every page runs under it.
+    context = browser.new_context(viewport=size or WINDOW, color_scheme=scheme, bypass_csp=not csp)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.errors = errors
     page.goto(engine.ui_url)
     page.wait_for_selector("#health[data-state]:not([data-state='unknown'])")
@@ -342,6 +345,19 @@ def test_connect_clients_snippets_apply_undo(browser: Any, engine: Any, tmp_path
     dark.wait_for_selector("#snippet-codex")
     shoot(dark, "connect-dark", tmp_path)
     dark.context.close()
+
+
+def test_every_page_runs_under_the_content_security_policy(browser: Any, engine: Any) -> None:
+    seed_pool(engine.store)
+    page = open_page(browser, engine, csp=True)
+    page.wait_for_selector(".acct .bar > span")
+    for name, ready in (("add", "#start-device"), ("activity", "#activity-rows td"),
+                        ("connect", "#snippet-codex"), ("settings", "#f-port"), ("accounts", ".acct")):
+        page.evaluate(f"location.hash = '{name}'")
+        page.wait_for_selector(ready)
+    assert page.locator(".acct .bar > span").first.evaluate("el => el.style.width") == "38%"
+    assert page.errors == []
+    page.context.close()
 
 
 def test_without_the_token_the_page_says_how_to_open_it(browser: Any, engine: Any) -> None:
