@@ -182,3 +182,9 @@ def test_every_way_of_writing_model_providers_round_trips(text: str) -> None:
     assert data["model_provider"] == "codex-pool"
     assert data["model_providers"]["codex-pool"]["base_url"] == "http://127.0.0.1:4455/backend-api/codex"
     assert cc.codex_remove(applied, cc.codex_previous(text)) == text
+
+
+def test_clients_dial_127_0_0_1_not_localhost() -> None:
+    assert cc.codex_base_url("http://localhost:4455/") == "http://127.0.0.1:4455/backend-api/codex"
+    assert cc.openai_base_url("http://0.0.0.0:4455") == "http://127.0.0.1:4455/v1"
+    assert cc.openai_base_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000/v1"

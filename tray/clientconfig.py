@@ -19,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import tomlkit
 import tomlkit.exceptions
@@ -30,12 +31,21 @@ PROVIDER_ID = "codex-pool"
 CODEX_MARKER = "Added by `codex-pool setup codex`; `codex-pool setup codex --undo` takes it out."
 
 
+def client_url(proxy_url: str) -> str:
+    """The proxy address as a client on this machine should dial it: ``localhost`` and a wildcard
+    bind become ``127.0.0.1`` (some clients resolve localhost to ::1 first, where nothing listens)."""
+    parts = urlsplit(proxy_url.rstrip("/"))
+    if parts.hostname in ("localhost", "0.0.0.0") and parts.port is not None:
+        parts = parts._replace(netloc=f"127.0.0.1:{parts.port}")
+    return urlunsplit(parts)
+
+
 def codex_base_url(proxy_url: str) -> str:
-    return proxy_url.rstrip("/") + "/backend-api/codex"
+    return client_url(proxy_url) + "/backend-api/codex"
 
 
 def openai_base_url(proxy_url: str) -> str:
-    return proxy_url.rstrip("/") + "/v1"
+    return client_url(proxy_url) + "/v1"
 
 
 # ---------------------------------------------------------------- Codex CLI (config.toml)
