@@ -259,3 +259,10 @@ def test_a_blocked_limit_from_a_429_expires_at_its_reset() -> None:
     view = usage_view(entry(body, 10), NOW)
     assert view.usage is not None and view.usage.blocked
     assert usage_view(entry(body, 10), NOW + 100).freshness == "missing"
+
+
+def test_huge_integers_are_dropped_not_fatal() -> None:
+    usage = parse_usage(
+        '{"plan_type": "plus", "rate_limit": {"primary_window": {"used_percent": 1' + "0" * 400 + "}}}"
+    )
+    assert usage is not None and usage.plan_type == "plus" and usage.primary is None

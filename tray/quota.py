@@ -30,16 +30,15 @@ ACTIVE_SECONDS = 300.0  # ... for accounts that served a request this recently
 DORMANT_TOLERANCE = 0.001  # a window counts as untouched within 0.1 % (at least 1 s) of its length
 
 Freshness = Literal["fresh", "stale", "missing"]
-SLOTS: tuple[tuple[str, str], ...] = (
-    ("primary_window", "rate.primary"),
-    ("secondary_window", "rate.secondary"),
-)
 
 
 def _num(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too big for a float
+        return None
     return number if math.isfinite(number) else None
 
 

@@ -28,7 +28,10 @@ def to_number(value: object) -> float | None:
             return None
     if not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too big for a float
+        return None
     return number if math.isfinite(number) else None
 
 
