@@ -327,7 +327,7 @@ function addPage(root) {
     output.hidden = false;
     output.replaceChildren(
       h("h2", {}, "Sign in with your browser"),
-      h("p", {}, "A sign-in page should have opened. If not, open this link:"),
+      h("p", {}, "Finish signing in on the ChatGPT page in your browser. If no page opened, use Open or copy the link:"),
       h("div", { class: "url-box" },
         h("input", { type: "text", readonly: true, value: t.authorize_url, id: "authorize-url", "aria-label": "Sign-in link" }),
         h("button", { class: "btn", onclick: () => copy(t.authorize_url, "Link") }, "Copy"),
