@@ -188,6 +188,11 @@ def test_bad_patches_change_nothing(engine: Any, api: httpx.Client) -> None:
     assert api.patch(f"/accounts/{one.id}", content=b"[1]").status_code == 400
     assert api.patch("/accounts/99", json={"label": "x"}).status_code == 404
     assert api.patch("/accounts/abc", json={"label": "x"}).status_code == 400
+    assert api.patch("/accounts/99999999999999999999999", json={"label": "x"}).status_code == 400
+    assert api.patch("/accounts/-1", json={"label": "x"}).status_code == 400
+    assert api.patch(f"/accounts/{one.id}", content=b"[" * 100000).status_code == 400
+    huge = b'{"label": "' + b"x" * 2_000_000 + b'"}'
+    assert api.patch(f"/accounts/{one.id}", content=huge).status_code in (400, 413)
     account = engine.store.get(one.id)
     assert account.label == "Work" and account.state is AccountState.ENABLED
 

@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 
 from tray import __version__, apiviews
 from tray.access import AccessPolicy
-from tray.apiguard import BadRequest, Guard, error, field, json_body, mapped, ok, send_json
+from tray.apiguard import BadRequest, Guard, account_id, error, field, json_body, mapped, ok, send_json
 from tray.apilogin import login_routes
 from tray.apisetup import setup_routes
 from tray.errors import AccountError, AccountNotFoundError
@@ -55,14 +55,6 @@ class ManagedEngine(Protocol):
     def ui_token(self) -> str: ...
 
     def reload_config(self) -> Any: ...
-
-
-def account_id(request: Request) -> int:
-    raw = request.path_params["account_id"]
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise BadRequest("Account ids are whole numbers.") from exc
 
 
 def port_of(url: str) -> int:

@@ -27,6 +27,7 @@ from tray.errors import AccountError, AccountNotFoundError, PoolError
 
 TOKEN_HEADER = b"x-codex-pool-token"
 NO_STORE = {"cache-control": "no-store"}
+MAX_BODY = 1024 * 1024  # bytes; every management request is a small JSON object
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -143,13 +144,23 @@ async def json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw:
         return {}
+    if len(raw) > MAX_BODY:
+        raise BadRequest("The request body is too large for the management API.")
     try:
         body = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadRequest("The request body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
     return body
+
+
+def account_id(request: Request) -> int:
+    """The ``{account_id}`` path parameter as a row id; anything else is a :class:`BadRequest`."""
+    raw = str(request.path_params["account_id"])
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise BadRequest("Account ids are whole numbers.")
+    return int(raw)
 
 
 def field(body: dict[str, Any], name: str, kind: type, what: str) -> Any:

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tray.apiguard import BadRequest, error, field, json_body, ok
+from tray.apiguard import BadRequest, account_id, error, field, json_body, ok
 from tray.apiviews import account_view
 from tray.errors import AccountNotFoundError, LoginError
 
@@ -80,10 +80,7 @@ class LoginApi:
         method = body.get("method", "browser")
         if method not in ("browser", "device"):
             raise BadRequest("'method' must be \"browser\" or \"device\".")
-        try:
-            ident = int(request.path_params["account_id"])
-        except ValueError as exc:
-            raise BadRequest("Account ids are whole numbers.") from exc
+        ident = account_id(request)
         if self.engine.store.get(ident) is None:
             raise AccountNotFoundError(f"There is no account with id {ident}.")
         ticket = await self._start(method, False)

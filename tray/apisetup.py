@@ -101,8 +101,8 @@ class SetupApi:
             return error(400, "Not saved: " + "; ".join(problems.values()), problems=problems)
         try:
             loaded = await run_in_threadpool(config.save_config, path, updates)
-        except ConfigError as exc:
-            return error(400, str(exc), problems={})
+        except ConfigError as exc:  # the values were checked above: this is the file itself
+            return error(409, str(exc), problems={})
         await run_in_threadpool(self.engine.reload_config)
         return ok({**settings_view(loaded), "saved": True})
 
