@@ -1,0 +1,195 @@
+"""The tray under Xvfb: trayer as tray host, a private session bus, the fake notification server.
+
+The icon is screenshotted in every state, the AppIndicator menu is read and clicked over D-Bus
+(``com.canonical.dbusmenu``), and notifications are read from the fake server. State is driven
+through the shared pool store, as the CLI or another proxy would change it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.fakes.seed import add_account, put_usage
+from tests.gui_fixtures import ROOT, DbusMenu, Notes, gui_env, screenshot
+from tray import config
+from tray.models import AccountState, Cooldown
+from tray.paths import Paths, resolve_paths
+from tray.store import Store
+
+pytestmark = pytest.mark.gui
+
+DEAD_URL = "http://127.0.0.1:9"  # nothing listens there: no traffic ever leaves the machine
+TRAY_AREA = (1280 - 200, 0, 200, 32)  # trayer docks top right
+
+
+def prepare_pool(**updates: object) -> Paths:
+    paths = resolve_paths().ensure()
+    settings = {"port": 0, "upstream-url": f"{DEAD_URL}/backend-api", "auth-url": DEAD_URL, **updates}
+    config.save_config(paths.config_file, settings)
+    return paths
+
+
+def start_tray(display: str, bus: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tray"], cwd=ROOT, text=True,
+        env=gui_env(display, bus, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(predicate: object, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return proc.returncode, err
+
+
+@pytest.fixture
+def running(tray_host: str, session_bus: str, notifications: Notes) -> Iterator[
+        tuple[subprocess.Popen[str], DbusMenu, Paths]]:
+    paths = prepare_pool()
+    store = Store.open(paths.db_file)
+    work = add_account(store, "work@x.com", plan="plus")
+    spare = add_account(store, "spare@x.com", plan="pro")
+    put_usage(store, work, 42, 12)
+    put_usage(store, spare, 5, 1)
+    store.close()
+    proc = start_tray(tray_host, session_bus)
+    menu = DbusMenu(session_bus, proc.pid)
+    try:
+        yield proc, menu, paths
+    finally:
+        _code, err = stop(proc)
+        assert "Traceback" not in err, err
+
+
+def dominant_colour(path: Path) -> tuple[int, int, int]:
+    """The most common colour in the image that is not trayer's background or black."""
+    image = Image.open(path).convert("RGB")
+    counts = sorted(image.getcolors(1 << 20) or [], reverse=True)
+    for _count, rgb in counts:
+        r, g, b = rgb
+        if max(rgb) - min(rgb) > 40:  # saturated: the icon, not the grey/black panel
+            return (r, g, b)
+    raise AssertionError(f"no icon colour in {path}")
+
+
+def tray_shot(display: str, path: Path, expect: str) -> tuple[int, int, int]:
+    """Screenshot the tray until the icon shows the expected colour family."""
+    deadline = time.monotonic() + 15
+    while True:
+        screenshot(display, path, TRAY_AREA)
+        try:
+            r, g, b = dominant_colour(path)
+        except AssertionError:
+            r, g, b = (0, 0, 0)
+        family = "green" if g > r and g > b else "red" if r > g * 1.6 else "amber" if r > b and g > b else "?"
+        if family == expect or time.monotonic() > deadline:
+            assert family == expect, f"tray icon is {family} {(r, g, b)}, expected {expect}"
+            return (r, g, b)
+        time.sleep(0.2)
+
+
+def test_menu_lists_accounts_and_actions_change_the_store(running: tuple, tmp_path: Path) -> None:
+    _proc, menu, paths = running
+    layout = menu.layout(until=lambda m: any("work@x.com" in label for label in m.labels))
+    labels = layout.labels
+    assert labels[0].startswith("Proxy http://127.0.0.1:") and labels[0].endswith("(click to copy)")
+    work = next(label for label in labels if label.startswith("work@x.com"))
+    assert work.startswith("work@x.com · plus · primary · 5h 42% (2h 10m) · wk 12% (3d")
+    assert any(label.startswith("spare@x.com · pro · pool · 5h 5%") for label in labels)
+    for entry in ("Add account (browser)…", "Add account (device code)…", "Open pool window…",
+                  "Start at login", "Open config file", "Quit"):
+        assert entry in labels
+    spare_item = layout.find("spare@x.com")
+    assert spare_item is not None
+    assert spare_item.labels == ["Make primary", "Move up", "Move down", "Disable", "Remove…"]
+    start_at_login = layout.find("Start at login")
+    assert start_at_login is not None and start_at_login.toggle == 0
+
+    menu.click("Make primary")  # the first "Make primary" in the tree is work's (disabled) ...
+    menu.click("Disable")  # ... and the first Disable is work's: it turns disabled
+    layout = menu.layout(until=lambda m: any("work@x.com · plus · primary · disabled" in x for x in m.labels))
+    store = Store.open(paths.db_file)
+    try:
+        accounts = {a.email: a for a in store.accounts()}
+        assert accounts["work@x.com"].state is AccountState.DISABLED
+    finally:
+        store.close()
+
+    menu.click("Start at login")
+    menu.layout(until=lambda m: (m.find("Start at login") or m).toggle == 1)
+    autostart_file = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "codex-pool.desktop"
+    assert autostart_file.is_file()
+
+
+def test_icon_state_and_notifications_follow_the_store(running: tuple, notifications: Notes,
+                                                      tray_host: str, tmp_path: Path) -> None:
+    _proc, menu, paths = running
+    menu.layout(until=lambda m: any("work@x.com" in label for label in m.labels))
+    healthy = tray_shot(tray_host, tmp_path / "healthy.png", "green")
+
+    store = Store.open(paths.db_file)
+    try:
+        spare = next(a for a in store.accounts() if a.email == "spare@x.com")
+        store.set_state(spare.id, AccountState.NEEDS_LOGIN, "refresh_token_reused")
+        degraded = tray_shot(tray_host, tmp_path / "degraded.png", "amber")
+        login = notifications.wait(where=lambda n: "needs a new login" in n["summary"])
+        assert len(login) == 1 and "spare@x.com" in login[0]["summary"]
+
+        work = next(a for a in store.accounts() if a.email == "work@x.com")
+        store.set_cooldown(Cooldown(work.id, time.time() + 3600, 429, "rate limited", "body"))
+        exhausted = tray_shot(tray_host, tmp_path / "exhausted.png", "red")
+        out = notifications.wait(where=lambda n: "out of quota" in n["summary"])
+        assert len(out) == 1 and "(in 1h" in out[0]["body"]
+
+        store.clear_cooldown(work.id)
+        back = notifications.wait(where=lambda n: "available again" in n["summary"])
+        assert len(back) == 1
+    finally:
+        store.close()
+
+    (paths.config_file).write_text('port = 0\nfast-mode = "sometimes"\n'
+                                   f'upstream-url = "{DEAD_URL}/backend-api"\n', encoding="utf-8")
+    bad = notifications.wait(where=lambda n: "config has problems" in n["summary"])
+    assert len(bad) == 1 and "fast-mode" in bad[0]["body"]
+    time.sleep(3)  # two more polls: every episode is still announced exactly once
+    summaries = [n["summary"] for n in notifications.all()]
+    for words in ("needs a new login", "out of quota", "available again", "config has problems"):
+        assert sum(words in s for s in summaries) == 1, summaries
+    assert len({healthy, degraded, exhausted}) == 3
+    assert all(n["app_name"] == "codex-pool" for n in notifications.all())
+
+
+def test_quit_from_the_menu_stops_the_proxy_cleanly(running: tuple) -> None:
+    proc, menu, paths = running
+    menu.layout(until=lambda m: "Quit" in m.labels)
+    url = json.loads(paths.instance_file.read_text())["url"]
+    menu.click("Quit")
+    assert proc.wait(20) == 0
+    assert not paths.instance_file.exists()
+    import httpx
+
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/healthz", timeout=2)

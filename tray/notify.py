@@ -1,0 +1,164 @@
+"""Delivering notifications: desktop pop-ups in the tray, stderr lines headless.
+
+:class:`DesktopNotifier` sends each notice on its own worker thread, so the engine loop and the GUI
+thread never wait on D-Bus or a subprocess, and a failure is logged, never raised to the caller.
+Per platform: Linux and other freedesktop desktops talk to ``org.freedesktop.Notifications`` on the
+session bus with jeepney (pure Python, no gi, so it works the same under any toolkit); macOS runs
+``osascript``; Windows shows a toast through PowerShell's WinRT bridge. :class:`StderrNotifier` is
+what headless ``serve`` uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "codex-pool"
+_BUS_NAME = "org.freedesktop.Notifications"
+_BUS_PATH = "/org/freedesktop/Notifications"
+
+
+class Notifier(Protocol):
+    def send(self, title: str, body: str) -> None:
+        """Show one notification. Never blocks for long and never raises."""
+
+    def close(self) -> None: ...
+
+
+Deliver = Callable[[str, str], None]
+
+
+class StderrNotifier:
+    """Headless: one line per notice on stderr (``serve`` and the no-display fallback)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def send(self, title: str, body: str) -> None:
+        stream = self._stream or sys.stderr
+        text = " ".join(body.split())
+        with contextlib.suppress(OSError, ValueError):
+            print(f"{title}: {text}", file=stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class DBusDelivery:
+    """``Notify`` on the session bus. One connection, reopened after an error."""
+
+    def __init__(self, icon: Path | None = None, timeout: float = 5.0) -> None:
+        self._icon = str(icon) if icon else ""
+        self._timeout = timeout
+        self._conn: Any = None
+        self._replaces: dict[str, int] = {}
+
+    def __call__(self, title: str, body: str) -> None:
+        from jeepney import DBusAddress, new_method_call
+        from jeepney.io.blocking import open_dbus_connection
+        from jeepney.wrappers import unwrap_msg
+
+        address = DBusAddress(_BUS_PATH, bus_name=_BUS_NAME, interface=_BUS_NAME)
+        message = new_method_call(
+            address, "Notify", "susssasa{sv}i",
+            (APP_NAME, 0, self._icon, title, body, [], {}, -1),
+        )
+        try:
+            if self._conn is None:
+                self._conn = open_dbus_connection(bus="SESSION")
+            reply = self._conn.send_and_get_reply(message, timeout=self._timeout)
+            unwrap_msg(reply)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
+def _osascript(title: str, body: str) -> None:
+    def quote(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    script = f"display notification {quote(body)} with title {quote(title)}"
+    subprocess.run(["osascript", "-e", script], check=True, timeout=10, capture_output=True)
+
+
+_TOAST = """
+$m = [Windows.UI.Notifications.ToastNotificationManager, Windows.UI.Notifications, ContentType=WindowsRuntime]
+$t = [Windows.UI.Notifications.ToastNotificationManager]::GetTemplateContent(1)
+$n = $t.GetElementsByTagName('text')
+$n.Item(0).AppendChild($t.CreateTextNode($env:CP_TITLE)) > $null
+$n.Item(1).AppendChild($t.CreateTextNode($env:CP_BODY)) > $null
+$toast = [Windows.UI.Notifications.ToastNotification]::new($t)
+[Windows.UI.Notifications.ToastNotificationManager]::CreateToastNotifier('codex-pool').Show($toast)
+"""
+
+
+def _windows_toast(title: str, body: str) -> None:
+    import os
+
+    # The texts travel in the environment, so nothing in them is parsed as PowerShell.
+    env = dict(os.environ, CP_TITLE=title, CP_BODY=body)
+    subprocess.run(
+        ["powershell", "-NoProfile", "-NonInteractive", "-Command", _TOAST],
+        check=True, timeout=15, capture_output=True, env=env,
+        creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+    )
+
+
+def platform_delivery(icon: Path | None = None, platform: str = sys.platform) -> Deliver:
+    """The desktop's own way to show a notification."""
+    if platform == "darwin":
+        return _osascript
+    if platform.startswith("win"):
+        return _windows_toast
+    return DBusDelivery(icon)
+
+
+class DesktopNotifier:
+    """Queue notices and deliver them on a daemon worker thread; failures are logged."""
+
+    def __init__(self, deliver: Deliver | None = None, icon: Path | None = None) -> None:
+        self._deliver = deliver or platform_delivery(icon)
+        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
+        self._thread.start()
+
+    def send(self, title: str, body: str) -> None:
+        self._queue.put((title, body))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            title, body = item
+            try:
+                self._deliver(title, body)
+                log.info("notified: %s", title)
+            except Exception as exc:
+                log.warning("could not show the notification %r: %s", title, exc)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+        close = getattr(self._deliver, "close", None)
+        if callable(close):
+            close()
+
+    def flush(self) -> None:
+        """Wait until every queued notice was delivered or failed (tests, shutdown)."""
+        self._queue.join()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)

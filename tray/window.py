@@ -1,0 +1,140 @@
+"""The pool window: a pywebview window on the engine's ``/ui/`` page, in a process of its own.
+
+pywebview wants to own the main thread's GUI loop, and so does the tray icon, so the window runs in
+a child process (``python -m tray.window``). The parent talks to it over the child's stdin, one
+word per line:
+
+* first line: the UI address. It carries the management token, so it never goes on the command line
+  (other users can read a process's arguments);
+* ``show [page]``: bring the window to the front (a second "Open pool window" or a second start),
+  on the UI page named (``accounts``, ``add``, ``add/relogin=3``...) when one is given;
+* ``close``: close the window and exit.
+
+When the parent dies, stdin reaches end-of-file and the window closes with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from importlib import resources
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+TITLE = "codex-pool"
+SIZE = (960, 640)
+MIN_SIZE = (640, 420)
+
+
+class WindowProcess:
+    """The parent's handle on the window process: at most one window per tray."""
+
+    def __init__(self, python: str = sys.executable, env: Mapping[str, str] | None = None) -> None:
+        self._python = python
+        self._env = dict(env) if env is not None else None
+        self._proc: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self.is_open and self._proc is not None else None
+
+    def open(self, url: str, page: str | None = None) -> None:
+        """Show the window on ``url`` (and ``page``): start it, or raise the one already open."""
+        show = f"show {page}" if page else "show"
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None and self._send(show):
+                return
+            self._proc = subprocess.Popen(
+                [self._python, "-m", "tray.window"],
+                stdin=subprocess.PIPE, text=True, env=self._env,
+            )
+            self._send(url)
+            if page:
+                self._send(show)
+
+    def _send(self, line: str) -> bool:
+        stdin: IO[str] | None = self._proc.stdin if self._proc is not None else None
+        if stdin is None:
+            return False
+        try:
+            stdin.write(line + "\n")
+            stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is None:
+                return
+            if proc.poll() is None:
+                try:
+                    if proc.stdin is not None:
+                        proc.stdin.write("close\n")
+                        proc.stdin.close()
+                except (BrokenPipeError, OSError, ValueError):
+                    pass
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+            elif proc.stdin is not None:
+                proc.stdin.close()
+
+
+def _icon_path() -> str | None:
+    path = resources.files("tray") / "assets" / "codex-pool.png"
+    return str(path) if path.is_file() else None
+
+
+def _listen(window: Any, stdin: IO[str]) -> None:
+    """Runs on pywebview's worker thread: obey the parent's commands until close or end-of-file."""
+    window.events.loaded.wait(30)  # the page must have taken its token before we change pages
+    for line in stdin:
+        command, _, page = line.strip().partition(" ")
+        if command == "show":
+            window.show()
+            window.restore()  # GTK: deiconify + present, i.e. raise and focus
+            if page:
+                window.evaluate_js(f"location.hash = {json.dumps('#' + page)}")
+        elif command == "close":
+            break
+    window.destroy()
+
+
+def main(stdin: IO[str] | None = None) -> int:
+    """``python -m tray.window``: read the UI address from stdin and show the window."""
+    logging.basicConfig(level=os.environ.get("CODEX_POOL_LOG_LEVEL", "WARNING"))
+    source = stdin or sys.stdin
+    url = source.readline().strip()
+    if not url.startswith(("http://127.0.0.1:", "http://[::1]:", "http://localhost:")):
+        print("codex-pool window: expected the pool's local UI address on stdin", file=sys.stderr)
+        return 2
+    import webview
+
+    window = webview.create_window(
+        TITLE, url, width=SIZE[0], height=SIZE[1], min_size=MIN_SIZE, background_color="#f6f7f9",
+    )
+    webview.start(_listen, (window, source), icon=_icon_path())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
