@@ -289,6 +289,20 @@ def test_device_code_sign_in(browser: Any, pool: Pool, tmp_path: Path) -> None:
     assert [a.email for a in pool.engine.store.accounts()] == ["dev@example.com"]
 
 
+def test_window_can_open_straight_into_a_device_sign_in(browser: Any, pool: Pool) -> None:
+    context = browser.new_context(viewport=WINDOW, bypass_csp=True)
+    page = context.new_page()
+    page.goto(pool.engine.ui_url + "&page=add&start=device")
+    page.wait_for_selector("#user-code")
+    assert page.evaluate("location.hash") == "#add"
+    assert page.locator("#nav a[aria-current='page']").inner_text() == "Add account"
+    page.click("button:has-text('Cancel')")
+    page.goto(pool.engine.ui_url + "&page=settings")  # the tray re-opens an open window: a hash change
+    page.wait_for_selector("#f-port")
+    assert page.evaluate("location.hash") == "#settings"
+    context.close()
+
+
 def test_browser_sign_in(browser: Any, pool: Pool, tmp_path: Path) -> None:
     pool.auth.user = FakeUser("acc-web", "user-web", "web@example.com", "plus")
     page = open_page(browser, pool.engine, hash_page="add")

@@ -14,11 +14,15 @@ let stopPage = () => {};
 
 // ---------- plumbing ----------
 
+// The window opens at ui_url (#token=...), optionally with &page=<page> and, for the Add account
+// page, &start=browser|device to begin that sign-in at once (the tray menu's Add account items).
 function takeToken() {
   const match = location.hash.match(/token=([^&]+)/);
   if (match) {
     sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-    history.replaceState(null, "", location.pathname + location.search + "#accounts");
+    const page = (location.hash.match(/[#&]page=([a-z]+)/) || [])[1] || "accounts";
+    const start = (location.hash.match(/[#&]start=(browser|device)/) || [])[1];
+    history.replaceState(null, "", location.pathname + location.search + "#" + page + (start ? `/start=${start}` : ""));
   }
   return sessionStorage.getItem(TOKEN_KEY);
 }
@@ -369,6 +373,11 @@ function addPage(root) {
         h("div", {}, h("button", { class: "btn", id: "start-device", onclick: startDevice }, "Use a device code")))),
     relogin ? null : h("label", { class: "check" }, primary, "Make the new account the primary (the one your own clients use)"),
     output));
+  const auto = (location.hash.match(/start=(browser|device)/) || [])[1];
+  if (auto) {
+    history.replaceState(null, "", location.pathname + location.search + "#add");
+    (auto === "browser" ? startBrowser : startDevice)();
+  }
   const stopTick = every(1000, tickCountdowns);
   return () => { poll(); stopTick(); if (ticket) api("DELETE", `/login/${ticket.id}`).catch(() => {}); };
 }
@@ -621,7 +630,7 @@ function settingsPage(root) {
 // ---------- start ----------
 
 takeToken();
-window.addEventListener("hashchange", show);
+window.addEventListener("hashchange", () => { takeToken(); show(); });  // the tray may re-open ui_url
 refreshStatus();
 setInterval(refreshStatus, 10000);
 show();
