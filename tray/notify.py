@@ -88,12 +88,17 @@ class DBusDelivery:
                 conn.close()
 
 
-def _osascript(title: str, body: str) -> None:
+def osascript_args(title: str, body: str) -> list[str]:
+    """The ``osascript`` command line that shows one notification (texts quoted for AppleScript)."""
+
     def quote(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    script = f"display notification {quote(body)} with title {quote(title)}"
-    subprocess.run(["osascript", "-e", script], check=True, timeout=10, capture_output=True)
+    return ["osascript", "-e", f"display notification {quote(body)} with title {quote(title)}"]
+
+
+def _osascript(title: str, body: str) -> None:
+    subprocess.run(osascript_args(title, body), check=True, timeout=10, capture_output=True)
 
 
 _TOAST = """
