@@ -23,7 +23,7 @@ from tray.pooled import Failure
 from tray.quota import UsageView
 from tray.relay import EarlyFailure, Opened, Relay, is_event_stream, open_stream
 from tray.shaping import TURN_STATE, client_headers, error_body, openai_model_list, upstream_headers
-from tray.sse import SSEParser, completed_response
+from tray.sse import completed_response
 
 if TYPE_CHECKING:
     from tray.pipeline import Pipeline
@@ -181,19 +181,18 @@ class Attempt:
 
     def _relay(self, opened: Opened, status: int) -> Response:
         headers = client_headers(opened.response.headers.multi_items())
-        parser = SSEParser(want=lambda raw: b"codex.rate_limits" in raw)
         account = self.account
-
-        def watch(chunk: bytes) -> None:
-            for event in parser.feed(chunk):
-                if event.type == "codex.rate_limits" and isinstance(event.data, dict):
-                    self.pipe.background(partial(self.pipe.quota.observe_event, account, event.data))
+        # codex.rate_limits comes ahead of the answer, so the events read before the commit are
+        # the ones to watch; the rest of the stream is passed on without being parsed.
+        for event in opened.events:
+            if event.type == "codex.rate_limits" and isinstance(event.data, dict):
+                self.pipe.background(partial(self.pipe.quota.observe_event, account, event.data))
 
         def ended(completed: bool) -> None:
             if not completed:
                 log.warning("answer from %s was cut off mid-stream", account.name)
 
-        return Relay(opened, status, headers, on_chunk=watch, on_end=ended)
+        return Relay(opened, status, headers, on_end=ended)
 
     def _buffered(self, status: int, body: bytes, media: str = "application/json") -> Response:
         headers = dict(client_headers(self.response_headers.items()))

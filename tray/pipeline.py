@@ -114,8 +114,9 @@ class Pipeline:
         work = attempt.after_commit(status)
 
         def write() -> None:
-            work()
-            self.store.record_decision(decision)
+            with self.store.atomic():  # one transaction for the few writes after each answer
+                work()
+                self.store.record_decision(decision)
 
         self.background(write)
 

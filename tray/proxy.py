@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tray.access import AccessPolicy, Denied, check_origin, check_request
@@ -68,6 +68,8 @@ class ProxyRoutes:
         self.max_body = max_body
 
     async def healthz(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return _json(405, error_body(f"{request.method} is not allowed here.", "method_not_allowed"))
         return _json(200, {"status": "ok"})
 
     async def responses(self, request: Request) -> Response:
@@ -181,24 +183,46 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    what = exc if isinstance(exc, PoolError) else type(exc).__name__
-    log.error("proxy error on %s: %s", request.url.path, what)
+    if isinstance(exc, PoolError):
+        log.error("proxy error on %s: %s", request.url.path, exc)
+    else:
+        log.error("proxy error on %s: %s", request.url.path, type(exc).__name__, exc_info=exc)
     message = str(exc) if isinstance(exc, PoolError) else "codex-pool hit an internal error."
     return _json(500, error_body(message, "internal_error"))
 
 
-def build_app(routes: ProxyRoutes, extra: Sequence[BaseRoute] = ()) -> Starlette:
-    """The whole ASGI app: proxy routes first, then ``extra`` (management API, UI)."""
-    table: list[BaseRoute] = [
-        Route("/healthz", routes.healthz, methods=["GET"]),
-        Route("/backend-api/codex/responses", routes.responses, methods=["GET", "POST"]),
-        Route("/backend-api/codex/responses/compact", routes.responses, methods=["GET", "POST"]),
-        Route("/backend-api/codex/models", routes.models, methods=["GET", "POST"]),
-        Route("/v1/responses", routes.responses, methods=["GET", "POST"]),
-        Route("/v1/models", routes.models, methods=["GET", "POST"]),
-        *extra,
-    ]
-    return Starlette(
-        routes=table,
+class ProxyApp:
+    """The whole ASGI app. The proxy routes are dispatched directly (no middleware wrapping every
+    streamed chunk); everything else (management API, UI, 404s) goes to a Starlette app."""
+
+    def __init__(self, routes: ProxyRoutes, rest: ASGIApp) -> None:
+        self.rest = rest
+        self.table: dict[str, Callable[[Request], Any]] = {
+            "/healthz": routes.healthz,
+            "/backend-api/codex/responses": routes.responses,
+            "/backend-api/codex/responses/compact": routes.responses,
+            "/backend-api/codex/models": routes.models,
+            "/v1/responses": routes.responses,
+            "/v1/models": routes.models,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.table.get(scope["path"]) if scope["type"] == "http" else None
+        if handler is None:
+            await self.rest(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response: Response = await handler(request)
+        except Exception as exc:
+            response = await _server_error(request, exc)
+        await response(scope, receive, send)
+
+
+def build_app(routes: ProxyRoutes, extra: Sequence[BaseRoute] = ()) -> ProxyApp:
+    """The proxy routes, then ``extra`` (management API, UI)."""
+    rest = Starlette(
+        routes=list(extra),
         exception_handlers={404: _not_found, 405: _not_found, 500: _server_error, PoolError: _server_error},
     )
+    return ProxyApp(routes, rest)

@@ -46,17 +46,17 @@ class StreamError:
     payload: dict[str, Any]  # the error object itself (for cooldown parsing)
 
 
-def _split_event(buffer: bytes) -> tuple[bytes, bytes] | None:
-    """Return (event bytes incl. separator, rest) for the first complete event, or None."""
+def _event_end(buffer: bytes, start: int) -> int:
+    """Index just past the blank line ending the event that starts at ``start``, or -1."""
+    idx = buffer.find(b"\n\n", start)
+    if b"\r" not in buffer:  # the common case: plain \n line endings
+        return idx + 2 if idx >= 0 else -1
     best: tuple[int, int] | None = None
     for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
-        idx = buffer.find(sep)
-        if idx >= 0 and (best is None or idx < best[0]):
-            best = (idx, len(sep))
-    if best is None:
-        return None
-    end = best[0] + best[1]
-    return buffer[:end], buffer[end:]
+        found = buffer.find(sep, start)
+        if found >= 0 and (best is None or found < best[0]):
+            best = (found, len(sep))
+    return -1 if best is None else best[0] + best[1]
 
 
 def parse_event(raw: bytes) -> SSEEvent:
@@ -99,17 +99,20 @@ class SSEParser:
         self._want = want
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buffer += chunk
+        buffer = self._buffer + chunk if self._buffer else chunk
         events: list[SSEEvent] = []
+        start = 0
         while True:
-            split = _split_event(self._buffer)
-            if split is None:
+            end = _event_end(buffer, start)
+            if end < 0:
                 break
-            raw, self._buffer = split
+            raw = buffer[start:end]
+            start = end
             if self._want is None or self._want(raw):
                 events.append(parse_event(raw))
             else:
                 events.append(SSEEvent(raw=raw, type=None, data=None))
+        self._buffer = buffer[start:]
         return events
 
     def flush(self) -> SSEEvent | None:
