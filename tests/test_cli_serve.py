@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.proxykit import write_config
 
@@ -51,3 +52,24 @@ def test_serve_on_a_busy_port_says_so_in_one_line(pool_home: Path) -> None:
             _out, err = proc.communicate(timeout=15)
     assert proc.returncode == 1
     assert f"Port {port}" in err and "Traceback" not in err
+
+
+def test_headless_notices_follow_the_switches_once_per_episode(capsys: pytest.CaptureFixture[str]) -> None:
+    import time as _time
+
+    from tray.commands.serve import StderrNotices
+    from tray.config import Config, Notifications
+    from tray.models import PoolAvailable, PoolExhausted, QuotaLow
+
+    notices = StderrNotices()
+    notices.configure(Config())
+    notices(PoolExhausted(soonest_reset=_time.time() + 600))
+    notices(PoolExhausted(soonest_reset=_time.time() + 600))
+    notices(QuotaLow(1, "work", 4.0))  # quota-low is opt-in
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "out of quota" in err
+    notices(PoolAvailable())
+    notices.configure(Config(notifications=Notifications(quota_low=True)))
+    notices(QuotaLow(2, "work", 4.0))
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 2 and "work" in err

@@ -11,9 +11,12 @@ import logging
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Any
 
+from tray.alerts import KINDS, Alerts
+from tray.config import Config
 from tray.engine import Engine
 from tray.models import ConfigInvalid, Event
 from tray.paths import resolve_paths
@@ -30,13 +33,30 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def print_event(event: Event) -> None:
-    """Headless notifications: one line (or one warning listing each config problem) on stderr."""
-    if isinstance(event, ConfigInvalid):
-        lines = "\n".join(f"  - {p}" for p in event.problems)
-        print(f"codex-pool: warning: problems in {event.path}:\n{lines}", file=sys.stderr, flush=True)
-    else:
-        logging.getLogger("tray").warning("%s", event)
+class StderrNotices:
+    """Headless notifications: config problems as one warning listing each; the other kinds once
+    per episode (as the tray would notify), honouring the ``notifications`` switches."""
+
+    def __init__(self) -> None:
+        self.alerts = Alerts()
+        self._lock = threading.Lock()
+
+    def configure(self, config: Config) -> None:
+        with self._lock:
+            self.alerts.set_switches({kind: config.notifications.enabled(kind) for kind in KINDS})
+            self.alerts.low_percent = config.quota_low_percent
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, ConfigInvalid):
+            lines = "\n".join(f"  - {p}" for p in event.problems)
+            print(f"codex-pool: warning: problems in {event.path}:\n{lines}", file=sys.stderr, flush=True)
+            return
+        with self._lock:
+            notices = self.alerts.on_event(event, time.time())
+        for notice in notices:
+            body = " ".join(notice.body.split())
+            title = notice.title if notice.title.startswith("codex-pool") else f"codex-pool: {notice.title}"
+            print(f"{title}: {body}", file=sys.stderr, flush=True)
 
 
 def setup_logging(level: str) -> None:
@@ -50,7 +70,9 @@ def setup_logging(level: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     setup_logging("info")
-    engine = Engine(resolve_paths(), events=print_event, host=args.host, port=args.port)
+    notices = StderrNotices()
+    engine = Engine(resolve_paths(), events=notices, host=args.host, port=args.port)
+    notices.configure(engine.config)
     logging.getLogger("tray").setLevel(engine.config.log_level.upper())
     stop = threading.Event()
 
@@ -67,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"codex-pool proxy listening on {url}", flush=True)
         print(f"  Codex CLI base_url: {url}/backend-api/codex   OpenAI clients: {url}/v1", flush=True)
         while not stop.wait(0.5):
+            notices.configure(engine.config)  # the notification switches follow config edits
             if engine.server is None or not engine.server.thread.is_alive():
                 print("codex-pool: the proxy stopped unexpectedly", file=sys.stderr)
                 return 1
