@@ -12,6 +12,7 @@ the proxy's event loop.
 
 from __future__ import annotations
 
+import mimetypes
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -167,6 +168,10 @@ async def _threaded(fn: Callable[..., Any], *args: Any) -> Any:
 
 def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) -> list[BaseRoute]:
     """The ``/api`` mount: every management endpoint behind the token/Host/Origin guard."""
+    # The UI is ES modules, which browsers only run when served as JavaScript; Windows registries
+    # sometimes map .js to text/plain, and StaticFiles asks mimetypes. Pin the types we ship.
+    for suffix, kind in ((".js", "text/javascript"), (".css", "text/css"), (".svg", "image/svg+xml")):
+        mimetypes.add_type(kind, suffix)
     accounts = AccountsApi(engine, clock)
     routes: list[BaseRoute] = [
         Route("/status", mapped(accounts.status), methods=["GET"]),
