@@ -3,8 +3,10 @@ Routing, header forwarding, turn state, refresh on 401 and durable 401."""
 
 from __future__ import annotations
 
+import time
+
 from tests.proxykit import CODEX_HEADERS, codex_body, replies, running_pool, sse_types
-from tray.models import AccountState, NeedsLogin
+from tray.models import AccountState, Cooldown, NeedsLogin
 
 
 def test_request_goes_to_the_healthiest_account_with_its_credentials() -> None:
@@ -105,3 +107,42 @@ def test_sticky_session_stays_on_its_account() -> None:
         body = codex_body(prompt_cache_key="conv-2")
         assert pool.post(body=body).status_code == 200
         assert pool.engine.store.decisions(5)[0].reason
+
+
+def test_dormant_window_gets_one_touch_then_normal_ranking() -> None:
+    # b's windows are untouched (0 % used, timer not started): it is promoted once to start them.
+    usage = {"a": {"primary_used": 20.0, "primary_reset_after_s": 9000, "secondary_used": 20.0,
+                   "secondary_reset_after_s": 300000},
+             "b": {"primary_used": 0.0}}
+    with running_pool(["a", "b"], usage=usage, config={"dormant-touch": "always"}) as pool:
+        pool.prime_usage("a", "b")
+        touched = pool.post()
+        assert pool.served_by(touched) == "b"
+        pool.wait_bookkeeping()
+        assert pool.engine.store.decisions(1)[0].reason.startswith("touch dormant")
+        touches = pool.engine.store.dormant_touches(time.time())
+        assert touches.get(pool.accounts["b"].id) == {"rate.primary", "rate.secondary"}
+        # The fake's usage for b still looks dormant; the recorded touch keeps it from being promoted.
+        pool.prime_usage("a", "b")
+        pool.post()
+        pool.wait_bookkeeping()
+        assert not pool.engine.store.decisions(1)[0].reason.startswith("touch dormant")
+
+
+def test_success_clears_an_expired_cooldown_row() -> None:
+    with running_pool(["a"]) as pool:
+        account_id = pool.accounts["a"].id
+        pool.engine.store.set_cooldown(Cooldown(account_id, time.time() - 1, 429, "rate limited", "body"))
+        assert account_id in pool.engine.store.cooldowns(0)
+        assert pool.post().status_code == 200
+        pool.wait_bookkeeping()
+        assert account_id not in pool.engine.store.cooldowns(0)
+
+
+def test_no_usable_account_gets_503_with_the_reason() -> None:
+    with running_pool(["a"]) as pool:
+        pool.engine.store.set_state(pool.accounts["a"].id, AccountState.NEEDS_LOGIN, "sign-in expired")
+        response = pool.post()
+        assert response.status_code == 503
+        assert "codex-pool" in response.json()["error"]["message"]
+        assert pool.upstream.codex_requests() == []

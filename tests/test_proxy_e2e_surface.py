@@ -111,8 +111,10 @@ def test_v1_responses_shaped_like_codex_and_streamed() -> None:
 
 def test_v1_non_streaming_gets_the_final_response_object() -> None:
     with running_pool(["a"]) as pool, pool.client() as client:
-        response = client.post("/v1/responses", json={"model": "gpt-5.5", "input": "say hi"})
+        response = client.post("/v1/responses", json={"model": "gpt-5.5", "input": "say hi"},
+                               headers={"accept": "application/json"})
         assert response.status_code == 200
+        assert pool.upstream.codex_requests("a")[-1].headers["accept"] == "text/event-stream"
         assert response.headers["content-type"].startswith("application/json")
         final = response.json()
         assert final["object"] == "response" and final["status"] == "completed"

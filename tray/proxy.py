@@ -122,9 +122,11 @@ class ProxyRoutes:
         return body, parsed
 
     def _incoming(self, request: Request, route: str, path: str, body: bytes, obj: dict[str, Any] | None,
-                  **extra: Any) -> Incoming:
+                  drop: frozenset[str] = frozenset(), **extra: Any) -> Incoming:
         raw = request.scope["headers"]
         headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw)
+        if drop:
+            headers = tuple(h for h in headers if h[0] not in drop)
         return Incoming(route=route, method=request.method, path=path, query=request.url.query,
                         headers=headers, body=body, obj=obj, turn_state=request.headers.get(TURN_STATE),
                         **extra)
@@ -140,7 +142,9 @@ class ProxyRoutes:
                 log.info("/v1/responses: dropped parameters the Codex backend does not take: %s",
                          ", ".join(dropped))
             body = json.dumps(shaped, separators=(",", ":")).encode()
+            # The upstream answer is always a stream now, whatever the client accepts.
             inc = self._incoming(request, "v1.responses", "/codex/responses", body, shaped,
+                                 drop=frozenset({"accept"}),
                                  mode="stream" if wants_stream else "aggregate",
                                  defaults=(("originator", DEFAULT_ORIGINATOR),
                                            ("accept", "text/event-stream")))
