@@ -170,4 +170,4 @@ def startup_approved_disabled(data: bytes | None) -> bool:
     The first byte is 02 (or 06) when enabled and 03 (or 07, 01) when the user disabled the entry
     in Task Manager or Settings; an odd first byte means disabled. No blob means enabled.
     """
-    return bool(data) and data is not None and data[0] % 2 == 1
+    return data is not None and len(data) > 0 and data[0] % 2 == 1
