@@ -154,3 +154,13 @@ def test_callers_service_tier_always_wins() -> None:
         assert pool.upstream.codex_requests("a")[-1].body["service_tier"] == "flex"
         pool.post()
         assert pool.upstream.codex_requests("a")[-1].body["service_tier"] == "priority"
+
+
+def test_other_client_errors_are_the_clients_answer_without_failover() -> None:
+    with running_pool(["a", "b"]) as pool:
+        body = {"detail": "This model requires a newer version of Codex."}
+        pool.upstream.script("a", replies.Reply(kind="json", status=400, body=body, usage_headers=False))
+        response = pool.post()
+        assert response.status_code == 400 and response.json() == body
+        assert pool.upstream.codex_requests("b") == []
+        assert pool.cooldown_until("a") is None
