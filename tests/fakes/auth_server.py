@@ -9,6 +9,8 @@ plain attributes so any test (login, refresh, proxy, reliability) can drive and 
         tokens = fake.issue()              # a live token set for fake.user
         fake.token_delay = 5.0             # slow token endpoint
         fake.refresh_failures.append((503, {"error": "overloaded"}))   # next refresh answers 503
+        fake.token_faults(rate_transient=0.1, seed=1)  # reliability mode: random 5xx/429 answers
+        fake.revoke_account("acc-1")       # every later refresh for that account: invalid_grant
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import base64
 import hashlib
 import itertools
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -73,6 +76,9 @@ class FakeAuth:
         self.fail_all_refreshes: tuple[int, Any] | None = None
         self.before_refresh: Callable[[], None] | None = None  # runs as each refresh grant arrives
         self.omit_refresh_token = False  # answer refresh grants without a new refresh token
+        self.transient_rate = 0.0  # share of refresh grants answered with a random 5xx/429 (token_faults)
+        self.revoked_accounts: set[str] = set()  # account ids whose refresh grants fail permanently
+        self._fault_rng = random.Random(0)
         self.authorize_error: str | None = None  # redirect back with ?error=... instead of a code
         self.device_interval = 1
         self.device_expires_in = 900
@@ -84,6 +90,8 @@ class FakeAuth:
         self.in_flight = 0  # token requests currently being answered
         self.abandoned = 0  # token requests whose client went away during token_delay
         self.device_polls = 0
+        self.transient_failures = 0  # refresh grants answered with a transient fault (token_faults)
+        self.permanent_failures = 0  # refresh grants refused because the account was revoked
         # state
         self.live: dict[str, FakeUser] = {}
         self.consumed: set[str] = set()
@@ -143,6 +151,19 @@ class FakeAuth:
 
     def revoke(self, refresh_token: str) -> None:
         self.live.pop(refresh_token, None)
+
+    def revoke_account(self, account_id: str) -> None:
+        """The login of ``account_id`` is gone for good (like a password change): its refresh
+        tokens, current and future, are answered ``invalid_grant``."""
+        self.revoked_accounts.add(account_id)
+
+    def token_faults(self, *, rate_transient: float = 0.0, seed: int = 0) -> None:
+        """Answer this share of refresh grants with a transient failure (503, 500 or 429, chosen by a
+        seeded generator) before looking at the token, so the token stays live."""
+        if not 0.0 <= rate_transient <= 1.0:
+            raise ValueError("rate_transient must be between 0 and 1")
+        self.transient_rate = rate_transient
+        self._fault_rng = random.Random(seed)
 
     # --- routes ------------------------------------------------------------------------------
 
@@ -214,12 +235,21 @@ class FakeAuth:
         if failure is not None:
             status, body = failure
             return JSONResponse(body, status_code=status)
+        if self.transient_rate > 0 and self._fault_rng.random() < self.transient_rate:
+            self.transient_failures += 1
+            status = self._fault_rng.choice((503, 500, 429))
+            return JSONResponse({"error": {"message": "try again later", "code": "temporarily_unavailable"}},
+                                status_code=status)
         if token in self.consumed:
             self.reuse_attempts += 1
             return JSONResponse({"error": "refresh_token_reused"}, status_code=400)
         user = self.live.get(token)
         if user is None:
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        if user.account_id in self.revoked_accounts:
+            self.permanent_failures += 1
+            del self.live[token]
+            return JSONResponse({"error": "invalid_grant", "error_description": "revoked"}, status_code=400)
         self.refresh_grants += 1
         body = self.issue(user)
         if self.omit_refresh_token:
