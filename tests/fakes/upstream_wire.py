@@ -45,7 +45,7 @@ def window(used: float, window_s: int, reset_after_s: float | None, now: float) 
         "used_percent": used,
         "limit_window_seconds": window_s,
         "reset_after_seconds": int(reset_after),
-        "reset_at": int(now + reset_after),
+        "reset_at": round(now + reset_after),
     }
 
 
@@ -161,7 +161,7 @@ def live_usage(usage: dict[str, Any], now: float) -> dict[str, Any]:
         left = float(win["reset_at"]) - now
         if left <= 0:
             length = int(win.get("limit_window_seconds", 0))
-            win.update(used_percent=0, reset_after_seconds=length, reset_at=int(now + length))
+            win.update(used_percent=0, reset_after_seconds=length, reset_at=round(now + length))
             reset_any = True
         else:
             win["reset_after_seconds"] = round(left)
@@ -177,7 +177,7 @@ def exhausted(usage: dict[str, Any], resets_in: float, now: float) -> dict[str, 
     limit["allowed"] = False
     limit["limit_reached"] = True
     win = limit.get("primary_window") or window(0, PRIMARY_WINDOW_S, None, now)
-    win.update(used_percent=100, reset_after_seconds=int(resets_in), reset_at=int(now + resets_in))
+    win.update(used_percent=100, reset_after_seconds=int(resets_in), reset_at=round(now + resets_in))
     limit["primary_window"] = win
     return out
 
@@ -188,7 +188,7 @@ def usage_limit_body(plan_type: str, resets_in: float, now: float) -> dict[str, 
             "type": "usage_limit_reached",
             "message": "The usage limit has been reached",
             "plan_type": plan_type,
-            "resets_at": int(now + resets_in),
+            "resets_at": round(now + resets_in),
             "resets_in_seconds": int(resets_in),
         }
     }
