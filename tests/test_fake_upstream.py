@@ -255,7 +255,8 @@ def test_usage_endpoint(fake: FakeUpstream, client: httpx.Client) -> None:
     assert limit["primary_window"]["used_percent"] == 25
     assert limit["primary_window"]["limit_window_seconds"] == 18_000
     assert limit["secondary_window"]["limit_window_seconds"] == 604_800
-    assert limit["primary_window"]["reset_after_seconds"] in (17_999, 18_000)  # counts down from the set value
+    # a used window counts down from the value it was set to
+    assert limit["primary_window"]["reset_after_seconds"] in (17_999, 18_000)
     assert "credits" in payload
     assert client.get("/wham/usage", headers={"authorization": "Bearer bad"}).status_code == 401
     fake.script_usage("acc-a", replies.server_error(500))
