@@ -162,3 +162,26 @@ def test_openai_sdk_stream_hides_an_overloaded_first_attempt(pool: Pool) -> None
     completed = events[-1]
     assert completed.type == "response.completed"
     assert completed.response.output_text == f"Hi from {SECOND.account_id}!"
+
+
+def test_codex_exec_reconnects_after_a_mid_stream_drop(pool: Pool, tmp_path: Path) -> None:
+    # The drop comes after output reached the client: the proxy must pass it on (no silent switch),
+    # Codex reconnects on its own and the session stays on the same account.
+    pool.chatgpt.upstream.script(POOL_ACCOUNT.account_id, replies.drop(after=6))
+    done = run_codex(tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Reconnecting" in done.stderr
+    assert done.stdout.strip() == f"Hi from {POOL_ACCOUNT.account_id}!"
+    assert [r.account_id for r in pool.chatgpt.upstream.codex_requests()] == [POOL_ACCOUNT.account_id] * 2
+
+
+def test_openai_sdk_sees_a_mid_stream_drop_as_an_error_never_a_short_answer(pool: Pool) -> None:
+    upstream = pool.chatgpt.upstream
+    client = openai.OpenAI(base_url=f"{pool.url}/v1", api_key=pool.key, max_retries=0)
+    upstream.script(POOL_ACCOUNT.account_id, replies.drop(after=6))
+    with pytest.raises(openai.APIConnectionError):
+        list(client.responses.create(model="gpt-5.5", input="say hi", stream=True))
+    upstream.script(POOL_ACCOUNT.account_id, replies.drop(after=6))
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.responses.create(model="gpt-5.5", input="say hi")
+    assert caught.value.status_code == 502
