@@ -134,7 +134,7 @@ class Attempt:
         reason = "still unauthorized after a token refresh"
         self.pipe.store.set_state(self.account.id, AccountState.NEEDS_LOGIN, reason)
         log.warning("Account %s needs a new login: %s", self.account.name, reason)
-        self.pipe._emit(NeedsLogin(account_id=self.account.id, name=self.account.name, reason=reason))
+        self.pipe.emit(NeedsLogin(account_id=self.account.id, name=self.account.name, reason=reason))
         return Failure("401", f"{self.account.name}: {reason}", 401)
 
     async def _classify(self, response: httpx.Response) -> Response | Failure:

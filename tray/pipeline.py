@@ -11,7 +11,6 @@ committed answer (cooldown cleared, affinity, dormant touches, decision log) nev
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -109,8 +108,10 @@ class Pipeline:
         latency = (time.perf_counter() - started) * 1000.0
         if 200 <= status < 300 and self.health.exhausted:
             self.health.exhausted = False
-            self._emit(PoolAvailable())
+            self.emit(PoolAvailable())
         decision = attempt.decision(status, latency)
+        log.debug("%s %s -> %s (%s): %d after %.1f ms", attempt.inc.method, attempt.inc.route,
+                  decision.account_name, decision.reason, status, latency)
         work = attempt.after_commit(status)
 
         def write() -> None:
@@ -137,7 +138,7 @@ class Pipeline:
         if self._bookkeeping:
             await asyncio.gather(*self._bookkeeping, return_exceptions=True)
 
-    def _emit(self, event: Any) -> None:
+    def emit(self, event: Any) -> None:
         if self.events is not None:
             try:
                 self.events(event)
@@ -159,7 +160,7 @@ class Pipeline:
         if response.status_code == 429 and not self.health.exhausted:
             self.health.exhausted = True
             soonest = pooled.soonest_reset(self.store, now)
-            self._emit(PoolExhausted(soonest_reset=soonest))
+            self.emit(PoolExhausted(soonest_reset=soonest))
         decision = Decision(
             at=now,
             account_id=None,
@@ -175,12 +176,3 @@ class Pipeline:
         self.background(lambda: self.store.record_decision(decision))
         log.info("%s %s: %s (%d)", inc.method, inc.route, reason, response.status_code)
         return response
-
-
-def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(payload, separators=(",", ":")),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
