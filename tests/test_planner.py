@@ -1,0 +1,80 @@
+"""The proxy's adapter over the routing core: plan order, per-attempt bodies, dormant touches."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.auth_server import FakeAuth, FakeUser
+from tray.attempts import Incoming
+from tray.config import Config
+from tray.models import Account, Identity
+from tray.planner import Router, attempt_body, record_touches
+from tray.quota import usage_view
+from tray.store import Store
+
+DORMANT = {"plan_type": "plus", "rate_limit": {"allowed": True, "limit_reached": False, "primary_window": {
+    "used_percent": 0, "limit_window_seconds": 18000, "reset_after_seconds": 18000}}}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "pool.db") as opened:
+        yield opened
+
+
+def add(store: Store, fake_id: str) -> Account:
+    user = FakeUser(account_id=fake_id, subject=f"u-{fake_id}", email=f"{fake_id}@x.org")
+    return store.save_login(Identity(fake_id, user.subject), FakeAuth().token_set(user), user.email, "plus")
+
+
+def incoming(path: str = "/codex/responses", **obj: object) -> Incoming:
+    body = {"model": "m", "input": [], **obj}
+    return Incoming(route="responses", method="POST", path=path, query="", headers=(),
+                    body=json.dumps(body).encode(), obj=body)
+
+
+def test_the_turn_state_owner_goes_first_and_affinity_follows_success(store: Store) -> None:
+    a, b = add(store, "a"), add(store, "b")
+    now = time.time()
+    router = Router(store, Config, lambda: now)
+    views = {x.id: usage_view(None, now, account_id=x.id) for x in (a, b)}
+    plain = router.plan(incoming(), [a, b], views, now, turn_owner=None)
+    assert [x.id for x in plain.order] == [a.id, b.id]
+    owned = router.plan(incoming(), [a, b], views, now, turn_owner=b.id)
+    assert [x.id for x in owned.order] == [b.id, a.id] and owned.reason == "turn state kept its account"
+    session = incoming(prompt_cache_key="conv")
+    first = router.plan(session, [a, b], views, now, turn_owner=None)
+    router.succeeded(session, first, b, fast_on=True)
+    again = router.plan(session, [a, b], views, now, turn_owner=None)
+    assert again.sticky_account == b.id and again.sticky_fast is True
+
+
+def test_attempt_body_is_rebuilt_per_account_and_compact_is_left_alone(store: Store) -> None:
+    a = add(store, "a")
+    now = time.time()
+    router = Router(store, lambda: Config(fast_mode="always"), lambda: now)
+    inc = incoming()
+    plan = router.plan(inc, [a], {}, now, None)
+    body, on, note = attempt_body(inc, a, None, plan, Config(fast_mode="always"), now)
+    assert on and json.loads(body)["service_tier"] == "priority" and note == "Fast: enabled (config)"
+    assert json.loads(inc.body).get("service_tier") is None  # the snapshot is untouched
+    compact = incoming("/codex/responses/compact")
+    body, on, _ = attempt_body(compact, a, None, plan, Config(fast_mode="always"), now)
+    assert not on and body == compact.body
+
+
+def test_dormant_touches_are_recorded_unless_disabled(store: Store) -> None:
+    a = add(store, "a")
+    now = time.time()
+    store.put_usage(a.id, json.dumps(DORMANT), now)
+    view = usage_view(store.usage(a.id), now)
+    record_touches(store, Config(dormant_touch="disabled"), a, view, now)
+    assert store.dormant_touches(now) == {}
+    record_touches(store, Config(dormant_touch="always"), a, view, now)
+    assert store.dormant_touches(now) == {a.id: {"rate.primary"}}
+    assert store.dormant_touches(now + 1801) == {}

@@ -1,0 +1,95 @@
+"""Reading an upstream SSE answer up to its first output event, and relaying it (real loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.fakes.runner import serving
+from tray.relay import EarlyFailure, Opened, Relay, open_stream
+
+
+def event(etype: str, **data: object) -> bytes:
+    return f"event: {etype}\ndata: {json.dumps({'type': etype, **data})}\n\n".encode()
+
+
+SCRIPTS: dict[str, list[bytes]] = {
+    "ok": [event("codex.rate_limits", rate_limits={}), event("response.created"),
+           event("response.in_progress"), event("response.output_text.delta", delta="Hi"),
+           event("response.completed", response={"status": "completed"})],
+    "overloaded": [event("response.created"), event("error", code="server_is_overloaded")],
+    "empty": [event("response.created")],
+}
+
+
+async def stream(request: Request) -> Response:
+    name = request.path_params["name"]
+
+    async def body() -> AsyncIterator[bytes]:
+        for chunk in SCRIPTS[name]:
+            yield chunk
+            await asyncio.sleep(0.01)
+
+    return StreamingResponse(body(), media_type="text/event-stream")
+
+
+APP = Starlette(routes=[Route("/{name}", stream)])
+
+
+def test_open_stream_holds_back_until_the_first_output_event() -> None:
+    async def go(url: str) -> None:
+        async with httpx.AsyncClient() as http:
+            response = await http.send(http.build_request("GET", f"{url}/ok"), stream=True)
+            opened = await open_stream(response)
+            assert isinstance(opened, Opened)
+            assert [e.type for e in opened.events] == [
+                "codex.rate_limits", "response.created", "response.in_progress", "response.output_text.delta"]
+            rest = b"".join([chunk async for chunk in opened.chunks])
+            assert b"".join(opened.held) + rest == b"".join(SCRIPTS["ok"])
+            await response.aclose()
+
+    with serving(APP) as server:
+        asyncio.run(go(server.url))
+
+
+def test_early_errors_and_empty_streams_are_failures_and_closed() -> None:
+    async def go(url: str) -> None:
+        async with httpx.AsyncClient() as http:
+            for name, kind in (("overloaded", "overloaded"), ("empty", "ended")):
+                response = await http.send(http.build_request("GET", f"{url}/{name}"), stream=True)
+                failed = await open_stream(response)
+                assert isinstance(failed, EarlyFailure) and failed.kind == kind
+                assert response.is_closed
+
+    with serving(APP) as server:
+        asyncio.run(go(server.url))
+
+
+def test_relay_sends_every_byte_and_reports_completion() -> None:
+    ended: list[bool] = []
+
+    async def go(upstream_url: str) -> bytes:
+        async with httpx.AsyncClient() as http:
+
+            async def through(request: Request) -> Response:
+                upstream = await http.send(http.build_request("GET", upstream_url + "/ok"), stream=True)
+                opened = await open_stream(upstream)
+                assert isinstance(opened, Opened)
+                return Relay(opened, 200, [("content-type", "text/event-stream")], on_end=ended.append)
+
+            proxy = Starlette(routes=[Route("/", through)])
+            transport = httpx.ASGITransport(app=proxy)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+                return (await client.get("/")).content
+
+    with serving(APP) as upstream:
+        content = asyncio.run(go(upstream.url))
+    assert content == b"".join(SCRIPTS["ok"])
+    assert ended == [True]
