@@ -86,3 +86,31 @@ def test_config_problems_are_reported_and_changes_apply_live(pool_home: Path) ->
 
 def mode(engine: Engine) -> str:
     return str(engine.config.fast_mode)
+
+
+def test_stop_lets_an_in_flight_stream_finish() -> None:
+    import threading
+
+    from tests.proxykit import CODEX_HEADERS, codex_body, replies, running_pool
+
+    with running_pool(["a"]) as pool:
+        pool.upstream.script("a", replies.ok(deltas=20, event_delay=0.03))
+        received: list[bytes] = []
+        started = threading.Event()
+
+        def read() -> None:
+            with pool.client() as client, client.stream(
+                "POST", "/backend-api/codex/responses", json=codex_body(), headers=CODEX_HEADERS
+            ) as response:
+                for chunk in response.iter_bytes():
+                    received.append(chunk)
+                    started.set()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        assert started.wait(10)
+        pool.engine.stop()
+        reader.join(15)
+        assert not reader.is_alive()
+        assert b"response.completed" in b"".join(received)
+        assert pool.upstream.open_streams == 0
