@@ -17,6 +17,7 @@ from tests.fakes.apphost import running_engine
 from tests.fakes.auth_server import FakeUser
 from tests.fakes.seed import add_account, cool_down, put_usage, record
 from tests.proxykit import Pool
+from tray import config
 from tray.models import Account, AccountState
 from tray.store import Store
 
@@ -90,6 +91,7 @@ def seed_pool(store: Store) -> list[Account]:
     put_usage(store, side, 93, 48, short_reset_s=25 * 60 + 30)
     put_usage(store, team, 100, 82)
     cool_down(store, team, 1500)
+    put_usage(store, spare, 12, 30, age_s=40 * 60)
     store.set_state(spare.id, AccountState.NEEDS_LOGIN, "Sign-in expired (refresh_token_reused)")
     return store.accounts()
 
@@ -113,6 +115,8 @@ def test_accounts_page_shows_quota_bars_and_states(browser: Any, engine: Any, tm
         assert work.locator("[data-window='weekly'] .bar-text").inner_text().startswith("61% used")
         assert "cooling" in row(page, "team-seat").get_attribute("data-status")
         assert row(page, "spare@").locator("button", has_text="Re-login").count() == 1
+        assert row(page, "spare@").locator(".quota-age").inner_text() == "As of 40 min ago"
+        assert work.locator(".quota-age").count() == 0
         assert work.locator("[data-window='5h'] [data-reset]").inner_text().startswith("resets in 2h")
         countdown = row(page, "side.project").locator("[data-window='5h'] [data-reset]")
         first = countdown.inner_text()
@@ -199,6 +203,10 @@ def test_remove_asks_first(browser: Any, engine: Any, tmp_path: Path) -> None:
 def test_settings_validation_and_save(browser: Any, engine: Any, tmp_path: Path) -> None:
     page = open_page(browser, engine, hash_page="settings")
     page.wait_for_selector("#f-sticky-mode")
+    for key in config.KEYS:  # every documented key has its own labelled field
+        field = page.locator(f"[id='f-{key}']")
+        assert field.count() == 1, key
+        assert page.locator(f"label[for='f-{key}'], label:has([id='f-{key}'])").count() == 1, key
     shoot(page, "settings-light", tmp_path)
     before = engine.paths.config_file.read_text()
     # client-side: a port out of range is caught before anything is sent

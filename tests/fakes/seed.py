@@ -37,9 +37,10 @@ def put_usage(
     short_used: float,
     weekly_used: float,
     short_reset_s: float = 2 * 3600 + 600,
+    age_s: float = 0.0,
     **kw: object,
 ) -> None:
-    now = time.time()
+    now = time.time() - age_s
     payload = usage_payload(
         primary_used=short_used,
         primary_reset_after_s=short_reset_s,

@@ -11,7 +11,9 @@ function fill(percent) {
 function quotaBars(account) {
   const q = account.quota;
   if (!q.known) return h("div", { class: "quota muted small" }, "Quota not known yet");
-  return h("div", { class: "quota" }, q.windows.map((w) => {
+  const minutes = Math.round((q.age_seconds || 0) / 60);
+  const age = minutes >= 5 ? h("div", { class: "small muted quota-age" }, `As of ${minutes < 120 ? `${minutes} min` : `${Math.round(minutes / 60)} h`} ago`) : null;
+  return h("div", { class: "quota", title: `Quota data from ${Math.round(q.age_seconds || 0)} s ago` }, q.windows.map((w) => {
     const used = w.used_percent ?? 0;
     const level = used >= 90 ? "bad" : used >= 70 ? "warn" : "ok";
     return h("div", { class: "bar-row", dataset: { window: w.label } },
@@ -21,7 +23,7 @@ function quotaBars(account) {
       h("div", { class: "bar-text" },
         h("span", {}, `${Math.round(used)}% used`),
         w.reset_at ? h("span", { dataset: { reset: w.reset_at } }, countdown(w.reset_at)) : h("span", {}, "")));
-  }));
+  }), age);
 }
 
 function nameCell(account, reload) {
