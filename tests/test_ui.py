@@ -382,6 +382,23 @@ def test_every_page_runs_under_the_content_security_policy(browser: Any, engine:
     page.context.close()
 
 
+def test_config_problems_are_shown_until_fixed(browser: Any, engine: Any) -> None:
+    path = engine.paths.config_file
+    path.write_text(path.read_text() + 'sticky-strength = "strong"\n')
+    engine.reload_config()
+    page = open_page(browser, engine)
+    page.wait_for_selector("#banner.warn:not([hidden])")
+    assert "sticky-strength" in page.inner_text("#banner")
+    page.click("#banner a")
+    page.wait_for_selector("#f-sticky-strength")
+    page.fill("#f-sticky-strength", "1.5")
+    page.click("#save")
+    page.wait_for_selector(".toast:has-text('Settings saved')")
+    page.wait_for_selector("#banner.warn[hidden]", state="attached")
+    assert engine.config.sticky_strength == 1.5
+    page.context.close()
+
+
 def test_without_the_token_the_page_says_how_to_open_it(browser: Any, engine: Any) -> None:
     context = browser.new_context(viewport=WINDOW)
     page = context.new_page()

@@ -1,7 +1,7 @@
 // codex-pool window: talks to the management API (/api/) with the token from the URL fragment.
 // One module and one render function per page; no framework, nothing loaded from elsewhere.
 
-import { TOKEN_KEY, api, setServerTime } from "./lib.js";
+import { TOKEN_KEY, api, h, setServerTime } from "./lib.js";
 import { accountsPage } from "./accounts.js";
 import { addPage } from "./add.js";
 import { activityPage } from "./activity.js";
@@ -40,12 +40,18 @@ async function refreshStatus() {
       { healthy: "Healthy", degraded: "Degraded", exhausted: "Exhausted", empty: "No accounts" }[s.health.state] || s.health.state;
     box.title = s.health.message;
     document.getElementById("proxy-url").textContent = s.proxy_url.replace(/^https?:\/\//, "");
-    document.getElementById("banner").hidden = true;
+    const banner = document.getElementById("banner");
+    const problems = s.config_problems || [];
+    banner.replaceChildren(...(problems.length ? [`${s.config_path} has problems (defaults are used for these): `,
+      problems.join("; "), " ", h("a", { href: "#settings" }, "Open settings")] : []));
+    banner.className = "banner warn";
+    banner.hidden = !problems.length;
     return s;
   } catch (err) {
     document.getElementById("health").dataset.state = "error";
     document.getElementById("health-text").textContent = "Offline";
     const banner = document.getElementById("banner");
+    banner.className = "banner";
     banner.textContent = err.status === 401
       ? "This page needs the pool window's link (open it from the tray menu or `codex-pool status`)."
       : `Cannot reach codex-pool: ${err.message}`;

@@ -1,6 +1,6 @@
 // Settings page: every config key, checked here and by the server, saved without restart.
 
-import { api, h, toast, act } from "./lib.js";
+import { api, h, toast, act, poolChanged } from "./lib.js";
 
 // Labels and input kinds; the hint under each field is the config file's own comment for the key.
 const FIELDS = [
@@ -128,6 +128,7 @@ export function settingsPage(root) {
     try {
       const data = await api("PUT", "/settings", { values });
       toast("Settings saved and applied");
+      poolChanged();
       render(data);
     } catch (err) {
       const problems = (err.data && err.data.problems) || {};
