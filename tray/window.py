@@ -15,7 +15,6 @@ When the parent dies, stdin reaches end-of-file and the window closes with it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -104,16 +103,19 @@ def _icon_path() -> str | None:
     return str(path) if path.is_file() else None
 
 
-def _listen(window: Any, stdin: IO[str]) -> None:
+def _listen(window: Any, stdin: IO[str], url: str) -> None:
     """Runs on pywebview's worker thread: obey the parent's commands until close or end-of-file."""
     window.events.loaded.wait(30)  # the page must have taken its token before we change pages
+    base = url.split("#", 1)[0]
     for line in stdin:
         command, _, page = line.strip().partition(" ")
         if command == "show":
             window.show()
             window.restore()  # GTK: deiconify + present, i.e. raise and focus
             if page:
-                window.evaluate_js(f"location.hash = {json.dumps('#' + page)}")
+                # A fragment-only navigation: the page stays, its router switches pages. (The UI's
+                # Content-Security-Policy refuses evaluate_js, which pywebview runs through eval.)
+                window.load_url(f"{base}#{page}")
         elif command == "close":
             break
     window.destroy()
@@ -129,11 +131,17 @@ def main(stdin: IO[str] | None = None) -> int:
         return 2
     import webview
 
-    window = webview.create_window(
+    webview.start(_listen, (create(url), source, url), icon=_icon_path())
+    return 0
+
+
+def create(url: str) -> Any:
+    """The pool window on ``url`` (a pywebview window; ``webview.start`` shows it)."""
+    import webview
+
+    return webview.create_window(
         TITLE, url, width=SIZE[0], height=SIZE[1], min_size=MIN_SIZE, background_color="#f6f7f9",
     )
-    webview.start(_listen, (window, source), icon=_icon_path())
-    return 0
 
 
 if __name__ == "__main__":
