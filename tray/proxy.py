@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tray.access import AccessPolicy, Denied, check_origin, check_request
 from tray.attempts import Incoming
-from tray.errors import PoolError
+from tray.errors import PoolError, StoreLockedError
 from tray.pipeline import Pipeline
 from tray.shaping import DEFAULT_ORIGINATOR, TURN_STATE, error_body, shape_v1_body
 
@@ -187,6 +187,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StoreLockedError):
+        # Another process holds the pool file's write lock past the busy timeout: not our bug, and
+        # retrying shortly works, so say so instead of answering 500.
+        log.warning("proxy request on %s: %s", request.url.path, exc)
+        return _json(503, error_body(str(exc), "pool_busy"), {"Retry-After": "2"})
     if isinstance(exc, PoolError):
         log.error("proxy error on %s: %s", request.url.path, exc)
     else:
