@@ -263,7 +263,8 @@ def test_kill_9_at_random_moments_of_token_writes_keeps_every_login_whole(pool_h
             assert len(rows) == 2
             for row in rows:  # each token set is one whole rotation, never access of one, refresh of another
                 tokens = row[-1]
-                assert tokens.access_token.removeprefix("access-") == tokens.refresh_token.removeprefix("refresh-")
+                rotation = tokens.access_token.removeprefix("access-")
+                assert tokens.refresh_token.removeprefix("refresh-") == rotation
 
 
 # ---- the write lock held elsewhere -------------------------------------------------------------
