@@ -106,6 +106,7 @@ def test_sticky_session_stays_on_its_account() -> None:
             assert pool.served_by(pool.post(headers={"session-id": "conv-1"})) == first
         body = codex_body(prompt_cache_key="conv-2")
         assert pool.post(body=body).status_code == 200
+        pool.wait_bookkeeping()
         assert pool.engine.store.decisions(5)[0].reason
 
 

@@ -23,6 +23,7 @@ def test_429_with_body_cools_down_until_its_reset_and_fails_over() -> None:
         # The cooling account is not tried again.
         assert pool.served_by(pool.post()) == "b"
         assert len(pool.upstream.codex_requests("a")) == 1
+        pool.wait_bookkeeping()
         decisions = pool.engine.store.decisions(5)
         assert any("failover after usage limit" in d.reason for d in decisions)
 
@@ -144,6 +145,7 @@ def test_fast_mode_is_decided_per_attempt() -> None:
         sent_b = pool.upstream.codex_requests("b")[-1].body
         assert sent_a["service_tier"] == "priority"  # healthy a: fast
         assert "service_tier" not in sent_b  # b is nearly out: its own attempt has no priority
+        pool.wait_bookkeeping()
         decision = pool.engine.store.decisions(1)[0]
         assert decision.fast_note is not None and "cap<3%" in decision.fast_note
 

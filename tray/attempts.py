@@ -6,6 +6,7 @@ or a :class:`Failure` that sends the pipeline on to the next candidate.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import httpx
 from starlette.responses import Response
 
 from tray import planner
-from tray.errors import PermanentRefreshError, TransientRefreshError
+from tray.errors import PermanentRefreshError, PoolError, TransientRefreshError
 from tray.models import Account, AccountState, Cooldown, Decision, NeedsLogin
 from tray.pooled import Failure
 from tray.quota import UsageView
@@ -95,7 +96,7 @@ class Attempt:
                 return response
             if response.status_code == 401:
                 await response.aclose()
-                return self._durable_401()
+                return await self._durable_401()
         return await self._classify(response)
 
     async def _send(self) -> httpx.Response | Failure:
@@ -118,21 +119,26 @@ class Attempt:
         try:
             return await pipe.http.send(request, stream=True)
         except httpx.TimeoutException as exc:
-            return self._cool(planner.failure_cooldown(self.account.id, "timeout", 0, pipe.clock()),
+            return await self._cool(planner.failure_cooldown(self.account.id, "timeout", 0, pipe.clock()),
                               Failure("timeout", f"{self.account.name}: {type(exc).__name__}"))
         except httpx.HTTPError as exc:
-            return self._cool(planner.failure_cooldown(self.account.id, "transport", 0, pipe.clock()),
+            return await self._cool(planner.failure_cooldown(self.account.id, "transport", 0, pipe.clock()),
                               Failure("transport error", f"{self.account.name}: {type(exc).__name__}"))
 
-    def _cool(self, cooldown: Cooldown, failure: Failure) -> Failure:
-        self.pipe.store.set_cooldown(cooldown)
+    async def _cool(self, cooldown: Cooldown, failure: Failure) -> Failure:
+        # Store writes can wait on another process's write lock: never on the event loop. If the
+        # pool file stays busy, the failover still goes on; only the shared cooldown is lost.
+        try:
+            await asyncio.to_thread(self.pipe.store.set_cooldown, cooldown)
+        except PoolError as exc:
+            log.warning("cooldown for %s not saved: %s", self.account.name, exc)
         log.info("%s: %s; cooling down until %.0f (%s)", self.account.name, failure.label,
                  cooldown.until, cooldown.source)
         return Failure(failure.label, failure.message, failure.status, cooldown.until)
 
-    def _durable_401(self) -> Failure:
+    async def _durable_401(self) -> Failure:
         reason = "still unauthorized after a token refresh"
-        self.pipe.store.set_state(self.account.id, AccountState.NEEDS_LOGIN, reason)
+        await asyncio.to_thread(self.pipe.store.set_state, self.account.id, AccountState.NEEDS_LOGIN, reason)
         log.warning("Account %s needs a new login: %s", self.account.name, reason)
         self.pipe.emit(NeedsLogin(account_id=self.account.id, name=self.account.name, reason=reason))
         return Failure("401", f"{self.account.name}: {reason}", 401)
@@ -145,39 +151,40 @@ class Attempt:
             if planner.is_entitlement_error(body):
                 log.info("%s: plan does not include Codex; passing the answer on", self.account.name)
                 return self._buffered(status, body)
-            self.pipe.quota.observe_429(self.account, self.response_headers, body)
+            await asyncio.to_thread(self.pipe.quota.observe_429, self.account, self.response_headers, body)
             cooldown = planner.cooldown_after_429(self.account.id, self.response_headers, body,
                                                   self.pipe.quota.view(self.account.id, self.pipe.clock()),
                                                   self.pipe.clock())
             label = "usage limit" if b"usage_limit" in body else "429"
-            return self._cool(cooldown, Failure(label, f"{self.account.name}: HTTP 429", 429))
+            return await self._cool(cooldown, Failure(label, f"{self.account.name}: HTTP 429", 429))
         if status >= 500 or (status == 403 and _is_html(response)):
             await _read_some(response)
             kind = "5xx" if status >= 500 else "html 403"
             cooldown = planner.failure_cooldown(self.account.id, kind, status, self.pipe.clock())
-            return self._cool(cooldown, Failure(kind, f"{self.account.name}: HTTP {status}", status))
+            return await self._cool(cooldown, Failure(kind, f"{self.account.name}: HTTP {status}", status))
         if not 200 <= status < 300:
             return self._relay(Opened(response, response.aiter_bytes()), status)
         if self.inc.mode == "models":
             return await self._models(response)
         opened = await open_stream(response)
         if isinstance(opened, EarlyFailure):
-            return self._early(opened)
+            return await self._early(opened)
         if self.inc.mode == "aggregate" and is_event_stream(response):
             return await self._aggregate(opened)
         return self._relay(opened, status)
 
-    def _early(self, early: EarlyFailure) -> Failure:
+    async def _early(self, early: EarlyFailure) -> Failure:
         now = self.pipe.clock()
         if early.kind == "usage_limit" and early.error is not None:
             payload = json.dumps({"error": early.error.payload}).encode()
-            self.pipe.quota.observe_429(self.account, {}, payload)
+            await asyncio.to_thread(self.pipe.quota.observe_429, self.account, {}, payload)
             cooldown = planner.cooldown_after_429(self.account.id, {}, payload,
                                                   self.pipe.quota.view(self.account.id, now), now)
-            return self._cool(cooldown, Failure("usage limit", f"{self.account.name}: {early.message}", 200))
+            failure = Failure("usage limit", f"{self.account.name}: {early.message}", 200)
+            return await self._cool(cooldown, failure)
         kind = "overloaded" if early.kind == "overloaded" else "stream ended"
         cooldown = planner.failure_cooldown(self.account.id, early.kind, 200, now)
-        return self._cool(cooldown, Failure(kind, f"{self.account.name}: {early.message}", 200))
+        return await self._cool(cooldown, Failure(kind, f"{self.account.name}: {early.message}", 200))
 
     def _relay(self, opened: Opened, status: int) -> Response:
         headers = client_headers(opened.response.headers.multi_items())
@@ -227,7 +234,7 @@ class Attempt:
         events += [tail] if tail is not None else []
         for event in events:
             if event.type == "codex.rate_limits" and isinstance(event.data, dict):
-                self.pipe.quota.observe_event(self.account, event.data)
+                self.pipe.background(partial(self.pipe.quota.observe_event, self.account, event.data))
             found = completed_response(event)
             if found is not None:
                 final = found

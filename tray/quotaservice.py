@@ -1,4 +1,5 @@
-"""Keeps the shared quota cache warm and current (runs on the proxy's event loop).
+"""Keeps the shared quota cache warm and current (runs on the proxy's event loop; its store writes
+run in worker threads, since another process may hold the pool file's write lock).
 
 - :meth:`QuotaService.prepare` gives routing a usage view per candidate: entries whose scored
   window's reset deadline passed are refetched before ranking; stale or cold entries are used (or
@@ -147,7 +148,7 @@ class QuotaService:
             return young
         key = f"usage:{account.id}"
         owner = f"{self.owner}-{uuid.uuid4().hex[:8]}"
-        if not self.store.acquire_lease(key, owner, self.lease_ttl):
+        if not await self._acquire(key, owner):
             waited = 0.0
             while waited < self.wait_for_other:
                 await asyncio.sleep(self.wait_step)
@@ -155,7 +156,7 @@ class QuotaService:
                 young = self._young(account.id, max_age, since)
                 if young is not None:
                     return young
-            if not self.store.acquire_lease(key, owner, self.lease_ttl):
+            if not await self._acquire(key, owner):
                 return self.view(account.id, self.clock())
         try:
             young = self._young(account.id, max_age, since)  # double-checked under the lease
@@ -168,11 +169,25 @@ class QuotaService:
                 log.info("usage for %s not refreshed: %s", account.name, exc)
                 return self.view(account.id, self.clock())
             now = self.clock()
-            self.store.put_usage(account.id, raw, now)
-            self._after_update(account, payload)
+            try:
+                await asyncio.to_thread(self._store_fetched, account, raw, payload, now)
+            except PoolError as exc:  # e.g. the pool file is busy: this fetch is lost, not the request
+                log.warning("usage for %s not cached: %s", account.name, exc)
             return self.view(account.id, now)
         finally:
-            self.store.release_lease(key, owner)
+            with contextlib.suppress(PoolError):
+                await asyncio.to_thread(self.store.release_lease, key, owner)
+
+    async def _acquire(self, key: str, owner: str) -> bool:
+        try:
+            return await asyncio.to_thread(self.store.acquire_lease, key, owner, self.lease_ttl)
+        except PoolError as exc:  # a busy pool file counts as "someone else is fetching"
+            log.info("usage lease %s not taken: %s", key, exc)
+            return False
+
+    def _store_fetched(self, account: Account, raw: str, payload: Mapping[str, Any], at: float) -> None:
+        self.store.put_usage(account.id, raw, at)
+        self._after_update(account, payload)
 
     # ---- live signals ------------------------------------------------------------------------
 
