@@ -218,7 +218,7 @@ class DbusMenu:
             if not reply.body or reply.body[0] != self.pid:
                 continue
             try:
-                node = await conn.introspect(name, "/org/ayatana/NotificationItem")
+                node = await conn.introspect(name, "/org/ayatana/NotificationItem", timeout=2.0)
             except Exception:
                 continue
             for child in node.nodes:
@@ -244,7 +244,10 @@ class DbusMenu:
         """The whole menu tree, waiting until it exists and ``until(menu)`` holds."""
         deadline = time.monotonic() + timeout
         while True:
-            menu = asyncio.run(self._layout())
+            try:
+                menu = asyncio.run(self._layout())
+            except Exception:  # the menu is being rebuilt (ids and objects come and go): read again
+                menu = None
             if menu is not None and until(menu):
                 return menu
             if time.monotonic() > deadline:
@@ -273,4 +276,11 @@ class DbusMenu:
             finally:
                 conn.disconnect()
 
-        asyncio.run(go())
+        for attempt in range(10):
+            try:
+                asyncio.run(go())
+                return
+            except Exception:  # caught the menu mid-rebuild: read the layout again
+                if attempt == 9:
+                    raise
+                time.sleep(0.3)

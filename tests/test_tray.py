@@ -84,15 +84,26 @@ def running(tray_host: str, session_bus: str, notifications: Notes) -> Iterator[
         assert "Traceback" not in err, err
 
 
+TRAYER_GREY = (220, 218, 213)
+
+
 def dominant_colour(path: Path) -> tuple[int, int, int]:
-    """The most common colour in the image that is not trayer's background or black."""
+    """The most common colour in the tray area that is neither the empty screen nor trayer's panel
+    nor the icon's white glyph: the icon's state colour."""
     image = Image.open(path).convert("RGB")
-    counts = sorted(image.getcolors(1 << 20) or [], reverse=True)
-    for _count, rgb in counts:
-        r, g, b = rgb
-        if max(rgb) - min(rgb) > 40:  # saturated: the icon, not the grey/black panel
-            return (r, g, b)
-    raise AssertionError(f"no icon colour in {path}")
+    for _count, rgb in sorted(image.getcolors(1 << 20) or [], reverse=True):
+        if rgb != (0, 0, 0) and rgb != TRAYER_GREY and min(rgb) < 235:
+            return rgb
+    raise AssertionError(f"no icon in {path}")
+
+
+def family(rgb: tuple[int, int, int]) -> str:
+    r, g, b = rgb
+    if max(rgb) - min(rgb) < 40:
+        return "grey"
+    if g > r and g > b:
+        return "green"
+    return "red" if r > g * 1.6 else "amber"
 
 
 def tray_shot(display: str, path: Path, expect: str) -> tuple[int, int, int]:
@@ -101,13 +112,13 @@ def tray_shot(display: str, path: Path, expect: str) -> tuple[int, int, int]:
     while True:
         screenshot(display, path, TRAY_AREA)
         try:
-            r, g, b = dominant_colour(path)
+            rgb = dominant_colour(path)
         except AssertionError:
-            r, g, b = (0, 0, 0)
-        family = "green" if g > r and g > b else "red" if r > g * 1.6 else "amber" if r > b and g > b else "?"
-        if family == expect or time.monotonic() > deadline:
-            assert family == expect, f"tray icon is {family} {(r, g, b)}, expected {expect}"
-            return (r, g, b)
+            rgb = (0, 0, 0)
+        seen = "none" if rgb == (0, 0, 0) else family(rgb)
+        if seen == expect or time.monotonic() > deadline:
+            assert seen == expect, f"tray icon is {seen} {rgb}, expected {expect}"
+            return rgb
         time.sleep(0.2)
 
 

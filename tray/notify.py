@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,12 @@ class StderrNotifier:
 
 
 class DBusDelivery:
-    """``Notify`` on the session bus. One connection, reopened after an error."""
+    """``Notify`` on the session bus, over a connection opened for each notice and closed after it:
+    notices are rare, and an idle connection that never reads would stall anyone who calls it."""
 
     def __init__(self, icon: Path | None = None, timeout: float = 5.0) -> None:
         self._icon = str(icon) if icon else ""
         self._timeout = timeout
-        self._conn: Any = None
-        self._replaces: dict[str, int] = {}
 
     def __call__(self, title: str, body: str) -> None:
         from jeepney import DBusAddress, new_method_call
@@ -72,20 +71,8 @@ class DBusDelivery:
             address, "Notify", "susssasa{sv}i",
             (APP_NAME, 0, self._icon, title, body, [], {}, -1),
         )
-        try:
-            if self._conn is None:
-                self._conn = open_dbus_connection(bus="SESSION")
-            reply = self._conn.send_and_get_reply(message, timeout=self._timeout)
-            unwrap_msg(reply)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(OSError):
-                conn.close()
+        with open_dbus_connection(bus="SESSION") as conn:
+            unwrap_msg(conn.send_and_get_reply(message, timeout=self._timeout))
 
 
 def osascript_args(title: str, body: str) -> list[str]:
@@ -156,9 +143,6 @@ class DesktopNotifier:
             finally:
                 self._queue.task_done()
         self._queue.task_done()
-        close = getattr(self._deliver, "close", None)
-        if callable(close):
-            close()
 
     def flush(self) -> None:
         """Wait until every queued notice was delivered or failed (tests, shutdown)."""
