@@ -65,6 +65,13 @@ def pool(pool_home: Path, isolated_home: Path) -> Iterator[Pool]:
             engine.stop()
 
 
+@pytest.fixture
+def client(pool: Pool) -> Iterator[openai.OpenAI]:
+    """An OpenAI SDK client on the proxy's /v1 with the local key (closed after the test)."""
+    with openai.OpenAI(base_url=f"{pool.url}/v1", api_key=pool.key, max_retries=0) as sdk:
+        yield sdk
+
+
 def run_codex(codex_home: Path, config: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     if not CODEX.exists():
         pytest.skip(f"Codex CLI not installed at {CODEX} (./dev test installs it with npm)")
@@ -115,8 +122,7 @@ def test_codex_exec_with_the_config_setup_writes(pool: Pool, tmp_path: Path) -> 
     assert_upstream_got_pool_credentials(pool, "codex_exec")
 
 
-def test_openai_sdk_streaming(pool: Pool) -> None:
-    client = openai.OpenAI(base_url=f"{pool.url}/v1", api_key=pool.key, max_retries=0)
+def test_openai_sdk_streaming(pool: Pool, client: openai.OpenAI) -> None:
     events = list(client.responses.create(model="gpt-5.5", input="say hi", stream=True))
     types = [event.type for event in events]
     assert types[0] == "response.created"
@@ -129,8 +135,7 @@ def test_openai_sdk_streaming(pool: Pool) -> None:
     assert_upstream_got_pool_credentials(pool)
 
 
-def test_openai_sdk_non_streaming_gets_the_final_response(pool: Pool) -> None:
-    client = openai.OpenAI(base_url=f"{pool.url}/v1", api_key=pool.key, max_retries=0)
+def test_openai_sdk_non_streaming_gets_the_final_response(pool: Pool, client: openai.OpenAI) -> None:
     response = client.responses.create(model="gpt-5.5", input="say hi")
     assert response.output_text == f"Hi from {POOL_ACCOUNT.account_id}!"
     assert response.status == "completed"
@@ -152,9 +157,8 @@ def test_codex_exec_answer_survives_a_usage_limit_on_the_first_account(pool: Poo
     ]
 
 
-def test_openai_sdk_stream_hides_an_overloaded_first_attempt(pool: Pool) -> None:
+def test_openai_sdk_stream_hides_an_overloaded_first_attempt(pool: Pool, client: openai.OpenAI) -> None:
     pool.chatgpt.upstream.script(POOL_ACCOUNT.account_id, replies.overloaded())
-    client = openai.OpenAI(base_url=f"{pool.url}/v1", api_key=pool.key, max_retries=0)
     events = list(client.responses.create(model="gpt-5.5", input="say hi", stream=True))
     types = [event.type for event in events]
     assert types.count("response.created") == 1
@@ -175,9 +179,10 @@ def test_codex_exec_reconnects_after_a_mid_stream_drop(pool: Pool, tmp_path: Pat
     assert [r.account_id for r in pool.chatgpt.upstream.codex_requests()] == [POOL_ACCOUNT.account_id] * 2
 
 
-def test_openai_sdk_sees_a_mid_stream_drop_as_an_error_never_a_short_answer(pool: Pool) -> None:
+def test_openai_sdk_sees_a_mid_stream_drop_as_an_error_never_a_short_answer(
+    pool: Pool, client: openai.OpenAI
+) -> None:
     upstream = pool.chatgpt.upstream
-    client = openai.OpenAI(base_url=f"{pool.url}/v1", api_key=pool.key, max_retries=0)
     upstream.script(POOL_ACCOUNT.account_id, replies.drop(after=6))
     with pytest.raises(openai.APIConnectionError):
         list(client.responses.create(model="gpt-5.5", input="say hi", stream=True))
