@@ -204,3 +204,62 @@ def test_quit_from_the_menu_stops_the_proxy_cleanly(running: tuple) -> None:
 
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/healthz", timeout=2)
+
+
+def icon_centre(display: str, path: Path) -> tuple[int, int]:
+    """Where the icon sits on screen (the bounding box of its coloured pixels in the tray)."""
+    screenshot(display, path, TRAY_AREA)
+    image = Image.open(path).convert("RGB")
+    mask = Image.new("L", image.size)
+    mask.putdata([0 if rgb in ((0, 0, 0), TRAYER_GREY) else 255 for rgb in image.get_flattened_data()])
+    box = mask.getbbox()
+    assert box is not None, "no icon in the tray"
+    return TRAY_AREA[0] + (box[0] + box[2]) // 2, TRAY_AREA[1] + (box[1] + box[3]) // 2
+
+
+def test_clicking_the_icon_opens_the_menu(running: tuple, tray_host: str, tmp_path: Path) -> None:
+    _proc, menu, _paths = running
+    menu.layout(until=lambda m: any("spare@x.com" in label for label in m.labels))
+    tray_shot(tray_host, tmp_path / "icon.png", "green")
+    x, y = icon_centre(tray_host, tmp_path / "icon.png")
+    below = (1280 - 640, 32, 640, 400)
+    screenshot(tray_host, tmp_path / "before.png", below)
+    subprocess.run(["xdotool", "mousemove", str(x), str(y), "click", "1"], env={"DISPLAY": tray_host},
+                   check=True, timeout=10)
+    deadline = time.monotonic() + 10
+    while True:
+        shot = screenshot(tray_host, tmp_path / "menu.png", below)
+        counts = Image.open(shot).convert("RGB").getcolors(1 << 20) or []
+        lit = sum(n for n, rgb in counts if rgb != (0, 0, 0))
+        if lit > 20000 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert lit > 20000, "no menu popped up under the icon"
+    if os.environ.get("CODEX_POOL_SCREENSHOTS"):  # refresh the README's picture: assets/screenshot-menu.png
+        # Point at the first account so its submenu opens too.
+        subprocess.run(["xdotool", "mousemove", str(1280 - 300), "73"], env={"DISPLAY": tray_host},
+                       check=True, timeout=10)
+        time.sleep(1.0)
+        screenshot(tray_host, Path(os.environ["CODEX_POOL_SCREENSHOTS"]) / "screenshot-menu.png",
+                   (1280 - 900, 0, 900, 330))
+    subprocess.run(["xdotool", "key", "Escape"], env={"DISPLAY": tray_host}, check=True, timeout=10)
+
+
+def test_clicking_the_proxy_address_copies_it(running: tuple, tray_host: str, session_bus: str) -> None:
+    _proc, menu, paths = running
+    menu.layout(until=lambda m: "Quit" in m.labels)
+    url = json.loads(paths.instance_file.read_text())["url"]
+    menu.click("Proxy http://")
+    read = (
+        "import gi; gi.require_version('Gtk', '3.0'); gi.require_version('Gdk', '3.0')\n"
+        "from gi.repository import Gtk, Gdk\n"
+        "print(Gtk.Clipboard.get(Gdk.SELECTION_CLIPBOARD).wait_for_text())\n"
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        got = subprocess.run([sys.executable, "-c", read], env=gui_env(tray_host, session_bus),
+                             capture_output=True, text=True, timeout=20, check=False).stdout.strip()
+        if got == url or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert got == url
