@@ -1,0 +1,61 @@
+"""One tray per pool: the lock, the loopback channel and its token."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from tray.instance import INFO_NAME, Instance, ask_running
+from tray.paths import resolve_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+HOLD = (
+    "import sys, time\n"
+    "from tray.instance import Instance\n"
+    "from tray.paths import resolve_paths\n"
+    "i = Instance(resolve_paths())\n"
+    "print(i.acquire(), flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_only_one_process_holds_the_pool(pool_home: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        assert Instance(resolve_paths()).acquire() is False
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+        holder.stdout.close()
+    mine = Instance(resolve_paths())
+    assert mine.acquire() is True  # the lock died with its process: never stale
+    mine.close()
+
+
+def test_a_second_start_talks_to_the_first(pool_home: Path) -> None:
+    paths = resolve_paths()
+    first = Instance(paths)
+    assert first.acquire()
+    asked: list[str] = []
+    first.serve(lambda command: asked.append(command) or "ok")
+    try:
+        info_file = paths.data_dir / INFO_NAME
+        assert stat.S_IMODE(info_file.stat().st_mode) == 0o600  # it holds the channel's token
+        assert ask_running(paths, "show") == "ok"
+        assert asked == ["show"]
+        info = json.loads(info_file.read_text())
+        with socket.create_connection(("127.0.0.1", info["port"]), timeout=5) as conn:
+            conn.sendall(b"not-the-token show\n")
+            assert conn.makefile().readline().strip() == "denied"
+        assert asked == ["show"]
+    finally:
+        first.close()
+    assert not (paths.data_dir / INFO_NAME).exists()
+    assert ask_running(paths, "show", wait=0.5) is None
