@@ -81,6 +81,7 @@ class Engine:
         self._mtime = self._config_mtime()
         self._report(self.loaded)
         self.store = Store.open(paths.db_file, clock, backup_dir=paths.backup_dir)
+        self._reads: Store | None = None  # the proxy loop's own read connection (see Pipeline)
         self.api_key = api_key(paths)
         self.ui_token = ui_token(paths)
         self.login: LoginService | None = None
@@ -153,13 +154,16 @@ class Engine:
         http = httpx.AsyncClient(timeout=self._timeout, limits=UPSTREAM_LIMITS, transport=self._transport,
                                  follow_redirects=False, trust_env=False)
         self.http = http
+        self._reads = Store.open(self.paths.db_file, self.clock, backup_dir=self.paths.backup_dir)
         oauth = OAuthClient(http, self.config.auth_url, self.clock)
         sync = authfiles.PrimarySync(self.store, self.clock, self._environ)
         self.refresher = Refresher(self.store, oauth, sync, self.clock, self.events)
         self.quota = QuotaService(self.store, http, lambda: self.config.upstream_url, clock=self.clock,
-                                  events=self.events, low_percent=lambda: self.config.quota_low_percent)
+                                  events=self.events, low_percent=lambda: self.config.quota_low_percent,
+                                  reads=self._reads)
         self.pipeline = Pipeline(store=self.store, quota=self.quota, refresher=self.refresher, http=http,
-                                 settings=lambda: self.config, clock=self.clock, events=self.events)
+                                 settings=lambda: self.config, clock=self.clock, events=self.events,
+                                 reads=self._reads)
         self.login = self._login_service(oauth)
         extra: list[BaseRoute] = []
         with contextlib.suppress(ModuleNotFoundError):
@@ -230,6 +234,9 @@ class Engine:
         if server is not None:
             server.stop()
             self._remove_instance()
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
         self.store.close()
 
     def __enter__(self) -> Engine:

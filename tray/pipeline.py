@@ -68,8 +68,12 @@ class Pipeline:
         settings: Callable[[], Any],
         clock: Clock,
         events: EventSink | None = None,
+        reads: Store | None = None,
     ) -> None:
         self.store = store
+        # Reads on the event loop use their own connection: the store serializes calls per
+        # connection, and a worker's write waiting on another process's lock must not hold them up.
+        self.reads = reads or store
         self.quota = quota
         self.refresher = refresher
         self.http = http
@@ -77,13 +81,13 @@ class Pipeline:
         self.clock = clock
         self.events = events
         self.health = PoolHealth()
-        self.routing = planner.Router(store, settings, clock)
+        self.routing = planner.Router(self.reads, settings, clock)
         self._bookkeeping: set[asyncio.Task[None]] = set()
 
     async def handle(self, inc: Incoming) -> Response:
         started = time.perf_counter()
         now = self.clock()
-        accounts = self.store.routable(now)
+        accounts = self.reads.routable(now)
         if not accounts:
             return self._nothing_routable(inc, now, [], started)
         self.quota.touch(accounts, now)
@@ -156,10 +160,10 @@ class Pipeline:
         scores: tuple[Any, ...] = (),
     ) -> Response:
         latency = (time.perf_counter() - started) * 1000.0
-        response, reason = pooled.pooled_error(self.store, now, failures)
+        response, reason = pooled.pooled_error(self.reads, now, failures)
         if response.status_code == 429 and not self.health.exhausted:
             self.health.exhausted = True
-            soonest = pooled.soonest_reset(self.store, now)
+            soonest = pooled.soonest_reset(self.reads, now)
             self.emit(PoolExhausted(soonest_reset=soonest))
         decision = Decision(
             at=now,

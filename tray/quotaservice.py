@@ -55,8 +55,10 @@ class QuotaService:
         wait_for_other: float = WAIT_FOR_OTHER,
         wait_step: float = WAIT_STEP,
         poll_interval: float = POLL_INTERVAL,
+        reads: Store | None = None,
     ) -> None:
-        self.store = store
+        self.store = store  # written from worker threads
+        self.reads = reads or store  # read on the event loop (see Pipeline.reads)
         self.http = http
         self.upstream_url = upstream_url
         self.clock = clock
@@ -78,7 +80,7 @@ class QuotaService:
     # ---- views -------------------------------------------------------------------------------
 
     def view(self, account_id: int, now: float) -> UsageView:
-        return quota.usage_view(self.store.usage(account_id), now, account_id=account_id)
+        return quota.usage_view(self.reads.usage(account_id), now, account_id=account_id)
 
     async def prepare(self, accounts: list[Account], now: float) -> dict[int, UsageView]:
         """Views for ``accounts``: expired entries refetched first; stale/cold ones warmed."""
@@ -136,7 +138,7 @@ class QuotaService:
         now = self.clock()
         view = self.view(account_id, now)
         if since is not None:
-            written = self.store.usage(account_id)
+            written = self.reads.usage(account_id)
             return view if written is not None and written.updated_at > since else None
         if view.usable and view.age(now) <= max_age:
             return view
@@ -256,7 +258,7 @@ class QuotaService:
         if not self._active:
             return 0
         due: list[Account] = []
-        for account in self.store.routable(now):
+        for account in self.reads.routable(now):
             view = self.view(account.id, now)
             if quota.should_revalidate(view, self._active.get(account.id), now):
                 due.append(account)
