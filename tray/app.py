@@ -89,10 +89,10 @@ class TrayApp:
         except PoolError as exc:  # e.g. port in use: keep the tray up, stopped, and say why
             self._start_error = str(exc)
             self._notifier.send("codex-pool: the proxy did not start", str(exc))
-        self._tray = TrayIcon(self._on_action)
-        self._worker.start()
-        self._instance.serve(self._on_command)
         try:
+            self._tray = TrayIcon(self._on_action)
+            self._worker.start()
+            self._instance.serve(self._on_command)
             self._tray.run(on_ready=self._on_ready)
         finally:
             self._shutdown()
@@ -119,7 +119,8 @@ class TrayApp:
 
     def _shutdown(self) -> None:
         self._jobs.put(None)
-        self._worker.join(timeout=10)
+        if self._worker.is_alive():
+            self._worker.join(timeout=10)
         self._window.close()
         self.engine.stop()  # in-flight streams finish (grace period) before the loop closes
         if self._notifier is not None:
