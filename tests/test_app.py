@@ -121,3 +121,43 @@ def test_a_proxy_that_cannot_start_shows_stopped_and_says_why(tray_host: str, se
         finally:
             _, err = stop(proc)
     assert "Traceback" not in err, err
+
+
+@pytest.mark.gui
+def test_quit_lets_a_stream_in_flight_finish(tray_host: str, session_bus: str, notifications: Notes) -> None:
+    from tests.fakes.runner import serving
+    from tests.fakes.upstream import make_chatgpt, replies
+    from tests.proxykit import CODEX_HEADERS, add_account, codex_body
+    from tray.paths import api_key
+    from tray.store import Store
+
+    chatgpt = make_chatgpt()
+    with serving(chatgpt.app) as fake:
+        paths = prepare_pool(**{"upstream-url": f"{fake.url}/backend-api", "auth-url": fake.url})
+        store = Store.open(paths.db_file)
+        add_account(store, chatgpt.auth, chatgpt.upstream, "a")  # type: ignore[arg-type]
+        store.close()
+        chatgpt.upstream.script("a", replies.ok("slow and steady", deltas=8, event_delay=0.25))
+        proc = start_tray(tray_host, session_bus)
+        try:
+            menu = DbusMenu(session_bus, proc.pid)
+            menu.layout(until=lambda m: "Quit" in m.labels)
+            url = instance_url(paths)
+            headers = {**CODEX_HEADERS, "Authorization": f"Bearer {api_key(paths)}"}
+            seen: list[str] = []
+            with httpx.Client(timeout=30, trust_env=False) as client, client.stream(
+                "POST", f"{url}/backend-api/codex/responses", json=codex_body(), headers=headers
+            ) as response:
+                assert response.status_code == 200
+                for line in response.iter_lines():
+                    seen.append(line)
+                    if "output_text.delta" in line and not any("Quit" in s for s in seen):
+                        menu.click("Quit")  # mid-answer
+                        seen.append("Quit")
+            assert proc.wait(30) == 0
+        finally:
+            _, err = stop(proc)
+    assert "Traceback" not in err, err
+    text = "\n".join(seen)
+    assert "Quit" in seen and "response.completed" in text  # the answer finished after Quit
+    assert seen.index("Quit") < next(i for i, s in enumerate(seen) if "response.completed" in s)
