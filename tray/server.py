@@ -129,6 +129,7 @@ class ServerThread:
             log.exception("proxy server stopped with an error")
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())  # to_thread store writes
             loop.close()
 
     async def _serve(self) -> None:
