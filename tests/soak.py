@@ -46,7 +46,7 @@ from tests.fakes.auth_server import FakeAuth  # noqa: E402
 from tests.fakes.runner import serving  # noqa: E402
 from tests.fakes.upstream import FakeUpstream, make_chatgpt  # noqa: E402
 from tests.proxykit import CODEX_HEADERS, DEFAULT_CONFIG, add_account, codex_body, write_config  # noqa: E402
-from tray.models import AccountState  # noqa: E402
+from tray.models import AccountState, CandidateScore, Decision  # noqa: E402
 from tray.paths import api_key, resolve_paths, ui_token  # noqa: E402
 from tray.store import Store  # noqa: E402
 
@@ -371,6 +371,7 @@ def run_soak(settings: SoakSettings, home: Path, env: dict[str, str] | None = No
         ids = {fid: add_account(store, auth, upstream, fid, expires_in=settings.token_lifetime).id
                for fid in fake_ids}
         report.accounts_before = len(store.accounts())
+        history(store)  # a pool in use: the activity table already full, as after a day of work
         served = [stack.enter_context(serve_process(env, home / f"serve-{i}.log")) for i in (1, 2)]
         report.logs = [home / "serve-1.log", home / "serve-2.log"]
         urls, procs = [u for u, _ in served], [p for _, p in served]
@@ -431,6 +432,17 @@ def run_soak(settings: SoakSettings, home: Path, env: dict[str, str] | None = No
             elif account.tokens.refresh_token not in auth.live:
                 report.dead_logins.append(fid)
     return report
+
+
+def history(store: Store) -> None:
+    """Fill the activity table to its cap, so the run starts from a pool's steady state."""
+    accounts = store.accounts()
+    with store.atomic():
+        for n in range(Store.decisions_kept):
+            account = accounts[n % len(accounts)]
+            scores = tuple(CandidateScore(a.id, a.name, 0.5) for a in accounts)
+            store.record_decision(Decision(time.time(), account.id, account.name, "higher score", scores,
+                                           None, 12.0, 200, 100.0, "/backend-api/codex/responses"))
 
 
 def management_views(urls: list[str], token: str) -> list[str]:

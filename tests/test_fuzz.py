@@ -34,12 +34,14 @@ from tray.config import KEYS, load_config, save_config
 from tray.errors import AuthFileError, ConfigError
 from tray.store import Store
 
-FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-SOME = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Slow data generation on a loaded CI machine is not a failure; the module-scoped pool is shared on purpose.
+SUPPRESSED = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
+FEW = settings(max_examples=60, deadline=None, suppress_health_check=SUPPRESSED)
+SOME = settings(max_examples=150, deadline=None, suppress_health_check=SUPPRESSED)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False) | st.text(max_size=30),
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=12,
 )

@@ -22,7 +22,7 @@ def test_thousand_requests_under_faults_over_two_processes(
     # Every request got an answer a client can act on; the faults really happened.
     assert sum(report.outcomes.values()) == 1000
     assert set(report.outcomes) <= set(GOOD), report.examples
-    assert report.outcomes["completed"] > 900
+    assert report.outcomes["completed"] > 800  # the rest: passed-on drops and clear errors
     assert report.outcomes["dropped"] > 0 and sum(report.faults.values()) > 50
     assert report.refresh_grants > 0 and report.transient_token_failures > 0
     # The logins survived: no token presented twice, only the revoked account needs a login.
