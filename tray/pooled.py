@@ -38,12 +38,16 @@ class Failure:
         return self.label in UNREACHABLE_KINDS
 
 
+def _earliest(store: Store, now: float) -> float | None:
+    enabled = [a.id for a in store.accounts(include_inactive=False)]
+    views = {i: quota.usage_view(store.usage(i), now, account_id=i) for i in enabled}
+    return routing.soonest_reset(enabled, store.cooldowns(now), views, now)
+
+
 def soonest_reset(store: Store, now: float) -> float | None:
     """The earliest moment an enabled account is expected to serve again (cooldown end or blocking
     window reset in cached usage); ``None`` when no reset is known."""
-    enabled = [a.id for a in store.accounts(include_inactive=False)]
-    views = {i: quota.usage_view(store.usage(i), now, account_id=i) for i in enabled}
-    soonest = routing.soonest_reset(enabled, store.cooldowns(now), views, now)
+    soonest = _earliest(store, now)
     return soonest if soonest is not None and soonest > now else None
 
 
@@ -71,7 +75,9 @@ def pooled_error(store: Store, now: float, failures: Iterable[Failure]) -> tuple
         return _json(502, error_body(message, "upstream_unreachable")), "upstream unreachable"
     cooling = store.cooldowns(now)
     if any(f.rate_limited for f in failures) or cooling:
-        soonest = soonest_reset(store, now)
+        # A cooldown that ran out while this request was failing over still gets a Retry-After.
+        earliest = _earliest(store, now)
+        soonest = None if earliest is None else max(earliest, now)
         headers: dict[str, str] = {}
         extra: dict[str, object] = {}
         if soonest is not None:
