@@ -10,7 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.auth_server import FakeAuth
+from tests.fakes.upstream import replies
+from tests.proxykit import running_pool
 from tests.soak import GOOD, SoakSettings, classify, find_tokens, run_soak
+from tray.models import TokenSet
 
 
 def test_thousand_requests_under_faults_over_two_processes(
@@ -54,3 +58,23 @@ def test_a_stream_that_ends_cleanly_without_completion_is_caught() -> None:
         == "pooled_429"
     assert classify(500, b'{"error":{}}', False, headers) == "status_500"
     assert classify(502, b"<html>", False, headers) == "non_json_502"
+
+
+def test_a_pooled_429_always_says_when_to_retry(pool_home: Path) -> None:
+    # Found by the soak ("pooled_429_no_reset"): 'a' answers 429 with a 1 s reset and 'b' needs a
+    # token refresh that fails after 1.5 s; by the time the pooled 429 is built, 'a' may serve again.
+    # The client must still be told when to retry, not left without Retry-After.
+    with running_pool(["a", "b"]) as pool:
+        auth = pool.auth
+        assert isinstance(auth, FakeAuth)
+        with pool.engine.store.atomic():
+            b = pool.account("b")
+            expired = TokenSet(b.tokens.access_token, b.tokens.refresh_token, b.tokens.id_token, 0.0)
+            pool.engine.store.update_tokens(b.id, expired)
+        pool.upstream.script("a", replies.usage_limit(resets_in=1, exhaust=False))
+        auth.token_delay = 1.5
+        auth.refresh_failures.append((503, {"error": "temporarily_unavailable"}))
+        answer = pool.post()
+        assert answer.status_code == 429, answer.text
+        assert int(answer.headers["retry-after"]) >= 1
+        assert answer.json()["error"]["code"] == "pool_exhausted"
