@@ -12,8 +12,8 @@ import pytest
 from tests.fakes.auth_server import FakeAuth, FakeUser
 from tray.attempts import Incoming
 from tray.config import Config
-from tray.models import Account, Identity
-from tray.planner import Router, attempt_body, record_touches
+from tray.models import Account, Identity, QuotaEntry
+from tray.planner import Router, attempt_body, blocked_until, record_touches
 from tray.quota import usage_view
 from tray.store import Store
 
@@ -52,6 +52,29 @@ def test_the_turn_state_owner_goes_first_and_affinity_follows_success(store: Sto
     router.succeeded(session, first, b, fast_on=True)
     again = router.plan(session, [a, b], views, now, turn_owner=None)
     assert again.sticky_account == b.id and again.sticky_fast is True
+
+
+def blocked(reset_after: int | None, allowed: bool = False) -> dict[str, object]:
+    window = {"used_percent": 100, "limit_window_seconds": 18000}
+    if reset_after is not None:
+        window["reset_after_seconds"] = reset_after
+    return {"plan_type": "plus", "rate_limit": {"allowed": allowed, "limit_reached": not allowed,
+                                               "primary_window": window}}
+
+
+def test_a_blocked_account_is_held_back_until_its_reset(store: Store) -> None:
+    a, b = add(store, "a"), add(store, "b")
+    now = time.time()
+    router = Router(store, Config, lambda: now)
+    views = {a.id: usage_view(QuotaEntry(a.id, json.dumps(blocked(900)), now), now),
+             b.id: usage_view(None, now, account_id=b.id)}
+    plan = router.plan(incoming(), [a, b], views, now, turn_owner=a.id)  # even as the turn-state owner
+    assert [x.id for x in plan.order] == [b.id]
+    assert [(x.id, round(until)) for x, until in plan.held] == [(a.id, round(now + 900))]
+    # No reset known: a last-resort candidate. Not blocked: an ordinary one.
+    assert blocked_until(usage_view(QuotaEntry(a.id, json.dumps(blocked(None)), now), now), now) is None
+    assert blocked_until(usage_view(QuotaEntry(a.id, json.dumps(blocked(900, True)), now), now), now) is None
+    assert blocked_until(None, now) is None
 
 
 def test_attempt_body_is_rebuilt_per_account_and_compact_is_left_alone(store: Store) -> None:

@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from tests.fakes.upstream_wire import usage_payload
 from tests.proxykit import codex_body, replies, running_pool, sse_types
 from tray.models import PoolAvailable, PoolExhausted
 
@@ -127,10 +128,55 @@ def test_all_exhausted_gives_one_pooled_429_then_available_again() -> None:
         again = pool.post()
         assert again.status_code == 429 and "retry-after" in again.headers
         assert len([e for e in pool.events if isinstance(e, PoolExhausted)]) == 1
-        # An account comes back: the next success announces it.
+        # An account comes back (its cooldown over, its limit lifted): the next success announces it.
         pool.engine.store.clear_cooldown(pool.accounts["b"].id)
+        pool.engine.store.clear_usage(pool.accounts["b"].id)
         assert pool.post().status_code == 200
         assert any(isinstance(e, PoolAvailable) for e in pool.events)
+
+
+BLOCKED = {"primary_used": 100.0, "allowed": False, "limit_reached": True, "secondary_window_s": None}
+
+
+def test_blocked_account_gets_no_request_before_its_reset() -> None:
+    usage = {"a": {**BLOCKED, "primary_reset_after_s": 3600}}
+    with running_pool(["a", "b"], usage=usage) as pool:
+        pool.prime_usage("a", "b")
+        for _ in range(3):
+            assert pool.served_by(pool.post()) == "b"
+        # b fails too: a is still not tried as a last resort; the client is told when to come back.
+        pool.upstream.script("b", replies.rate_limited(retry_after=120))
+        response = pool.post()
+        assert response.status_code == 429 and response.json()["error"]["code"] == "pool_exhausted"
+        assert 100 <= int(response.headers["retry-after"]) <= 121
+        assert pool.upstream.codex_requests("a") == []
+
+
+def test_all_blocked_gives_the_pooled_429_without_asking_upstream() -> None:
+    usage = {"a": {**BLOCKED, "primary_reset_after_s": 1800}, "b": {**BLOCKED, "primary_reset_after_s": 600}}
+    with running_pool(["a", "b"], usage=usage) as pool:
+        pool.prime_usage("a", "b")
+        response = pool.post()
+        assert response.status_code == 429
+        error = response.json()["error"]
+        assert error["code"] == "pool_exhausted" and "codex-pool" in error["message"]
+        retry = int(response.headers["retry-after"])
+        assert 580 <= retry <= 601
+        assert abs(error["resets_at"] - (time.time() + retry)) < 5
+        assert pool.upstream.codex_requests() == []
+        assert len([e for e in pool.events if isinstance(e, PoolExhausted)]) == 1
+
+
+def test_blocked_account_whose_reset_passed_is_refetched_and_serves() -> None:
+    with running_pool(["a"]) as pool:
+        # Cached two minutes ago: blocked for one more minute, so the reset is now behind us.
+        then = time.time() - 120
+        stale = usage_payload(**BLOCKED, primary_reset_after_s=60, now=then)
+        pool.engine.store.put_usage(pool.accounts["a"].id, json.dumps(stale), then)
+        calls = pool.upstream.usage_calls["a"]
+        response = pool.post()
+        assert response.status_code == 200 and pool.served_by(response) == "a"
+        assert pool.upstream.usage_calls["a"] > calls
 
 
 def test_fast_mode_is_decided_per_attempt() -> None:

@@ -93,7 +93,8 @@ class Pipeline:
         self.quota.touch(accounts, now)
         views = await self.quota.prepare(accounts, now)
         plan = self.routing.plan(inc, accounts, views, now, self.health.turn_owner(inc.turn_state))
-        failures: list[Failure] = []
+        failures = [Failure("usage limit", f"{a.name}: limit reached until {pooled.when(until)}", 429, until)
+                    for a, until in plan.held]
         reason = plan.reason
         for account in plan.order:
             attempt = attempts.Attempt(self, inc, plan, account, views.get(account.id), reason)

@@ -33,6 +33,8 @@ class Plan:
     key: str | None  # the affinity key, if the request has one
     sticky_account: int | None  # the session's account while its affinity is active
     sticky_fast: bool | None  # whether that account's last attempt ran in fast mode
+    # Accounts left out because their cached usage is blocked until a future reset: (account, reset).
+    held: tuple[tuple[Account, float], ...] = ()
 
 
 class Router:
@@ -67,11 +69,27 @@ class Router:
             # The turn state pins this turn to the account that issued it while it can serve.
             order = [by_id[turn_owner], *[a for a in order if a.id != turn_owner]]
             reason = "turn state kept its account"
-        return Plan(order, reason, ranking.scores, key, sticky, entry.fast if entry is not None else None)
+        # Decision 3: a blocked account is not tried again before its reset (once the reset passed,
+        # its cache entry expired and was refetched, so it is a candidate again).
+        held = tuple((a, until) for a in order if (until := blocked_until(views.get(a.id), now)) is not None)
+        if held:
+            order = [a for a in order if all(a.id != h.id for h, _ in held)]
+        fast = entry.fast if entry is not None else None
+        return Plan(order, reason, ranking.scores, key, sticky, fast, held)
 
     def succeeded(self, inc: Incoming, plan: Plan, account: Account, fast_on: bool) -> None:
         if plan.key is not None:
             self.affinity.set(plan.key, account.id, fast_on)
+
+
+def blocked_until(view: UsageView | None, now: float) -> float | None:
+    """When a blocked account's limit lifts, if its cached usage says blocked and names a reset
+    still ahead; ``None`` otherwise (not blocked, reset passed, or no reset known: such an account
+    stays a last-resort candidate)."""
+    if view is None or view.usage is None or not view.usage.blocked:
+        return None
+    until = routing.available_at(view, None, now)
+    return until if until is not None and until > now else None
 
 
 def attempt_body(

@@ -58,7 +58,7 @@ def _json(status: int, payload: object, headers: dict[str, str] | None = None) -
     )
 
 
-def _when(at: float) -> str:
+def when(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
 
 
@@ -86,7 +86,7 @@ def pooled_error(store: Store, now: float, failures: Iterable[Failure]) -> tuple
             extra = {"resets_at": math.ceil(soonest), "resets_in_seconds": wait}
             message = (
                 f"Every account in the codex-pool pool is rate limited; the soonest reset is at "
-                f"{_when(soonest)} (in {wait} s)."
+                f"{when(soonest)} (in {wait} s)."
             )
         else:
             message = "Every account in the codex-pool pool is rate limited."
