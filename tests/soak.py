@@ -50,15 +50,16 @@ from tray.models import AccountState, CandidateScore, Decision  # noqa: E402
 from tray.paths import api_key, resolve_paths, ui_token  # noqa: E402
 from tray.store import Store  # noqa: E402
 
-GOOD = ("completed", "dropped", "stream_error", "pooled_429", "pooled_429_no_reset", "error_502", "error_503")
+GOOD = ("completed", "dropped", "stream_error", "pooled_429", "error_502", "error_503")
 RSS_GROWTH_LIMIT = 0.10
+MAX_CLOSING = 3  # idle pools that are not used by the probes (token endpoint, usage) may hold one each
 
 
 @dataclass(frozen=True)
 class SoakSettings:
     requests: int = 1000
     clients: int = 32
-    accounts: int = 6
+    accounts: int = 8
     token_lifetime: float = 8.0  # seconds; refreshed after half of it
     timeout: float = 60.0  # per request, the whole answer
     seed: int = 7
@@ -69,7 +70,8 @@ class SoakSettings:
 @dataclass
 class ProcessFigures:
     pid: int
-    fds: list[int] = field(default_factory=list)  # baseline, after
+    fds: list[int] = field(default_factory=list)  # baseline, after (without peer-closed sockets)
+    closing: list[int] = field(default_factory=list)  # sockets the peer closed, not yet released
     upstream_conns: list[int] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)
     rss_curve: list[int] = field(default_factory=list)  # sampled every tenth of the run
@@ -127,6 +129,8 @@ class SoakReport:
         for proc in self.processes:
             if proc.fds[1] > proc.fds[0]:
                 found.append(f"pid {proc.pid}: open files {proc.fds[0]} -> {proc.fds[1]}")
+            if proc.closing[1] > MAX_CLOSING:
+                found.append(f"pid {proc.pid}: {proc.closing[1]} closed sockets not released")
             if proc.upstream_conns[1] > proc.upstream_conns[0]:
                 found.append(f"pid {proc.pid}: upstream connections {proc.upstream_conns[0]} -> "
                              f"{proc.upstream_conns[1]}")
@@ -159,7 +163,8 @@ class SoakReport:
         for proc in self.processes:
             growth = (proc.rss[1] - proc.rss[0]) / proc.rss[0] * 100
             out.append(
-                f"serve pid {proc.pid}: open files {proc.fds[0]} -> {proc.fds[1]}, upstream connections "
+                f"serve pid {proc.pid}: open files {proc.fds[0]} -> {proc.fds[1]} "
+                f"(+{proc.closing[1]} closing), upstream connections "
                 f"{proc.upstream_conns[0]} -> {proc.upstream_conns[1]}, RSS {proc.rss[0] / 2**20:.1f} -> "
                 f"{proc.rss[1] / 2**20:.1f} MiB ({growth:+.1f} %); RSS each tenth of the run: "
                 + " ".join(f"{r / 2**20:.1f}" for r in proc.rss_curve)
@@ -198,6 +203,16 @@ def upstream_connections(proc: psutil.Process, port: int) -> int:
     """Established TCP connections from ``proc`` to the fake backend."""
     return sum(1 for c in proc.net_connections(kind="tcp")
                if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+
+
+def closing(proc: psutil.Process) -> int:
+    """Sockets whose peer has closed them (CLOSE_WAIT): an idle pooled connection the server timed
+    out sits here until its client pool is next used. Bounded by the number of pools, unless leaked."""
+    return sum(1 for c in proc.net_connections(kind="tcp") if c.status == psutil.CONN_CLOSE_WAIT)
+
+
+def open_files(proc: psutil.Process) -> int:
+    return int(proc.num_fds()) - closing(proc)
 
 
 def quiesce(urls: list[str], key: str, upstream: FakeUpstream) -> None:
@@ -247,8 +262,7 @@ def classify(status: int, raw: bytes, broke: bool, headers: httpx.Headers) -> st
         code = body["error"].get("code") if isinstance(body["error"], dict) else None
         if headers.get("retry-after"):
             return "pooled_429"
-        # The cooldowns ran out while the request was failing over: no reset is known any more.
-        return "pooled_429_no_reset" if code == "pool_exhausted" else "429_without_retry_after"
+        return "pooled_429_without_retry_after" if code == "pool_exhausted" else "429_without_retry_after"
     if status in (502, 503):
         return f"error_{status}"
     return f"status_{status}"
@@ -389,8 +403,9 @@ def run_soak(settings: SoakSettings, home: Path, env: dict[str, str] | None = No
             upstream.fault_plan.counts.clear()  # count the measured run only
         grants_before, attempts_before = auth.refresh_grants, auth.refresh_attempts
         transient_before = auth.transient_failures
-        report.processes = [ProcessFigures(p.pid, [p.num_fds()], [upstream_connections(p, fake.port)],
-                                           [p.memory_info().rss]) for p in procs]
+        report.processes = [ProcessFigures(p.pid, fds=[open_files(p)], closing=[closing(p)],
+                                           upstream_conns=[upstream_connections(p, fake.port)],
+                                           rss=[p.memory_info().rss]) for p in procs]
 
         async def main() -> None:
             started = time.monotonic()
@@ -405,7 +420,8 @@ def run_soak(settings: SoakSettings, home: Path, env: dict[str, str] | None = No
         auth.token_faults()
         quiesce(urls, key, upstream)
         for proc, figures in zip(procs, report.processes, strict=True):
-            figures.fds.append(proc.num_fds())
+            figures.fds.append(open_files(proc))
+            figures.closing.append(closing(proc))
             figures.upstream_conns.append(upstream_connections(proc, fake.port))
             figures.rss.append(proc.memory_info().rss)
         report.views = management_views(urls, ui_token(paths))
@@ -472,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--accounts", type=int, default=6)
+    parser.add_argument("--accounts", type=int, default=8)
     parser.add_argument("--token-lifetime", type=float, default=8.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep it, logs included")

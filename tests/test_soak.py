@@ -26,13 +26,13 @@ def test_thousand_requests_under_faults_over_two_processes(
     # Every request got an answer a client can act on; the faults really happened.
     assert sum(report.outcomes.values()) == 1000
     assert set(report.outcomes) <= set(GOOD), report.examples
-    assert report.outcomes["completed"] > 800  # the rest: passed-on drops and clear errors
+    assert report.outcomes["completed"] > 500  # the rest: passed-on drops and clear errors (pooled 429s)
     assert report.outcomes["dropped"] > 0 and sum(report.faults.values()) > 50
     assert report.refresh_grants > 0 and report.transient_token_failures > 0
     # The logins survived: no token presented twice, only the revoked account needs a login.
     assert report.reuse_attempts == 0
     assert report.needs_login == [report.revoked]
-    assert report.accounts_after == report.accounts_before == 6
+    assert report.accounts_after == report.accounts_before == 8
     assert report.dead_logins == []
     # Nothing left behind, nothing leaked.
     assert report.upstream_open_streams == 0
