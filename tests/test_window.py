@@ -132,3 +132,13 @@ def switch_pages(window: WindowProcess, url: str, xvfb: str, tmp_path: Path) -> 
     assert window.pid == first  # the same window, not a second one
     assert wait_shot(xvfb, tmp_path / "settings.png", box, lambda p: green_pixels(p) < 100), \
         "the window did not switch to the settings page"
+
+
+def test_a_window_that_cannot_start_reports_why(tmp_path: Path) -> None:
+    log = tmp_path / "window.log"
+    # "sh -m tray.window": a stand-in interpreter that fails at once and says why on stderr.
+    window = WindowProcess(python="/bin/sh", log=log)
+    assert window.open("http://127.0.0.1:9/ui/") is True
+    reason = window.failed(within=10)
+    assert reason is not None and "cannot open tray.window" in reason
+    window.close()

@@ -69,7 +69,7 @@ class TrayApp:
         self._instance = instance
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._notifier = notifier
-        self._window = window or WindowProcess()
+        self._window = window or WindowProcess(log=paths.log_dir / "window.log")
         self._alerts = Alerts()
         self._start_error: str | None = None
         self._tray: TrayIcon | None = None
@@ -255,7 +255,18 @@ class TrayApp:
     def _open_window(self, page: str | None = None) -> None:
         if self.engine.server is None:
             return
-        self._window.open(self.engine.ui_url, page)
+        if self._window.open(self.engine.ui_url, page):
+            # A window that cannot start (no WebKit, a broken display) dies within a second or two;
+            # look again later without holding up the worker.
+            timer = threading.Timer(3.0, self._jobs.put, args=(self._check_window,))
+            timer.daemon = True
+            timer.start()
+
+    def _check_window(self) -> None:
+        reason = self._window.failed(within=0)
+        if reason is not None:
+            raise PoolError(f"The pool window could not open ({reason}). "
+                            "The same page works in a browser: see 'codex-pool status --json'.")
 
     def _browser_login(self) -> None:
         login: Any = self.engine.login

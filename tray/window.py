@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from importlib import resources
+from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,11 @@ MIN_SIZE = (640, 420)
 class WindowProcess:
     """The parent's handle on the window process: at most one window per tray."""
 
-    def __init__(self, python: str = sys.executable, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, python: str = sys.executable, env: Mapping[str, str] | None = None,
+                 log: Path | None = None) -> None:
         self._python = python
         self._env = dict(env) if env is not None else None
+        self._log = log  # the child's stderr goes here (WebKit is chatty; a pipe could fill up)
         self._proc: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
 
@@ -48,19 +51,52 @@ class WindowProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self.is_open and self._proc is not None else None
 
-    def open(self, url: str, page: str | None = None) -> None:
-        """Show the window on ``url`` (and ``page``): start it, or raise the one already open."""
+    def open(self, url: str, page: str | None = None) -> bool:
+        """Show the window on ``url`` (and ``page``): start it, or raise the one already open.
+        Returns whether a new window process was started."""
         show = f"show {page}" if page else "show"
         with self._lock:
             if self._proc is not None and self._proc.poll() is None and self._send(show):
-                return
-            self._proc = subprocess.Popen(
-                [self._python, "-m", "tray.window"],
-                stdin=subprocess.PIPE, text=True, env=self._env,
-            )
+                return False
+            if self._proc is not None and self._proc.stdin is not None:
+                self._proc.stdin.close()
+            stderr = open(self._log, "a", encoding="utf-8") if self._log else None  # noqa: SIM115
+            try:
+                self._proc = subprocess.Popen(
+                    [self._python, "-m", "tray.window"],
+                    stdin=subprocess.PIPE, stderr=stderr, text=True, env=self._env,
+                )
+            finally:
+                if stderr is not None:
+                    stderr.close()  # the child has its own copy
             self._send(url)
             if page:
                 self._send(show)
+            return True
+
+    def failed(self, within: float) -> str | None:
+        """Wait up to ``within`` seconds: when the window process died with an error in that time,
+        the reason (the last line it logged); ``None`` while it runs or after a clean exit."""
+        proc = self._proc
+        if proc is None:
+            return None
+        try:
+            code = proc.wait(within) if within > 0 else proc.poll()
+        except subprocess.TimeoutExpired:
+            return None
+        if code is None:
+            return None
+        if code == 0:
+            return None
+        last = ""
+        if self._log is not None:
+            try:
+                text = self._log.read_text(encoding="utf-8", errors="replace")
+                lines = [ln for ln in text.splitlines() if ln]
+                last = lines[-1] if lines else ""
+            except OSError:
+                pass
+        return last or f"exit status {code}"
 
     def _send(self, line: str) -> bool:
         stdin: IO[str] | None = self._proc.stdin if self._proc is not None else None

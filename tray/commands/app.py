@@ -8,11 +8,25 @@ runs, so the main command always does its job.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from tray.errors import PoolError
 from tray.instance import Instance, ask_running
-from tray.paths import resolve_paths
+from tray.paths import Paths, resolve_paths
+
+
+def _log_to_file(paths: Paths) -> None:
+    """The tray has no terminal to speak of: warnings go to stderr and, with info, to the log file."""
+    from logging.handlers import RotatingFileHandler
+
+    paths.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handler = RotatingFileHandler(paths.log_file, maxBytes=1_000_000, backupCount=2, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler, console])
+    logging.getLogger("tray").setLevel(logging.INFO)
 
 
 def run_default(args: argparse.Namespace) -> int:
@@ -37,6 +51,7 @@ def run_default(args: argparse.Namespace) -> int:
         if problem is None:
             from tray.app import TrayApp
 
+            _log_to_file(paths)
             return TrayApp(paths, instance).run()
         print(f"codex-pool: no tray ({problem}); running the proxy headless, as 'codex-pool serve' does.",
               file=sys.stderr, flush=True)
