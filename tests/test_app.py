@@ -161,3 +161,41 @@ def test_quit_lets_a_stream_in_flight_finish(tray_host: str, session_bus: str, n
     text = "\n".join(seen)
     assert "Quit" in seen and "response.completed" in text  # the answer finished after Quit
     assert seen.index("Quit") < next(i for i, s in enumerate(seen) if "response.completed" in s)
+
+
+@pytest.mark.gui
+def test_add_account_in_the_browser_from_the_menu(tray_host: str, session_bus: str, notifications: Notes,
+                                                  tmp_path: Path) -> None:
+    from tests.fakes.auth_server import FakeUser
+    from tests.fakes.runner import serving
+    from tests.fakes.upstream import make_chatgpt
+
+    chatgpt = make_chatgpt()
+    chatgpt.auth.user = FakeUser(account_id="acc-new", subject="user-new", email="new@x.com", plan="pro")
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"  # the "default browser": writes down the URL it was given
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    with serving(chatgpt.app) as fake:
+        prepare_pool(**{"upstream-url": f"{fake.url}/backend-api", "auth-url": fake.url})
+        proc = start_tray(tray_host, session_bus, BROWSER=str(browser))
+        try:
+            menu = DbusMenu(session_bus, proc.pid)
+            menu.layout(until=lambda m: "No accounts yet" in m.labels)
+            menu.click("Add account (browser)")
+            wait_for(lambda: opened.exists() and opened.read_text().strip() != "", what="the browser")
+            authorize = opened.read_text().splitlines()[0]
+            assert authorize.startswith(f"{fake.url}/oauth/authorize?")
+            # The user signs in: the fake auth server sends the browser back to the tray's callback.
+            page = httpx.get(authorize, follow_redirects=True, timeout=20, trust_env=False)
+            assert page.status_code == 200
+            new_line = "new@x.com · pro · primary"
+            layout = menu.layout(until=lambda m: any(x.startswith(new_line) for x in m.labels))
+            assert "No accounts yet" not in layout.labels
+            added = notifications.wait(where=lambda n: "account added" in n["summary"])
+            assert len(added) == 1 and "new@x.com" in added[0]["body"]
+            menu.click("Quit")
+            assert proc.wait(30) == 0
+        finally:
+            _, err = stop(proc)
+    assert "Traceback" not in err, err
