@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 
 from tests.fakes.auth_server import FakeAuth, FakeUser
-from tests.proxykit import write_config
+from tests.fakes.runner import serving
+from tests.fakes.upstream import make_chatgpt
+from tests.proxykit import DEFAULT_CONFIG, add_account, write_config
 from tray.authfiles import codex_auth_path
 from tray.engine import Engine
 from tray.models import ConfigInvalid, Event
@@ -114,3 +116,37 @@ def test_stop_lets_an_in_flight_stream_finish() -> None:
         assert not reader.is_alive()
         assert b"response.completed" in b"".join(received)
         assert pool.upstream.open_streams == 0
+
+
+def test_tokens_near_expiry_are_refreshed_without_any_request(pool_home: Path) -> None:
+    chatgpt = make_chatgpt()
+    auth = chatgpt.auth
+    assert isinstance(auth, FakeAuth)
+    with serving(chatgpt.app) as fake:
+        write_config(pool_home, {**DEFAULT_CONFIG, "upstream-url": f"{fake.url}/backend-api",
+                                 "auth-url": fake.url})
+        engine = Engine(resolve_paths(), port=0, import_primary=False, refresh_interval=0.2)
+        # 'due' was issued 3,400 s into a one-hour token: 200 s left, inside the 5 min lead time.
+        auth.clock = lambda: time.time() - 3400
+        due = add_account(engine.store, auth, chatgpt.upstream, "due")
+        auth.clock = time.time
+        fresh = add_account(engine.store, auth, chatgpt.upstream, "fresh")
+        engine.start()
+        try:
+            deadline = time.monotonic() + 30
+            while auth.refresh_grants < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert auth.refresh_grants == 1
+            assert chatgpt.upstream.codex_requests() == []  # no client asked for anything
+            renewed, untouched = engine.store.get(due.id), engine.store.get(fresh.id)
+            assert renewed is not None and untouched is not None
+            assert renewed.tokens.access_token != due.tokens.access_token
+            assert renewed.tokens.expires_at > time.time() + 3000
+            assert untouched.tokens == fresh.tokens
+            # Another pass finds nothing due.
+            assert engine.refresher is not None
+            again = engine.refresher.refresh_due_accounts(engine.store.accounts(include_inactive=False))
+            assert engine.submit(again).result(10) == 0
+            assert auth.refresh_grants == 1 and auth.reuse_attempts == 0
+        finally:
+            engine.stop()

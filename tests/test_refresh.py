@@ -395,3 +395,22 @@ def test_a_forced_refresh_joining_a_failed_proactive_one_does_not_return_the_rej
     assert isinstance(forced, TransientRefreshError)
     stored = store.get(account.id)
     assert stored is not None and stored.state is AccountState.ENABLED
+
+
+def test_the_timer_pass_refreshes_what_is_due_and_swallows_failures(
+    store: Store, fake: FakeAuth, server: ServerThread
+) -> None:
+    carol = FakeUser("acc-c", "carol", "carol@example.com", "plus")
+    due = add(store, fake, ALICE, expires_in=3600, issued_ago=3500)
+    revoked = add(store, fake, BOB)
+    fresh = add(store, fake, carol, expires_in=3600)
+    fake.revoke(revoked.tokens.refresh_token)
+    events: list[Event] = []
+    refreshed = refreshing(store, server.url, lambda r: r.refresh_due_accounts([due, revoked, fresh]),
+                           events=events)
+    assert refreshed == 1 and fake.refresh_grants == 1
+    stored = {a.id: a for a in store.accounts()}
+    assert stored[due.id].tokens.access_token != due.tokens.access_token
+    assert stored[revoked.id].state is AccountState.NEEDS_LOGIN  # marked by the refresher, not raised
+    assert [e.account_id for e in events if isinstance(e, NeedsLogin)] == [revoked.id]
+    assert stored[fresh.id].tokens == fresh.tokens

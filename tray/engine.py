@@ -37,7 +37,7 @@ from tray.paths import Paths, api_key, ui_token, write_secret
 from tray.pipeline import Pipeline
 from tray.proxy import OriginGuard, ProxyRoutes, build_app
 from tray.quotaservice import QuotaService
-from tray.refresh import Refresher
+from tray.refresh import TIMER_INTERVAL, Refresher
 from tray.server import ServerThread
 from tray.store import Store
 
@@ -67,6 +67,7 @@ class Engine:
         environ: dict[str, str] | None = None,
         upstream_timeout: httpx.Timeout = UPSTREAM_TIMEOUT,
         login_options: dict[str, Any] | None = None,
+        refresh_interval: float = TIMER_INTERVAL,
     ) -> None:
         self.paths = paths.ensure()
         self.clock = clock
@@ -91,6 +92,8 @@ class Engine:
         self.refresher: Refresher | None = None
         self.http: httpx.AsyncClient | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._refresh_interval = refresh_interval
+        self._refresh_timer: asyncio.Task[None] | None = None
 
     # ---- config --------------------------------------------------------------------------------
 
@@ -207,12 +210,26 @@ class Engine:
         assert self.quota is not None
         self.quota.start()
         self._watch = asyncio.ensure_future(self._watch_config())
+        self._refresh_timer = asyncio.ensure_future(self._refresh_tokens())
+
+    async def _refresh_tokens(self) -> None:
+        """The proactive refresh timer: tokens are renewed a few minutes before they expire, even
+        for accounts no request has used lately (one pass at start, then every interval)."""
+        assert self.refresher is not None
+        while True:
+            try:
+                accounts = await asyncio.to_thread(self.store.accounts, False)
+                await self.refresher.refresh_due_accounts(accounts)
+            except PoolError as exc:
+                log.warning("Proactive token refresh: %s", exc)
+            await asyncio.sleep(self._refresh_interval)
 
     async def _on_stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        for task in (self._watch, self._refresh_timer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.login is not None:
             await self.login.close()
         if self.quota is not None:

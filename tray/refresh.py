@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Protocol
 
 from tray.authfiles import PrimarySync
@@ -37,6 +38,7 @@ from tray.oauth import OAuthClient
 log = logging.getLogger(__name__)
 
 LEAD_TIME = 300.0  # refresh this long before expiry (at most half the token's lifetime)
+TIMER_INTERVAL = 60.0  # seconds between passes of the proactive refresh timer (Engine)
 LEASE_MARGIN = 10.0  # lease = token call timeout + this
 BACKOFF_FIRST, BACKOFF_MAX = 5.0, 300.0  # transient failures: wait before trying again
 
@@ -123,6 +125,27 @@ class Refresher:
             # rejected it, so it is not usable for us.
             raise TransientRefreshError(f"Token refresh for {account.name} failed; try again shortly")
         return result
+
+    async def refresh_due_accounts(self, accounts: Iterable[Account]) -> int:
+        """One pass of the proactive refresh timer: refresh each of ``accounts`` whose token is due,
+        without waiting for a request. Failures are logged, never raised: a permanent one has
+        already marked the account *needs login*; a transient one is retried on a later pass.
+        Returns how many accounts got new tokens."""
+        due = [a for a in accounts if refresh_due(a, self._clock())]
+        results = await asyncio.gather(*(self.ensure_fresh(a) for a in due), return_exceptions=True)
+        refreshed = 0
+        for account, result in zip(due, results, strict=True):
+            if isinstance(result, Account):
+                refreshed += result.tokens.access_token != account.tokens.access_token
+            elif isinstance(result, PermanentRefreshError):
+                log.info("Proactive refresh: %s needs a new login", account.name)
+            elif isinstance(result, PoolError):
+                log.warning("Proactive token refresh for %s failed: %s", account.name, result)
+            elif isinstance(result, Exception):
+                log.error("Proactive token refresh for %s failed", account.name, exc_info=result)
+            else:
+                raise result  # cancellation: the engine is stopping
+        return refreshed
 
     async def _locked_refresh(self, seen: Account, force: bool) -> Account:
         key, owner = f"refresh:{seen.id}", f"{uuid.uuid4().hex}"
