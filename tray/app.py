@@ -166,7 +166,7 @@ class TrayApp:
                 self._notify(Notice("error", "codex-pool", str(exc)))
             except Exception:
                 log.exception("tray job failed")
-            if job is not self._refresh and self._jobs.empty():
+            if job != self._refresh and self._jobs.empty():  # bound methods: compare with ==
                 self._refresh_safely()
 
     def _refresh_safely(self) -> None:
