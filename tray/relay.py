@@ -52,9 +52,26 @@ def is_event_stream(response: httpx.Response) -> bool:
     return content_type.split(";")[0].strip().lower() == "text/event-stream"
 
 
+def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive. Without a content-encoding to undo, straight from the
+    transport's stream: httpx's decoding and re-chunking layers cost CPU per chunk and do nothing."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return _raw_chunks(response)
+    return response.aiter_bytes()
+
+
+async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    stream = response.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise httpx.StreamError("the upstream answer has no async body stream")
+    async for chunk in stream:
+        yield chunk
+
+
 async def open_stream(response: httpx.Response) -> Opened | EarlyFailure:
     """Read ``response`` (2xx) until its first output event; close it and report on early failure."""
-    chunks = response.aiter_bytes()
+    chunks = body_chunks(response)
     if not is_event_stream(response):
         return Opened(response, chunks)
     opened = Opened(response, chunks)
@@ -119,49 +136,78 @@ class Relay(Response):
             if self.on_end is not None:
                 self.on_end(completed)
 
-    async def _read(self, queue: asyncio.Queue[bytes | BaseException | None]) -> None:
-        try:
-            async for chunk in self.opened.chunks:
-                if chunk:
-                    await queue.put(chunk)
-        except httpx.HTTPError as exc:
-            await queue.put(exc)
-            return
-        await queue.put(None)
-
     async def _pump(self, send: Send) -> bool:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_list})
         if self.opened.held:
             await send({"type": "http.response.body", "body": b"".join(self.opened.held), "more_body": True})
-        queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(QUEUE_CHUNKS)
-        reader = asyncio.ensure_future(self._read(queue))
+        feed = _Feed()
+        reader = asyncio.ensure_future(feed.fill(self.opened.chunks))
         try:
             while True:
-                item = await queue.get()
-                parts: list[bytes] = []
-                while isinstance(item, bytes):
-                    parts.append(item)
-                    try:
-                        item = queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        item = b""
-                        break
+                parts, end = await feed.take()
                 if parts:
-                    await send({"type": "http.response.body", "body": b"".join(parts), "more_body": True})
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
+                    body = parts[0] if len(parts) == 1 else b"".join(parts)
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                if end is None:
+                    continue
+                if isinstance(end, BaseException):
                     # Returning without the final body message makes the server cut the connection,
                     # so the client sees a broken stream rather than a short but "complete" one.
                     log.warning("upstream stream dropped after output started (%s); passing the drop on",
-                                type(item).__name__)
+                                type(end).__name__)
                     return False
+                break
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return True
+
+
+class _Feed:
+    """Chunks read ahead of the writer: a list and two wake-up futures, cheaper per chunk than an
+    :class:`asyncio.Queue`. The reader waits once :data:`QUEUE_CHUNKS` are unsent (a slow client)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.end: BaseException | bool | None = None  # True: upstream finished; an error: it broke
+        self._loop = asyncio.get_running_loop()
+        self._data: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+
+    async def fill(self, chunks: AsyncIterator[bytes]) -> None:
+        try:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                self.parts.append(chunk)
+                if self._data is not None:
+                    self._wake_writer()
+                if len(self.parts) >= QUEUE_CHUNKS:
+                    self._space = self._loop.create_future()
+                    await self._space
+        except httpx.HTTPError as exc:
+            self.end = exc
+        else:
+            self.end = True
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter, self._data = self._data, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def take(self) -> tuple[list[bytes], BaseException | bool | None]:
+        """Everything read so far (waiting for at least one chunk or the end), and the end if seen."""
+        if not self.parts and self.end is None:
+            self._data = self._loop.create_future()
+            await self._data
+        parts, self.parts = self.parts, []
+        space, self._space = self._space, None
+        if space is not None and not space.done():
+            space.set_result(None)
+        return parts, self.end
 
 
 async def _wait_disconnect(receive: Receive) -> None:
