@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,11 @@ def test_serve_prints_the_url_warns_about_config_and_stops_on_sigint(pool_home: 
     assert not (pool_home / "instance.json").exists()
     key = (pool_home / "api-key").read_text().strip()
     assert key not in err and key not in out
+    # The same lines went to the log file, which only the user can read.
+    log_file = pool_home / "logs" / "codex-pool.log"
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    logged = log_file.read_text(encoding="utf-8")
+    assert "proxy listening on http://127.0.0.1:" in logged and key not in logged
 
 
 def test_serve_on_a_busy_port_says_so_in_one_line(pool_home: Path) -> None:

@@ -59,6 +59,7 @@ LAYERS: dict[str, float] = {
     "autostart._macos": L2,
     "autostart._windows": L2,
     "instance": L2,
+    "logs": L2,  # log file + stderr handlers, secret redaction
     # L2.5: services over adapters
     "refresh": L2_5,
     "login": L2_5,

@@ -18,15 +18,10 @@ from tray.paths import Paths, resolve_paths
 
 def _log_to_file(paths: Paths) -> None:
     """The tray has no terminal to speak of: warnings go to stderr and, with info, to the log file."""
-    from logging.handlers import RotatingFileHandler
+    from tray import logs
+    from tray.config import load_config
 
-    paths.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handler = RotatingFileHandler(paths.log_file, maxBytes=1_000_000, backupCount=2, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.WARNING)
-    logging.basicConfig(level=logging.WARNING, handlers=[handler, console])
-    logging.getLogger("tray").setLevel(logging.INFO)
+    logs.setup(paths, load_config(paths.config_file).config.log_level, stderr_level=logging.WARNING)
 
 
 def run_default(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """``codex-pool serve [--host H] [--port N]``: run the proxy headless in the foreground.
 
-Logs go to stderr (never a secret); the proxy URL is printed on stdout; SIGINT/SIGTERM stop it
-cleanly. Config problems are printed as one warning listing each.
+Logs go to stderr and to the log file (:mod:`tray.logs`; never a secret); the proxy URL is printed
+on stdout; SIGINT/SIGTERM stop it cleanly. Config problems are printed as one warning listing each.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import time
 from types import FrameType
 from typing import Any
 
+from tray import logs
 from tray.alerts import KINDS, Alerts
 from tray.config import Config
 from tray.engine import Engine
 from tray.models import ConfigInvalid, Event
-from tray.paths import resolve_paths
+from tray.paths import Paths, resolve_paths
 
 
 def register(sub: Any) -> None:
@@ -59,19 +60,18 @@ class StderrNotices:
             print(f"{title}: {body}", file=sys.stderr, flush=True)
 
 
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING)
-    logging.getLogger("tray").setLevel(level.upper())
-
-
 def run(args: argparse.Namespace) -> int:
-    setup_logging("info")
+    paths = resolve_paths().ensure()
+    logs.setup(paths, "info", stderr_level=logging.NOTSET)  # the level follows the config below
+    try:
+        return _serve(args, paths)
+    finally:
+        logs.teardown()
+
+
+def _serve(args: argparse.Namespace, paths: Paths) -> int:
     notices = StderrNotices()
-    engine = Engine(resolve_paths(), events=notices, host=args.host, port=args.port)
+    engine = Engine(paths, events=notices, host=args.host, port=args.port)
     notices.configure(engine.config)
     logging.getLogger("tray").setLevel(engine.config.log_level.upper())
     stop = threading.Event()
