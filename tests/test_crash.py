@@ -359,3 +359,24 @@ def test_a_damaged_pool_file_is_named_kept_and_never_reset(pool_home: Path, wher
             assert r.db.read_bytes() == damaged  # left exactly as it was, no fresh empty pool
         assert not any(p.name.startswith("pool.db") and p.name != "pool.db" and p.stat().st_size == 0
                        for p in r.home.iterdir())
+
+
+def test_a_pool_damaged_only_in_its_activity_table_keeps_serving_and_says_so(
+    pool_home: Path, tmp_path: Path
+) -> None:
+    with rig(pool_home, {"a": 3600, "b": 3600}) as r:
+        conn = sqlite3.connect(r.db)
+        page = int(conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'decisions'").fetchone()[0])
+        conn.close()
+        damaged = damage(r.db, page)
+        with serve(r.home, tmp_path / "serve.log") as running:
+            answers = [r.post(running.url) for _ in range(3)]
+            assert [a.status_code for a in answers] == [200] * 3  # the accounts are fine: still served
+            token = (r.home / "ui-token").read_text().strip()
+            activity = httpx.get(running.url + "/api/activity", headers={"X-Codex-Pool-Token": token},
+                                 trust_env=False)
+            assert activity.status_code == 409 and str(r.db) in activity.text and "damaged" in activity.text
+        assert str(r.db) in running.log.read_text() and "damaged" in running.log.read_text()
+        # Nothing repaired or reset behind the user's back: the damaged page is still there.
+        start = 4096 * (page - 1)
+        assert r.db.read_bytes()[start:start + 512] == damaged[start:start + 512] == b"\xff" * 512
