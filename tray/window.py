@@ -15,6 +15,7 @@ When the parent dies, stdin reaches end-of-file and the window closes with it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -59,7 +60,8 @@ class WindowProcess:
             if self._proc is not None and self._proc.poll() is None and self._send(show):
                 return False
             if self._proc is not None and self._proc.stdin is not None:
-                self._proc.stdin.close()
+                with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+                    self._proc.stdin.close()
             stderr = open(self._log, "a", encoding="utf-8") if self._log else None  # noqa: SIM115
             try:
                 self._proc = subprocess.Popen(
@@ -131,7 +133,8 @@ class WindowProcess:
                         proc.kill()
                         proc.wait()
             elif proc.stdin is not None:
-                proc.stdin.close()
+                with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+                    proc.stdin.close()  # may still hold the line the dead child never read
 
 
 def _icon_path() -> str | None:
