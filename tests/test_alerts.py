@@ -117,6 +117,7 @@ def test_quota_low_is_opt_in_and_once_per_episode() -> None:
     assert alerts.observe(snap(view(u=usage(10, 20)))) == []  # window reset: episode over
     assert kinds(alerts.observe(snap(low))) == [QUOTA_LOW]
     assert kinds(Alerts({QUOTA_LOW: True}).on_event(QuotaLow(1, "work@x.com", 4.0), NOW)) == [QUOTA_LOW]
+    assert Alerts({QUOTA_LOW: True}, low_percent=3).observe(snap(low)) == []  # quota-low-percent
 
 
 def test_switched_off_kinds_are_silent_but_keep_their_episode() -> None:

@@ -56,8 +56,10 @@ def reset_text(at: float | None, now: float, tz: tzinfo | None = None) -> str:
 class Alerts:
     """Once-per-episode notification state. Not thread-safe: one owner thread feeds it."""
 
-    def __init__(self, switches: Mapping[str, bool] | None = None, tz: tzinfo | None = None) -> None:
+    def __init__(self, switches: Mapping[str, bool] | None = None, tz: tzinfo | None = None,
+                 low_percent: float = LOW_PERCENT_LEFT) -> None:
         self._switches = dict(DEFAULT_SWITCHES)
+        self.low_percent = low_percent  # quota-low fires at or under this % left
         self.set_switches(switches or {})
         self._tz = tz
         self._problems: tuple[str, ...] = ()
@@ -166,7 +168,7 @@ class Alerts:
         low: dict[int, tuple[str, float]] = {}
         for view in snapshot.accounts:
             left = percent_left(view.usage)
-            if view.account.state is AccountState.ENABLED and left is not None and left <= LOW_PERCENT_LEFT:
+            if view.account.state is AccountState.ENABLED and left is not None and left <= self.low_percent:
                 low[view.account.id] = (view.account.name, left)
         self._low &= set(low)
         if state != "exhausted":  # while exhausted, "low" says nothing new
