@@ -83,6 +83,8 @@ class Pipeline:
         self.health = PoolHealth()
         self.routing = planner.Router(self.reads, settings, clock)
         self._bookkeeping: set[asyncio.Task[None]] = set()
+        self._pending: list[Callable[[], object]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def handle(self, inc: Incoming) -> Response:
         started = time.perf_counter()
@@ -127,20 +129,42 @@ class Pipeline:
         self.background(write)
 
     def background(self, fn: Callable[[], object]) -> None:
-        """Run short blocking store writes off the event loop, after the answer started."""
+        """Run short blocking store writes off the event loop, after the answer started.
 
-        async def run() -> None:
-            try:
-                await asyncio.to_thread(fn)
-            except PoolError as exc:
-                log.warning("bookkeeping after a request failed: %s", exc)
+        Writes queued while a batch runs go together in the next one: one worker-thread hop and one
+        transaction for many answers under load (each write in its own savepoint)."""
+        self._pending.append(fn)
+        if self._flusher is None:
+            task = asyncio.ensure_future(self._flush())
+            self._flusher = task
+            self._bookkeeping.add(task)
+            task.add_done_callback(self._bookkeeping.discard)
 
-        task = asyncio.ensure_future(run())
-        self._bookkeeping.add(task)
-        task.add_done_callback(self._bookkeeping.discard)
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await asyncio.to_thread(self._write_batch, batch)
+                except PoolError as exc:
+                    log.warning("bookkeeping after a request failed: %s", exc)
+        finally:
+            self._flusher = None
+
+    def _write_batch(self, batch: list[Callable[[], object]]) -> None:
+        if len(batch) == 1:
+            batch[0]()
+            return
+        with self.store.atomic():
+            for fn in batch:
+                try:
+                    with self.store.atomic():  # a savepoint: one failed write leaves the others
+                        fn()
+                except PoolError as exc:
+                    log.warning("bookkeeping after a request failed: %s", exc)
 
     async def drain(self) -> None:
-        if self._bookkeeping:
+        while self._bookkeeping:
             await asyncio.gather(*self._bookkeeping, return_exceptions=True)
 
     def emit(self, event: Any) -> None:
