@@ -56,17 +56,9 @@ def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     """The body's chunks as they arrive. Without a content-encoding to undo, straight from the
     transport's stream: httpx's decoding and re-chunking layers cost CPU per chunk and do nothing."""
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        return _raw_chunks(response)
+    if encoding in ("", "identity") and isinstance(response.stream, httpx.AsyncByteStream):
+        return response.stream.__aiter__()
     return response.aiter_bytes()
-
-
-async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    stream = response.stream
-    if not isinstance(stream, httpx.AsyncByteStream):
-        raise httpx.StreamError("the upstream answer has no async body stream")
-    async for chunk in stream:
-        yield chunk
 
 
 async def open_stream(response: httpx.Response) -> Opened | EarlyFailure:
