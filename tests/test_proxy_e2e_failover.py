@@ -136,7 +136,8 @@ def test_all_exhausted_gives_one_pooled_429_then_available_again() -> None:
         assert any(isinstance(e, PoolAvailable) for e in pool.events)
 
 
-BLOCKED: dict[str, Any] = {"primary_used": 100.0, "allowed": False, "limit_reached": True, "secondary_window_s": None}
+BLOCKED: dict[str, Any] = {"primary_used": 100.0, "allowed": False, "limit_reached": True,
+                           "secondary_window_s": None}
 
 
 def test_blocked_account_gets_no_request_before_its_reset() -> None:
