@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +16,10 @@ from tests.fakes.runner import ServerThread, serving
 from tests.fakes.upstream import FakeUpstream, make_chatgpt, replies
 from tests.proxykit import add_account
 from tray.models import Account, Event, QuotaLow
+from tray.oauth import OAuthClient
+from tray.quota import UsageView
 from tray.quotaservice import QuotaService
+from tray.refresh import Refresher
 from tray.store import Store
 
 
@@ -235,4 +238,60 @@ def test_failed_usage_fetch_caches_nothing_and_raises_nothing(world: World) -> N
             assert view.freshness == "missing"
 
     run(go())
+    assert world.store.usage(world.a.id) is None
+
+
+def usage_requests(world: World, fake_id: str) -> int:
+    return sum(1 for r in world.upstream.requests if r.path.endswith("/wham/usage")
+               and r.headers.get("chatgpt-account-id") == fake_id)
+
+
+def with_refresher(world: World, action: Callable[[QuotaService], Awaitable[object]]) -> object:
+    async def go() -> object:
+        async with httpx.AsyncClient() as http:
+            oauth = OAuthClient(http, world.server.url, world.clock)
+            refresher = Refresher(world.store, oauth, None, world.clock, None, poll_interval=0.02)
+            service = QuotaService(world.store, http, lambda: f"{world.server.url}/backend-api",
+                                   clock=world.clock, refresher=refresher)
+            return await action(service)
+
+    return run(go())
+
+
+def test_an_expired_token_is_refreshed_before_its_usage_is_fetched(world: World) -> None:
+    c = add_account(world.store, world.auth, world.upstream, "c", usage(25.0), expires_in=-60)
+    refused_before = world.upstream.outcomes["401"]
+
+    view = with_refresher(world, lambda service: service.load(c))
+
+    assert isinstance(view, UsageView) and view.usable
+    assert world.auth.refresh_grants == 1
+    assert usage_requests(world, "c") == 1
+    assert world.upstream.outcomes["401"] == refused_before  # upstream never saw the expired token
+    stored = world.store.get(c.id)
+    assert stored is not None and stored.tokens.access_token != c.tokens.access_token
+
+
+def test_a_401_on_usage_gets_one_forced_refresh_and_one_retry(world: World) -> None:
+    world.upstream.revoke_token(world.a.tokens.access_token)  # e.g. upstream invalidated the token early
+
+    view = with_refresher(world, lambda service: service.load(world.a))
+
+    assert isinstance(view, UsageView) and view.usable
+    assert world.auth.refresh_grants == 1
+    assert usage_requests(world, "a") == 2
+
+
+def test_a_401_that_a_refresh_cannot_cure_means_no_data_and_no_401_loop(world: World) -> None:
+    world.upstream.revoke_token(world.a.tokens.access_token)
+    world.auth.fail_all_refreshes = (503, {"error": "temporarily_unavailable"})
+
+    async def poll(service: QuotaService) -> list[UsageView]:
+        return [await service.load(world.a, force=True) for _ in range(5)]
+
+    views = with_refresher(world, poll)
+
+    assert isinstance(views, list) and not any(v.usable for v in views)
+    assert world.auth.refresh_attempts == 1
+    assert usage_requests(world, "a") == 1
     assert world.store.usage(world.a.id) is None

@@ -163,7 +163,7 @@ class Engine:
         self.refresher = Refresher(self.store, oauth, sync, self.clock, self.events)
         self.quota = QuotaService(self.store, http, lambda: self.config.upstream_url, clock=self.clock,
                                   events=self.events, low_percent=lambda: self.config.quota_low_percent,
-                                  reads=self._reads)
+                                  reads=self._reads, refresher=self.refresher)
         self.pipeline = Pipeline(store=self.store, quota=self.quota, refresher=self.refresher, http=http,
                                  settings=lambda: self.config, clock=self.clock, events=self.events,
                                  reads=self._reads)

@@ -9,6 +9,9 @@ run in worker threads, since another process may hold the pool file's write lock
   ``usage:<id>``; a process that loses the lease waits for the winner's row and re-reads it.
 - The poller revalidates, every 30 s, entries over 3 min old of accounts that served a request in
   the last 5 min.
+- Usage is fetched with a fresh access token: the injected refresher renews a due or expired one
+  first; a 401 gets one forced refresh and one retry, and a 401 that survives that counts as "no
+  data" and quiets that account's fetches for :data:`UNAUTHORIZED_QUIET` seconds (no 401 loop).
 - Live signals (``x-codex-*`` headers, ``codex.rate_limits`` events, 429 bodies) are merged into the
   cached payload for free.
 """
@@ -21,7 +24,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -30,7 +33,7 @@ from tray.errors import PoolError
 from tray.models import Account, Clock, EventSink, QuotaLow
 from tray.quota import UsageView
 from tray.store import Store
-from tray.usage import fetch_usage
+from tray.usage import UsageFetchError, fetch_usage
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,13 @@ WAIT_FOR_OTHER = 5.0  # how long to wait for another process's fetch before tryi
 WAIT_STEP = 0.25
 POLL_INTERVAL = 30.0
 LOW_PERCENT_LEFT = 10.0  # QuotaLow fires when a window drops below this much left
+UNAUTHORIZED_QUIET = 300.0  # seconds without usage fetches for an account upstream keeps refusing
+
+
+class TokenSource(Protocol):
+    """The part of :class:`tray.refresh.Refresher` the quota service uses."""
+
+    async def ensure_fresh(self, account: Account, *, force: bool = False) -> Account: ...
 
 
 class QuotaService:
@@ -56,6 +66,7 @@ class QuotaService:
         wait_step: float = WAIT_STEP,
         poll_interval: float = POLL_INTERVAL,
         reads: Store | None = None,
+        refresher: TokenSource | None = None,
     ) -> None:
         self.store = store  # written from worker threads
         self.reads = reads or store  # read on the event loop (see Pipeline.reads)
@@ -68,6 +79,7 @@ class QuotaService:
         self.wait_for_other = wait_for_other
         self.wait_step = wait_step
         self.poll_interval = poll_interval
+        self.refresher = refresher
         self.owner = f"quota-{uuid.uuid4().hex}"
         self.fetches = 0  # usage calls this process made (tests and the status page read it)
         self._inflight: dict[int, asyncio.Task[UsageView]] = {}
@@ -75,6 +87,7 @@ class QuotaService:
         self._last_refetch: dict[int, float] = {}
         self._active: dict[int, float] = {}  # account id -> last request time (poller)
         self._low: set[int] = set()
+        self._unauthorized: dict[int, float] = {}  # account id -> when upstream last refused a fresh token
         self._poller: asyncio.Task[None] | None = None
 
     # ---- views -------------------------------------------------------------------------------
@@ -164,9 +177,11 @@ class QuotaService:
             young = self._young(account.id, max_age, since)  # double-checked under the lease
             if young is not None:
                 return young
-            self.fetches += 1
+            refused = self._unauthorized.get(account.id)
+            if refused is not None and self.clock() - refused < UNAUTHORIZED_QUIET:
+                return self.view(account.id, self.clock())
             try:
-                raw, payload = await fetch_usage(self.http, self.upstream_url(), account)
+                raw, payload = await self._fetch(account)
             except PoolError as exc:
                 log.info("usage for %s not refreshed: %s", account.name, exc)
                 return self.view(account.id, self.clock())
@@ -179,6 +194,31 @@ class QuotaService:
         finally:
             with contextlib.suppress(PoolError):
                 await asyncio.to_thread(self.store.release_lease, key, owner)
+
+    async def _fetch(self, account: Account) -> tuple[str, dict[str, Any]]:
+        """One usage fetch with a fresh token: refreshed first when due; after a 401 on a token we
+        did not just refresh, one forced refresh (the refresher's backoff applies) and one retry."""
+        used = account.tokens.access_token
+        if self.refresher is not None:
+            account = await self.refresher.ensure_fresh(account)
+        self.fetches += 1
+        try:
+            fetched = await fetch_usage(self.http, self.upstream_url(), account)
+        except UsageFetchError as exc:
+            if exc.status != 401:
+                raise
+            if self.refresher is None or account.tokens.access_token != used:
+                self._unauthorized[account.id] = self.clock()  # no token left to try
+                raise
+            try:
+                account = await self.refresher.ensure_fresh(account, force=True)
+                self.fetches += 1
+                fetched = await fetch_usage(self.http, self.upstream_url(), account)
+            except PoolError:
+                self._unauthorized[account.id] = self.clock()
+                raise
+        self._unauthorized.pop(account.id, None)
+        return fetched
 
     async def _acquire(self, key: str, owner: str) -> bool:
         try:
