@@ -85,3 +85,40 @@ def test_an_unwritable_folder_is_a_store_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreError, match="Could not create the pool file"):
         Store.open(blocker / "pool.db")
+
+
+def test_damage_in_the_activity_table_is_reported_at_open_and_the_pool_still_opens(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "pool.db"
+    store = Store.open(path)
+    with store.atomic() as db:
+        for i in range(300):
+            db.execute("INSERT INTO decisions (at, reason, scores) VALUES (?, ?, '[]')", (i, "x" * 200))
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = int(conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'decisions'").fetchone()[0])
+    conn.close()
+    with path.open("r+b") as f:
+        f.seek(4096 * (page - 1))
+        f.write(b"\xff" * 512)
+    damaged = path.read_bytes()
+
+    with caplog.at_level("WARNING", logger="tray.database"):
+        reopened = Store.open(path)  # accounts intact: the pool keeps serving
+    assert reopened.accounts() == []
+    reopened.close()
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(str(path) in w and "damaged" in w for w in warnings), warnings
+    assert path.read_bytes()[:len(damaged)] == damaged  # nothing repaired or deleted
+
+
+def test_a_sound_file_opens_without_a_damage_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    Store.open(tmp_path / "pool.db").close()
+    with caplog.at_level("WARNING", logger="tray.database"):
+        Store.open(tmp_path / "pool.db").close()
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

@@ -9,6 +9,7 @@ while holding the lock. Other processes coordinate through SQLite's own file loc
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -21,6 +22,8 @@ from typing import Any, Self
 from tray import migrations
 from tray.errors import StoreCorruptError, StoreError, StoreLockedError
 from tray.models import Clock
+
+log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 
@@ -35,6 +38,7 @@ class Database:
         self._lock = threading.RLock()
         self._depth = 0  # atomic() nesting (guarded by _lock)
         self.backup_made: Path | None = None
+        self.damage: str | None = None  # what ``PRAGMA quick_check`` found at open (None: nothing)
 
     @classmethod
     def open(
@@ -75,6 +79,11 @@ class Database:
             raise
         db = cls(conn, path, clock)
         db.backup_made = copy
+        db.damage = quick_check(conn)
+        if db.damage is not None:
+            # A warning, not a refusal: damage outside the accounts (e.g. the activity table) leaves
+            # the pool able to serve; damaged accounts already fail the reads above.
+            log.warning("%s (PRAGMA quick_check: %s)", _corrupt(path), db.damage)
         return db
 
     def close(self) -> None:
@@ -119,6 +128,16 @@ class Database:
         with self._lock, translated(self.path):
             rows: list[Row] = self._conn.execute(sql, params).fetchall()
             return rows
+
+
+def quick_check(conn: sqlite3.Connection) -> str | None:
+    """``PRAGMA quick_check``: None when the file is sound, else the first problems it lists."""
+    try:
+        rows = conn.execute("PRAGMA quick_check(5)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    found = [str(r[0]) for r in rows]
+    return None if found == ["ok"] else "; ".join(found)
 
 
 @contextmanager
