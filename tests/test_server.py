@@ -76,3 +76,53 @@ def test_server_thread_serves_runs_coroutines_and_stops() -> None:
     assert not server.thread.is_alive()
     # The port is free again.
     bind_socket("127.0.0.1", server.port).close()
+
+
+def test_a_drop_passed_on_to_the_client_is_one_info_line_not_an_error(pool_home: object) -> None:
+    import logging
+
+    import httpx
+    import pytest
+    from starlette.types import Receive, Scope, Send
+
+    from tray import logs
+    from tray.paths import resolve_paths
+    from tray.server import ServerThread
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        if scope["path"] == "/boom":
+            raise RuntimeError("a real bug")
+        # "/drop": return without the final body message, as the relay does when upstream drops
+
+    class Seen(logging.Handler):  # what uvicorn's error logger lets through (wherever it goes)
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(f"{record.levelname} {record.getMessage()}")
+
+    seen = Seen()
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(seen)
+    log_file = logs.setup(resolve_paths())
+    assert log_file is not None
+    server = ServerThread(app, "127.0.0.1", 0).start()
+    try:
+        with pytest.raises(httpx.RemoteProtocolError):  # the client sees a broken stream
+            httpx.get(server.url + "/drop", trust_env=False)
+        quiet, after_drop = log_file.read_text(), list(seen.lines)
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(server.url + "/boom", trust_env=False)
+    finally:
+        server.stop()
+        logs.teardown()
+        uvicorn_log.removeHandler(seen)
+        logging.getLogger().setLevel(logging.WARNING)
+    assert "upstream dropped the stream after 9 bytes; passed the drop on to the client" in quiet
+    assert "ERROR" not in quiet and "Traceback" not in quiet
+    assert after_drop == []
+    assert any(line.startswith("ERROR") for line in seen.lines)  # a real failure is still reported

@@ -2,12 +2,18 @@
 
 We bind the listening socket ourselves before uvicorn starts, so a port in use fails fast with a
 :class:`ServerError` naming the port and the config key instead of a log line on another thread.
+
+A response that the app starts and then returns from without finishing is how the proxy passes an
+upstream drop on to its client (uvicorn then cuts the connection, so the client sees a broken
+stream, never a short "complete" one). :class:`PassedOnDrops` notes such a return and logs one INFO
+line; :class:`QuietPassedOnDrops` keeps uvicorn's ERROR line for it out of the user's log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import errno
 import ipaddress
 import logging
@@ -18,6 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tray.errors import ServerError
 
@@ -26,6 +33,60 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
+INCOMPLETE = "ASGI callable returned without completing response."  # uvicorn's line for a cut answer
+
+# Set (in the connection's own task) when the app deliberately returned mid-response.
+_passed_on_drop: contextvars.ContextVar[bool] = contextvars.ContextVar("passed_on_drop", default=False)
+
+
+class PassedOnDrops:
+    """ASGI wrapper: a response started but not finished when the app returns normally (no
+    exception) while the client is still there is a drop passed on to the client on purpose."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = complete = gone = False
+        sent = 0
+
+        async def watched_receive() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started, complete, sent
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
+            elif message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, watched_receive, watched_send)
+        if started and not complete and not gone:
+            _passed_on_drop.set(True)
+            log.info("upstream dropped the stream after %d bytes; passed the drop on to the client", sent)
+
+
+class QuietPassedOnDrops(logging.Filter):
+    """On ``uvicorn.error``: drops uvicorn's ERROR line for a response :class:`PassedOnDrops` saw
+    cut on purpose; every other line (a real unfinished response, an exception) is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == INCOMPLETE and _passed_on_drop.get())
+
+
+def quiet_passed_on_drops() -> None:
+    """Install :class:`QuietPassedOnDrops` on uvicorn's error logger (once per process)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, QuietPassedOnDrops) for f in logger.filters):
+        logger.addFilter(QuietPassedOnDrops())
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -94,8 +155,9 @@ class ServerThread:
         self.sock = bind_socket(host, port, allow_remote=allow_remote)
         self.host = host
         self.port: int = self.sock.getsockname()[1]
+        quiet_passed_on_drops()
         config = uvicorn.Config(
-            app,
+            PassedOnDrops(app),
             log_level="warning",
             lifespan="off",
             ws="none",
