@@ -239,7 +239,7 @@ def _validate(mapping: Mapping[str, Any]) -> tuple[Config, list[tuple[str, str]]
         else:
             problems.append((f"notifications.{name}", f'unknown key "notifications.{name}" (ignored)'))
     config = replace(defaults, **values, notifications=replace(defaults.notifications, **switches))
-    if not config.allow_remote and not _is_loopback(config.host):
+    if not config.allow_remote and not is_loopback(config.host):
         problems.append(("host", f'"host" {_show(config.host)} is not a loopback address and allow-remote is '
                                  f'false; using "{defaults.host}"'))
         config = replace(config, host=defaults.host)
@@ -255,7 +255,8 @@ def validate(mapping: Mapping[str, Any]) -> tuple[Config, list[str]]:
     return config, [message for _, message in tagged]
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
     if host.lower() == "localhost":
         return True
     try:

@@ -15,7 +15,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import errno
-import ipaddress
 import logging
 import socket
 import threading
@@ -26,6 +25,7 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tray.config import is_loopback
 from tray.errors import ServerError
 
 log = logging.getLogger(__name__)
@@ -98,15 +98,6 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
     loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     return loop
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.socket:
