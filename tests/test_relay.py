@@ -26,6 +26,9 @@ SCRIPTS: dict[str, list[bytes]] = {
            event("response.completed", response={"status": "completed"})],
     "overloaded": [event("response.created"), event("error", code="server_is_overloaded")],
     "empty": [event("response.created")],
+    "long": [event("response.created"), *(event("response.output_text.delta", delta=f"{n:04d}" * 20)
+                                         for n in range(700)),
+             event("response.completed", response={"status": "completed"})],
 }
 
 
@@ -35,7 +38,7 @@ async def stream(request: Request) -> Response:
     async def body() -> AsyncIterator[bytes]:
         for chunk in SCRIPTS[name]:
             yield chunk
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0 if name == "long" else 0.01)
 
     return StreamingResponse(body(), media_type="text/event-stream")
 
@@ -92,4 +95,36 @@ def test_relay_sends_every_byte_and_reports_completion() -> None:
     with serving(APP) as upstream:
         content = asyncio.run(go(upstream.url))
     assert content == b"".join(SCRIPTS["ok"])
+    assert ended == [True]
+
+
+def test_a_slow_client_gets_a_long_answer_whole_and_in_order() -> None:
+    """The client stalls while upstream sends more chunks than the relay reads ahead (QUEUE_CHUNKS):
+    reading pauses and resumes, and every byte still arrives once, in order."""
+    ended: list[bool] = []
+    messages: list[dict[str, object]] = []
+
+    async def go(upstream_url: str) -> None:
+        async with httpx.AsyncClient() as http:
+            upstream = await http.send(http.build_request("GET", upstream_url + "/long"), stream=True)
+            opened = await open_stream(upstream)
+            assert isinstance(opened, Opened)
+
+            async def receive() -> dict[str, object]:
+                await asyncio.Event().wait()  # the client never hangs up
+                return {}
+
+            async def send(message: dict[str, object]) -> None:
+                if message["type"] == "http.response.body" and len(messages) == 2:
+                    await asyncio.sleep(0.5)  # a busy client: the whole answer arrives meanwhile
+                messages.append(message)
+
+            relay = Relay(opened, 200, [("content-type", "text/event-stream")], on_end=ended.append)
+            await relay({"type": "http"}, receive, send)  # type: ignore[arg-type]
+
+    with serving(APP) as upstream:
+        asyncio.run(go(upstream.url))
+    bodies = [m for m in messages if m["type"] == "http.response.body"]
+    assert b"".join(m["body"] for m in bodies) == b"".join(SCRIPTS["long"])  # type: ignore[misc]
+    assert bodies[-1]["more_body"] is False
     assert ended == [True]

@@ -89,8 +89,8 @@ async def open_stream(response: httpx.Response) -> Opened | EarlyFailure:
 class Relay(Response):
     """ASGI response streaming an :class:`Opened` answer. ``on_end(completed)`` runs once at the end.
 
-    A reader task moves upstream chunks into a small queue and the writer sends whatever is queued
-    in one write: chunks that arrived together leave together (fewer syscalls under load), and a
+    A reader task moves upstream chunks into a small buffer (:class:`_Feed`) and the writer sends what
+    is there in one write: chunks that arrived together leave together (fewer syscalls under load), and a
     lone chunk leaves at once. Nothing is held back waiting for more.
     """
 
