@@ -51,6 +51,7 @@ LAYERS: dict[str, float] = {
     "migrations": L2,
     "oauth": L2,
     "usage": L2,
+    "transport": L2,
     "authfiles": L2,
     "clients": L2,
     "notify": L2,

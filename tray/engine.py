@@ -40,6 +40,7 @@ from tray.quotaservice import QuotaService
 from tray.refresh import TIMER_INTERVAL, Refresher
 from tray.server import ServerThread
 from tray.store import Store
+from tray.transport import ReclaimingTransport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -154,8 +155,9 @@ class Engine:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def _build(self) -> list[BaseRoute]:
-        http = httpx.AsyncClient(timeout=self._timeout, limits=UPSTREAM_LIMITS, transport=self._transport,
-                                 follow_redirects=False, trust_env=False)
+        transport = ReclaimingTransport(self._transport, limits=UPSTREAM_LIMITS)
+        http = httpx.AsyncClient(timeout=self._timeout, transport=transport, follow_redirects=False,
+                                 trust_env=False)
         self.http = http
         self._reads = Store.open(self.paths.db_file, self.clock, backup_dir=self.paths.backup_dir)
         oauth = OAuthClient(http, self.config.auth_url, self.clock)

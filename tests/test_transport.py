@@ -1,0 +1,92 @@
+"""The upstream transport: a request cancelled right after its connection opened (a client going
+away, a timeout) leaves no established upstream connection behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tray.transport import ReclaimingTransport, orphans
+
+STEPS = range(0, 60)  # cancel after 0, 1, 2... event-loop steps: one of them hits the window
+
+
+class SilentServer:
+    """A loopback TCP server that accepts and never answers; counts connections still open."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self.sock.accept()[0])
+
+    def still_open(self) -> int:
+        """Connections the client has not closed (a closed one reads as end of file)."""
+        count = 0
+        for conn in list(self.accepted):
+            conn.setblocking(False)
+            try:
+                while chunk := conn.recv(65536):
+                    del chunk
+            except BlockingIOError:
+                count += 1
+            except OSError:
+                pass
+        return count
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def server() -> Iterator[SilentServer]:
+    s = SilentServer()
+    yield s
+    s.close()
+
+
+def cancel_at_every_step(transport: httpx.AsyncBaseTransport, server: SilentServer) -> tuple[int, int]:
+    """Start a request and cancel it after each number of loop steps; returns, while the client is
+    still open, how many unused connections its pool holds and how many the server sees open."""
+
+    async def go() -> tuple[int, int]:
+        http = httpx.AsyncClient(transport=transport, timeout=5, trust_env=False)
+        for steps in STEPS:
+            task = asyncio.ensure_future(http.get(f"http://127.0.0.1:{server.port}/backend-api/wham/usage"))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        left = len(orphans(transport))
+        await asyncio.sleep(0.1)
+        still_open = server.still_open()
+        await http.aclose()
+        return left, still_open
+
+    return asyncio.run(go())
+
+
+def test_a_request_cancelled_just_after_connecting_leaves_no_connection(server: SilentServer) -> None:
+    transport = ReclaimingTransport()
+    assert cancel_at_every_step(transport, server) == (0, 0)  # upstream sees every connection closed
+    assert transport.reclaimed >= 1  # the window was hit, and the orphan was closed
+
+
+def test_without_it_httpx_keeps_an_orphaned_connection(server: SilentServer) -> None:
+    # The leak this module exists for (httpcore 1.0.9); if this starts failing, httpcore fixed it.
+    orphaned, still_open = cancel_at_every_step(httpx.AsyncHTTPTransport(trust_env=False), server)
+    assert orphaned >= 1 and still_open >= 1

@@ -1,0 +1,58 @@
+"""The upstream HTTP transport: httpx's own, plus cleanup after a cancelled request.
+
+httpcore 1.0.9 (encode/httpcore#1093) leaks a connection when a request is cancelled in the one
+event-loop step between its TCP connect and the moment the connection is marked active: the pool
+keeps it as a ``NEW`` connection that no request owns, it is never idle, expired or closed, and
+the socket stays established (the server applies its keep-alive timeout only after a first request).
+:class:`ReclaimingTransport` closes such orphans when a request through it is cancelled. Closing a
+``NEW`` connection another request is about to use is harmless: that request gets
+``ConnectionNotAvailable`` inside the pool and the pool opens a fresh connection for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+def orphans(transport: httpx.AsyncBaseTransport) -> list[Any]:
+    """The pool's HTTP/1.1 connections that are connected but have never carried a request."""
+    pool = getattr(transport, "_pool", None)  # httpx.AsyncHTTPTransport's httpcore pool
+    connections = getattr(pool, "connections", None)
+    if not isinstance(connections, list):
+        return []
+    return [c for c in connections if ", HTTP/1.1, NEW," in str(c.info())]
+
+
+class ReclaimingTransport(httpx.AsyncBaseTransport):
+    """Wraps ``inner`` (default: an :class:`httpx.AsyncHTTPTransport` with ``limits``)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None, *,
+                 limits: httpx.Limits | None = None) -> None:
+        self.inner = inner or httpx.AsyncHTTPTransport(limits=limits or httpx.Limits(), trust_env=False)
+        self.reclaimed = 0  # connections closed after a cancellation (tests read it)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.inner.handle_async_request(request)
+        except asyncio.CancelledError:
+            cleanup = asyncio.ensure_future(self._reclaim())
+            with contextlib.suppress(BaseException):  # a second cancel must not skip the cleanup
+                await asyncio.shield(cleanup)
+            raise
+
+    async def _reclaim(self) -> None:
+        for connection in orphans(self.inner):
+            with contextlib.suppress(Exception):
+                await connection.aclose()
+                self.reclaimed += 1
+                log.debug("closed an upstream connection a cancelled request left unused")
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
