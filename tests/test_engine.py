@@ -133,8 +133,14 @@ def test_tokens_near_expiry_are_refreshed_without_any_request(pool_home: Path) -
         fresh = add_account(engine.store, auth, chatgpt.upstream, "fresh")
         engine.start()
         try:
+            # The fake counts the grant before the engine has committed the new tokens: wait for
+            # the store to show them.
+            def stored_token() -> str | None:
+                row = engine.store.get(due.id)
+                return None if row is None else row.tokens.access_token
+
             deadline = time.monotonic() + 30
-            while auth.refresh_grants < 1 and time.monotonic() < deadline:
+            while stored_token() == due.tokens.access_token and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert auth.refresh_grants == 1
             assert chatgpt.upstream.codex_requests() == []  # no client asked for anything

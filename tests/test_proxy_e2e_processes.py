@@ -76,7 +76,9 @@ def test_two_serve_processes_share_cooldowns_and_usage_leases(tmp_path: Path) ->
                 while time.monotonic() < deadline and len(store.usages()) < 2:
                     time.sleep(0.05)
                 assert len(store.usages()) == 2
-            assert upstream.usage_calls["a"] == 1 and upstream.usage_calls["b"] == 1
+            # At most one usage fetch per account across both processes. It can be none: the first
+            # answer's x-codex-* headers may fill the cache before a background fetch is needed.
+            assert upstream.usage_calls["a"] <= 1 and upstream.usage_calls["b"] <= 1
 
             # A 429 seen by process one keeps process two off that account.
             first = upstream.codex_requests()[-1].account_id or "a"
