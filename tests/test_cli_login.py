@@ -93,6 +93,9 @@ def test_browser_login_prints_the_link_and_finishes_when_the_browser_comes_back(
     fake: FakeAuth, server: ServerThread, pool_home: Path
 ) -> None:
     with socket.socket() as probe:
+        # As the login's own server does: a connection an earlier test left in TIME_WAIT on this
+        # port must not count as "in use".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", 1455))
         except OSError:
