@@ -21,7 +21,7 @@ import tomli_w
 
 from tests.fakes.auth_server import FakeAuth, FakeUser
 from tests.fakes.runner import ServerThread, serving
-from tests.fakes.upstream import FakeUpstream, make_chatgpt, replies
+from tests.fakes.upstream import FakeChatGPT, FakeUpstream, make_chatgpt, replies
 from tray.engine import Engine
 from tray.models import Account, Event, Identity
 from tray.paths import resolve_paths
@@ -166,3 +166,25 @@ def sse_types(response: httpx.Response) -> list[str]:
 
 
 __all__ = ["CODEX_HEADERS", "Pool", "codex_body", "replies", "running_pool", "sse_types"]
+
+
+@contextmanager
+def setup_pool(user: FakeUser, home: Path) -> Iterator[tuple[FakeChatGPT, str]]:
+    """A codex-pool proxy for the client-setup tests: one pool account (``user``), a free port and
+    the instance file written (``setup`` reads the running proxy's port from it), the user's HOME
+    at ``home``. Yields the fake ChatGPT and that account's access token."""
+    chatgpt = make_chatgpt()
+    with serving(chatgpt.app) as server:
+        paths = resolve_paths().ensure()
+        paths.config_file.write_text(
+            f'upstream-url = "{server.url}/backend-api"\nauth-url = "{server.url}"\nport = 0\n'
+        )
+        engine = Engine(paths, import_primary=False, environ={"HOME": str(home)})
+        assert isinstance(chatgpt.auth, FakeAuth)
+        tokens = chatgpt.auth.token_set(user)
+        engine.store.save_login(Identity(user.account_id, user.subject), tokens, user.email, user.plan)
+        engine.start()
+        try:
+            yield chatgpt, tokens.access_token
+        finally:
+            engine.stop()

@@ -12,14 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.auth_server import FakeAuth, FakeUser
-from tests.fakes.runner import serving
-from tests.fakes.upstream import FakeChatGPT, make_chatgpt
+from tests.fakes.auth_server import FakeUser
+from tests.fakes.upstream import FakeChatGPT
+from tests.proxykit import setup_pool
 from tray import clients
 from tray.cli import main
-from tray.engine import Engine
 from tray.errors import ClientSetupError
-from tray.models import Identity
 from tray.paths import api_key, resolve_paths
 
 URL = "http://127.0.0.1:4455"
@@ -201,21 +199,8 @@ USER = FakeUser(account_id="acc-setup-1", subject="user-setup-1", email="setup@e
 @pytest.fixture
 def running_pool(pool_home: Path, isolated_home: Path) -> Iterator[FakeChatGPT]:
     """A codex-pool proxy (on a free port, instance file written) in front of the fake ChatGPT."""
-    chatgpt = make_chatgpt()
-    with serving(chatgpt.app) as server:
-        paths = resolve_paths().ensure()
-        paths.config_file.write_text(
-            f'upstream-url = "{server.url}/backend-api"\nauth-url = "{server.url}"\nport = 0\n'
-        )
-        engine = Engine(paths, import_primary=False, environ={"HOME": str(isolated_home)})
-        assert isinstance(chatgpt.auth, FakeAuth)
-        tokens = chatgpt.auth.token_set(USER)
-        engine.store.save_login(Identity(USER.account_id, USER.subject), tokens, USER.email, USER.plan)
-        engine.start()
-        try:
-            yield chatgpt
-        finally:
-            engine.stop()
+    with setup_pool(USER, isolated_home) as (chatgpt, _token):
+        yield chatgpt
 
 
 @pytest.mark.clients

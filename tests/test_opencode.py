@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.auth_server import FakeAuth, FakeUser
-from tests.fakes.runner import serving
-from tests.fakes.upstream import FakeChatGPT, make_chatgpt
+from tests.fakes.auth_server import FakeUser
+from tests.fakes.upstream import FakeChatGPT
+from tests.proxykit import setup_pool
 from tray import clients
 from tray.cli import main
-from tray.engine import Engine
-from tray.models import Identity
 from tray.paths import api_key, resolve_paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,21 +27,8 @@ OPENCODE_JSON = b'{\n  "$schema": "https://opencode.ai/config.json",\n  "model":
 
 @pytest.fixture
 def running_pool(pool_home: Path, isolated_home: Path) -> Iterator[tuple[FakeChatGPT, str]]:
-    chatgpt = make_chatgpt()
-    with serving(chatgpt.app) as server:
-        paths = resolve_paths().ensure()
-        paths.config_file.write_text(
-            f'upstream-url = "{server.url}/backend-api"\nauth-url = "{server.url}"\nport = 0\n'
-        )
-        engine = Engine(paths, import_primary=False, environ={"HOME": str(isolated_home)})
-        assert isinstance(chatgpt.auth, FakeAuth)
-        tokens = chatgpt.auth.token_set(USER)
-        engine.store.save_login(Identity(USER.account_id, USER.subject), tokens, USER.email, USER.plan)
-        engine.start()
-        try:
-            yield chatgpt, tokens.access_token
-        finally:
-            engine.stop()
+    with setup_pool(USER, isolated_home) as (chatgpt, token):
+        yield chatgpt, token
 
 
 @pytest.mark.clients
