@@ -1,15 +1,21 @@
-"""The proxy's adapter over the routing core: plan order, per-attempt bodies, dormant touches."""
+"""The proxy's adapter over the routing core: plan order, per-attempt bodies, dormant touches, and
+planning that never waits on the pool file's write lock."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.auth_server import FakeAuth, FakeUser
+from tests.proxykit import CODEX_HEADERS, codex_body, replies, running_pool
 from tray.attempts import Incoming
 from tray.config import Config
 from tray.models import Account, Identity, QuotaEntry
@@ -101,3 +107,57 @@ def test_dormant_touches_are_recorded_unless_disabled(store: Store) -> None:
     record_touches(store, Config(dormant_touch="always"), a, view, now)
     assert store.dormant_touches(now) == {a.id: {"rate.primary"}}
     assert store.dormant_touches(now + 1801) == {}
+
+
+# A second process (another codex-pool, a backup tool, sqlite3 on the file) holding the write lock.
+LOCKER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+"""
+
+
+@contextmanager
+def write_lock_held(db: Path) -> Iterator[subprocess.Popen[str]]:
+    with subprocess.Popen([sys.executable, "-c", LOCKER, str(db)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            yield holder
+        finally:
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            holder.wait(10)
+
+
+def test_a_write_lock_held_elsewhere_stalls_no_stream_and_fails_no_request() -> None:
+    with running_pool(["a", "b"]) as pool:
+        pool.upstream.script("a", replies.ok(deltas=40, event_delay=0.05))  # a long answer
+        events: list[str] = []
+        first_event = threading.Event()
+
+        def stream() -> None:
+            with pool.client() as client, client.stream(
+                "POST", "/backend-api/codex/responses", json=codex_body(), headers=CODEX_HEADERS
+            ) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        events.append(json.loads(line[5:])["type"])
+                        first_event.set()
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        assert first_event.wait(20)
+        # A dormant-window suppression that ran out: a read must not clean it up in passing.
+        pool.engine.store.touch_dormant(pool.accounts["b"].id, "rate.primary", time.time() - 1)
+        with write_lock_held(pool.engine.paths.db_file) as holder:
+            response = pool.post()
+            assert response.status_code == 200, response.text
+            reader.join(30)
+            assert not reader.is_alive() and events[-1] == "response.completed"
+            assert holder.poll() is None  # all of it while the other process held the lock
+        pool.wait_bookkeeping()

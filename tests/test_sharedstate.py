@@ -4,6 +4,7 @@ within one process, across connections, and across real processes."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -101,16 +102,32 @@ def test_leases(store: Store, clock: FakeClock) -> None:
     assert store.acquire_lease("refresh:1", "third", ttl=30)
 
 
-def test_dormant_touches_expire(store: Store) -> None:
+def test_dormant_touches_expire_and_the_next_touch_cleans_up(store: Store, clock: FakeClock) -> None:
     a, b = add(store, "a"), add(store, "b")
     store.touch_dormant(a, "rate.primary", 1800.0)
     store.touch_dormant(a, "rate.secondary", 1200.0)
     store.touch_dormant(b, "rate.primary", 1100.0)
     assert store.dormant_touches(1000.0) == {a: {"rate.primary", "rate.secondary"}, b: {"rate.primary"}}
     assert store.dormant_touches(1500.0) == {a: {"rate.primary"}}
-    assert store._read("SELECT count(*) FROM dormant_touches")[0][0] == 1  # expired rows purged
-    store.touch_dormant(a, "rate.primary", 1900.0)
+    assert store._read("SELECT count(*) FROM dormant_touches")[0][0] == 3  # a read never writes
+    clock.now = 1500.0
+    store.touch_dormant(a, "rate.primary", 1900.0)  # a write (the background batch's) cleans up
+    assert store._read("SELECT count(*) FROM dormant_touches")[0][0] == 1
     assert store.dormant_touches(1850.0) == {a: {"rate.primary"}}
+
+
+def test_reading_dormant_touches_never_waits_on_the_write_lock(db_path: Path, clock: FakeClock) -> None:
+    with Store.open(db_path, clock=clock, busy_timeout=0.2) as store:
+        a = add(store, "a")
+        store.touch_dormant(a, "rate.primary", 900.0)  # ran out before now (1000)
+        store.touch_dormant(a, "rate.secondary", 1800.0)
+        holder = sqlite3.connect(db_path, isolation_level=None)  # another process's writer
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            assert store.dormant_touches(1000.0) == {a: {"rate.secondary"}}
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
 
 
 def decision(n: int) -> Decision:

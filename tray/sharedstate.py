@@ -96,24 +96,26 @@ class SharedState(Database):
     # ---- dormant touches ---------------------------------------------------------------------
 
     def touch_dormant(self, account_id: int, label: str, until: float) -> None:
-        """Remember that the window ``label`` of this account was touched; suppress until ``until``."""
+        """Remember that the window ``label`` of this account was touched; suppress until ``until``.
+        Rows whose suppression ran out are deleted in the same transaction: cleanup happens here, in
+        the background writer, never in a read (there are at most two rows per account)."""
+        now = self._clock()
         with self.atomic() as db:
             db.execute(
                 "INSERT INTO dormant_touches (account_id, label, until, created_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (account_id, label) DO UPDATE SET until = excluded.until",
-                (account_id, label, until, self._clock()),
+                (account_id, label, until, now),
             )
+            db.execute("DELETE FROM dormant_touches WHERE until <= ?", (now,))
 
     def dormant_touches(self, now: float) -> dict[int, set[str]]:
-        """Window labels still suppressed at ``now``, by account id (expired rows are purged)."""
-        rows = self._read("SELECT account_id, label, until FROM dormant_touches")
+        """Window labels still suppressed at ``now``, by account id. A pure read (the request path
+        calls it on the event loop); rows that ran out are ignored here and deleted by the next
+        :meth:`touch_dormant`."""
+        rows = self._read("SELECT account_id, label FROM dormant_touches WHERE until > ?", (now,))
         out: dict[int, set[str]] = {}
-        for account_id, label, until in rows:
-            if float(until) > now:
-                out.setdefault(int(account_id), set()).add(str(label))
-        if len(rows) > sum(len(labels) for labels in out.values()):  # only write when something expired
-            with self.atomic() as db:
-                db.execute("DELETE FROM dormant_touches WHERE until <= ?", (now,))
+        for account_id, label in rows:
+            out.setdefault(int(account_id), set()).add(str(label))
         return out
 
     # ---- decisions ---------------------------------------------------------------------------
