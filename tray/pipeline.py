@@ -141,13 +141,16 @@ class Pipeline:
             task.add_done_callback(self._bookkeeping.discard)
 
     async def _flush(self) -> None:
+        # Whatever a batch raises, the writer goes on with the writes queued meanwhile: a batch
+        # that fails is logged and dropped, never the writer. A busy pool file is its own backoff
+        # (each batch waits out the busy timeout), and the loop only turns while writes are queued.
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
                     await asyncio.to_thread(self._write_batch, batch)
-                except PoolError as exc:
-                    log.warning("bookkeeping after a request failed: %s", exc)
+                except Exception as exc:
+                    _write_failed(exc)
         finally:
             self._flusher = None
 
@@ -160,8 +163,8 @@ class Pipeline:
                 try:
                     with self.store.atomic():  # a savepoint: one failed write leaves the others
                         fn()
-                except PoolError as exc:
-                    log.warning("bookkeeping after a request failed: %s", exc)
+                except Exception as exc:
+                    _write_failed(exc)
 
     async def drain(self) -> None:
         while self._bookkeeping:
@@ -205,3 +208,9 @@ class Pipeline:
         self.background(lambda: self.store.record_decision(decision))
         log.info("%s %s: %s (%d)", inc.method, inc.route, reason, response.status_code)
         return response
+
+
+def _write_failed(exc: Exception) -> None:
+    # A busy or damaged pool file is expected and says enough; anything else is a bug: traceback.
+    log.warning("bookkeeping after a request failed: %s", exc,
+                exc_info=None if isinstance(exc, PoolError) else exc)
