@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -86,11 +88,15 @@ class Pool:
         return served
 
     def account(self, fake_id: str) -> Account:
+        """The stored account, once the writes queued by earlier answers are done."""
+        self.wait_bookkeeping()
         found = self.engine.store.get(self.accounts[fake_id].id)
         assert found is not None
         return found
 
     def cooldown_until(self, fake_id: str) -> float | None:
+        """The stored cooldown's end, once the writes queued by earlier answers are done."""
+        self.wait_bookkeeping()
         cooling = self.engine.store.cooldowns(time.time()).get(self.accounts[fake_id].id)
         return None if cooling is None else cooling.until
 
@@ -165,7 +171,7 @@ def sse_types(response: httpx.Response) -> list[str]:
     return types
 
 
-__all__ = ["CODEX_HEADERS", "Pool", "codex_body", "replies", "running_pool", "sse_types"]
+__all__ = ["CODEX_HEADERS", "Pool", "codex_body", "replies", "running_pool", "sse_types", "write_lock_held"]
 
 
 @contextmanager
@@ -188,3 +194,29 @@ def setup_pool(user: FakeUser, home: Path) -> Iterator[tuple[FakeChatGPT, str]]:
             yield chatgpt, tokens.access_token
         finally:
             engine.stop()
+
+
+# A second process (another codex-pool, a backup tool, sqlite3 on the file) holding the write lock.
+_LOCKER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+"""
+
+
+@contextmanager
+def write_lock_held(db: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holds ``db``'s write lock (``BEGIN IMMEDIATE``) until the block ends."""
+    with subprocess.Popen([sys.executable, "-c", _LOCKER, str(db)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            yield holder
+        finally:
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            holder.wait(10)

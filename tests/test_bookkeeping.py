@@ -1,5 +1,6 @@
-"""The bookkeeping writer (``Pipeline.background``) of a running proxy goes on after a write fails in
-an unexpected way: the other writes of its batch and the batches after it are still written."""
+"""The bookkeeping writer (``Pipeline.background``) of a running proxy: the request path's writes go
+through it, so a failover never waits on the pool file's write lock, and it goes on after a write
+fails in an unexpected way (the other writes of its batch and the batches after it are written)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from tests.proxykit import Pool, running_pool
+from tests.proxykit import Pool, replies, running_pool, write_lock_held
 from tray.models import Decision
 
 
@@ -79,3 +80,18 @@ def test_a_batch_that_raises_is_followed_by_the_next_one() -> None:
         queue(pool, lambda: store.record_decision(decision("queued while a write failed")))
         released.set()
         assert recorded(pool, "queued while a write failed")  # without any later request
+
+
+def test_failovers_wait_on_no_write_lock_and_the_process_keeps_its_verdicts() -> None:
+    with running_pool(["a", "b", "c"]) as pool:
+        pool.upstream.script("a", replies.usage_limit(resets_in=900))  # cooldown + quota cache
+        pool.upstream.script("b", replies.server_error(502))  # a short cooldown
+        with write_lock_held(pool.engine.paths.db_file) as holder:
+            first = pool.post()
+            assert first.status_code == 200, first.text
+            assert pool.served_by(first) == "c"
+            # Until the writes are in, this process keeps a and b out on its own.
+            assert pool.served_by(pool.post()) == "c"
+            assert holder.poll() is None  # all while the other process held the lock
+        assert len(pool.upstream.codex_requests("a")) == 1
+        assert len(pool.upstream.codex_requests("b")) == 1

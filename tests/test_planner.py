@@ -4,18 +4,15 @@ planning that never waits on the pool file's write lock."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.auth_server import FakeAuth, FakeUser
-from tests.proxykit import CODEX_HEADERS, codex_body, replies, running_pool
+from tests.proxykit import CODEX_HEADERS, codex_body, replies, running_pool, write_lock_held
 from tray.attempts import Incoming
 from tray.config import Config
 from tray.models import Account, Identity, QuotaEntry
@@ -107,31 +104,6 @@ def test_dormant_touches_are_recorded_unless_disabled(store: Store) -> None:
     record_touches(store, Config(dormant_touch="always"), a, view, now)
     assert store.dormant_touches(now) == {a.id: {"rate.primary"}}
     assert store.dormant_touches(now + 1801) == {}
-
-
-# A second process (another codex-pool, a backup tool, sqlite3 on the file) holding the write lock.
-LOCKER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-sys.stdin.readline()
-conn.execute("ROLLBACK")
-"""
-
-
-@contextmanager
-def write_lock_held(db: Path) -> Iterator[subprocess.Popen[str]]:
-    with subprocess.Popen([sys.executable, "-c", LOCKER, str(db)], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, text=True) as holder:
-        assert holder.stdout is not None and holder.stdin is not None
-        try:
-            assert holder.stdout.readline().strip() == "locked"
-            yield holder
-        finally:
-            holder.stdin.write("\n")
-            holder.stdin.flush()
-            holder.wait(10)
 
 
 def test_a_write_lock_held_elsewhere_stalls_no_stream_and_fails_no_request() -> None:

@@ -50,6 +50,7 @@ def test_429_updates_the_quota_cache() -> None:
     with running_pool(["a", "b"]) as pool:
         pool.upstream.script("a", replies.usage_limit(resets_in=900))
         pool.post()
+        pool.wait_bookkeeping()
         entry = pool.engine.store.usage(pool.accounts["a"].id)
         assert entry is not None
         assert json.loads(entry.raw)["rate_limit"]["limit_reached"] is True

@@ -6,9 +6,9 @@ or a :class:`Failure` that sends the pipeline on to the next candidate.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,7 +18,7 @@ import httpx
 from starlette.responses import Response
 
 from tray import planner
-from tray.errors import PermanentRefreshError, PoolError, TransientRefreshError
+from tray.errors import PermanentRefreshError, TransientRefreshError
 from tray.models import Account, AccountState, Cooldown, Decision, NeedsLogin
 from tray.pooled import Failure
 from tray.quota import UsageView
@@ -126,19 +126,21 @@ class Attempt:
                               Failure("transport error", f"{self.account.name}: {type(exc).__name__}"))
 
     async def _cool(self, cooldown: Cooldown, failure: Failure) -> Failure:
-        # Store writes can wait on another process's write lock: never on the event loop. If the
-        # pool file stays busy, the failover still goes on; only the shared cooldown is lost.
-        try:
-            await asyncio.to_thread(self.pipe.store.set_cooldown, cooldown)
-        except PoolError as exc:
-            log.warning("cooldown for %s not saved: %s", self.account.name, exc)
+        # Store writes can wait on another process's write lock: the background batch writes the
+        # shared cooldown and the failover goes straight on. If the pool file stays busy, the batch
+        # logs it; only the shared cooldown is lost.
+        self.pipe.health.hold(self.account.id, cooldown.until)
+        self.pipe.background(partial(self.pipe.store.set_cooldown, cooldown),
+                             partial(self.pipe.health.release, self.account.id))
         log.info("%s: %s; cooling down until %.0f (%s)", self.account.name, failure.label,
                  cooldown.until, cooldown.source)
-        return Failure(failure.label, failure.message, failure.status, cooldown.until)
+        return Failure(failure.label, failure.message, failure.status, cooldown.until, self.account.id)
 
     async def _durable_401(self) -> Failure:
         reason = "still unauthorized after a token refresh"
-        await asyncio.to_thread(self.pipe.store.set_state, self.account.id, AccountState.NEEDS_LOGIN, reason)
+        self.pipe.health.hold(self.account.id, math.inf)
+        self.pipe.background(partial(self.pipe.store.set_state, self.account.id, AccountState.NEEDS_LOGIN,
+                                     reason), partial(self.pipe.health.release, self.account.id))
         log.warning("Account %s needs a new login: %s", self.account.name, reason)
         self.pipe.emit(NeedsLogin(account_id=self.account.id, name=self.account.name, reason=reason))
         return Failure("401", f"{self.account.name}: {reason}", 401)
@@ -151,7 +153,8 @@ class Attempt:
             if planner.is_entitlement_error(body):
                 log.info("%s: plan does not include Codex; passing the answer on", self.account.name)
                 return self._buffered(status, body)
-            await asyncio.to_thread(self.pipe.quota.observe_429, self.account, self.response_headers, body)
+            self.pipe.background(partial(self.pipe.quota.observe_429, self.account, self.response_headers,
+                                         body))
             cooldown = planner.cooldown_after_429(self.account.id, self.response_headers, body,
                                                   self.pipe.quota.view(self.account.id, self.pipe.clock()),
                                                   self.pipe.clock())
@@ -177,7 +180,7 @@ class Attempt:
         now = self.pipe.clock()
         if early.kind == "usage_limit" and early.error is not None:
             payload = json.dumps({"error": early.error.payload}).encode()
-            await asyncio.to_thread(self.pipe.quota.observe_429, self.account, {}, payload)
+            self.pipe.background(partial(self.pipe.quota.observe_429, self.account, {}, payload))
             cooldown = planner.cooldown_after_429(self.account.id, {}, payload,
                                                   self.pipe.quota.view(self.account.id, now), now)
             failure = Failure("usage limit", f"{self.account.name}: {early.message}", 200)

@@ -44,6 +44,21 @@ class PoolHealth:
 
     exhausted: bool = False
     turn_states: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    # Accounts this process just cooled down or marked needs-login, kept out of its own routing
+    # until the background batch has written that (then the store decides, as for every process).
+    held: dict[int, float] = field(default_factory=dict)  # account id -> until (clock)
+
+    def hold(self, account_id: int, until: float) -> None:
+        self.held[account_id] = max(until, self.held.get(account_id, until))
+
+    def release(self, account_id: int) -> None:
+        self.held.pop(account_id, None)
+
+    def routable(self, accounts: list[Account], now: float) -> list[Account]:
+        for account_id, until in list(self.held.items()):
+            if until <= now:
+                del self.held[account_id]
+        return [a for a in accounts if a.id not in self.held]
 
     def turn_owner(self, value: str | None) -> int | None:
         return None if value is None else self.turn_states.get(value)
@@ -83,13 +98,13 @@ class Pipeline:
         self.health = PoolHealth()
         self.routing = planner.Router(self.reads, settings, clock)
         self._bookkeeping: set[asyncio.Task[None]] = set()
-        self._pending: list[Callable[[], object]] = []
+        self._pending: list[tuple[Callable[[], object], Callable[[], object] | None]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def handle(self, inc: Incoming) -> Response:
         started = time.perf_counter()
         now = self.clock()
-        accounts = self.reads.routable(now)
+        accounts = self.health.routable(self.reads.routable(now), now)
         if not accounts:
             return self._nothing_routable(inc, now, [], started)
         self.quota.touch(accounts, now)
@@ -128,12 +143,13 @@ class Pipeline:
 
         self.background(write)
 
-    def background(self, fn: Callable[[], object]) -> None:
+    def background(self, fn: Callable[[], object], after: Callable[[], object] | None = None) -> None:
         """Run short blocking store writes off the event loop, after the answer started.
 
         Writes queued while a batch runs go together in the next one: one worker-thread hop and one
-        transaction for many answers under load (each write in its own savepoint)."""
-        self._pending.append(fn)
+        transaction for many answers under load (each write in its own savepoint). ``after`` runs
+        on the loop once ``fn``'s batch is over, written or failed."""
+        self._pending.append((fn, after))
         if self._flusher is None:
             task = asyncio.ensure_future(self._flush())
             self._flusher = task
@@ -148,9 +164,15 @@ class Pipeline:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    await asyncio.to_thread(self._write_batch, batch)
+                    await asyncio.to_thread(self._write_batch, [fn for fn, _ in batch])
                 except Exception as exc:
                     _write_failed(exc)
+                for _, after in batch:
+                    if after is not None:
+                        try:
+                            after()
+                        except Exception as exc:
+                            _write_failed(exc)
         finally:
             self._flusher = None
 
@@ -191,7 +213,7 @@ class Pipeline:
         response, reason = pooled.pooled_error(self.reads, now, failures)
         if response.status_code == 429 and not self.health.exhausted:
             self.health.exhausted = True
-            soonest = pooled.soonest_reset(self.reads, now)
+            soonest = pooled.soonest_reset(self.reads, now, failures)
             self.emit(PoolExhausted(soonest_reset=soonest))
         decision = Decision(
             at=now,

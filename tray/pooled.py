@@ -28,6 +28,7 @@ class Failure:
     message: str
     status: int = 0
     until: float | None = None  # cooldown end, when one was set
+    account_id: int | None = None  # the account that cooldown is for
 
     @property
     def rate_limited(self) -> bool:
@@ -38,16 +39,27 @@ class Failure:
         return self.label in UNREACHABLE_KINDS
 
 
-def _earliest(store: Store, now: float) -> float | None:
+def _cooling(store: Store, now: float, failures: Iterable[Failure]) -> dict[int, float]:
+    """Cooldown ends by account: the stored ones, and those this request just set (the background
+    batch may not have written them yet)."""
+    cooling = {i: c.until for i, c in store.cooldowns(now).items()}
+    for f in failures:
+        if f.account_id is not None and f.until is not None and f.until > now:
+            cooling[f.account_id] = max(f.until, cooling.get(f.account_id, f.until))
+    return cooling
+
+
+def _earliest(store: Store, now: float, failures: Iterable[Failure] = ()) -> float | None:
     enabled = [a.id for a in store.accounts(include_inactive=False)]
     views = {i: quota.usage_view(store.usage(i), now, account_id=i) for i in enabled}
-    return routing.soonest_reset(enabled, store.cooldowns(now), views, now)
+    return routing.soonest_reset(enabled, _cooling(store, now, failures), views, now)
 
 
-def soonest_reset(store: Store, now: float) -> float | None:
-    """The earliest moment an enabled account is expected to serve again (cooldown end or blocking
-    window reset in cached usage); ``None`` when no reset is known."""
-    soonest = _earliest(store, now)
+def soonest_reset(store: Store, now: float, failures: Iterable[Failure] = ()) -> float | None:
+    """The earliest moment an enabled account is expected to serve again (cooldown end, including
+    those set by ``failures``, or blocking window reset in cached usage); ``None`` when no reset is
+    known."""
+    soonest = _earliest(store, now, failures)
     return soonest if soonest is not None and soonest > now else None
 
 
@@ -73,10 +85,10 @@ def pooled_error(store: Store, now: float, failures: Iterable[Failure]) -> tuple
         last = failures[-1]
         message = f"codex-pool could not reach the Codex backend: {last.message}"
         return _json(502, error_body(message, "upstream_unreachable")), "upstream unreachable"
-    cooling = store.cooldowns(now)
+    cooling = _cooling(store, now, failures)
     if any(f.rate_limited for f in failures) or cooling:
         # A cooldown that ran out while this request was failing over still gets a Retry-After.
-        earliest = _earliest(store, now)
+        earliest = _earliest(store, now, failures)
         soonest = None if earliest is None else max(earliest, now)
         headers: dict[str, str] = {}
         extra: dict[str, object] = {}
