@@ -42,6 +42,7 @@ LAYERS: dict[str, float] = {
     "clientconfig": L1,
     "access": L1,  # local key / Host / Origin checks
     "shaping": L1,  # request/response shaping for the upstream
+    "backoff": L1,  # exponential backoff per key (usage retries)
     # L2: adapters (files, SQLite, HTTP, OS)
     "paths": L2,
     "config": L2,
@@ -65,6 +66,7 @@ LAYERS: dict[str, float] = {
     "refresh": L2_5,
     "login": L2_5,
     "quotaservice": L2_5,
+    "quotacache": L2_5,  # usage views and live signals; the base of quotaservice
     # L3: the running service
     "proxy": L3,
     "api": L3,

@@ -1,37 +1,44 @@
 """Keeps the shared quota cache warm and current (runs on the proxy's event loop; its store writes
 run in worker threads, since another process may hold the pool file's write lock).
 
-- :meth:`QuotaService.prepare` gives routing a usage view per candidate: entries whose scored
-  window's reset deadline passed are refetched before ranking; stale or cold entries are used (or
-  ranked neutral) while a background fetch warms them; a window reporting ``reset_after_seconds = 0``
-  triggers at most one refetch per account per minute.
+- :meth:`QuotaService.prepare` gives routing a usage view per candidate. An entry whose scored
+  window's reset deadline passed is refetched, but a request waits for that at most
+  :data:`EXPIRED_WAIT` seconds, and only within that long of the fetch's start (later requests
+  do not wait for a fetch still running); meanwhile the account is ranked unknown (neutral).
+  Stale or cold entries are used (or ranked neutral) while a background fetch warms them; a window
+  reporting ``reset_after_seconds = 0`` triggers at most one refetch per account per minute.
+- A failed fetch is retried in the background with backoff (:data:`RETRY_FIRST` doubling to
+  :data:`RETRY_MAX` seconds, per account and per process); until then neither requests nor the
+  poller fetch that account's usage, and it is ranked unknown unless a usable entry remains.
 - One usage fetch per account across processes: an in-process task map, then the store lease
   ``usage:<id>``; a process that loses the lease waits for the winner's row and re-reads it.
 - The poller revalidates, every 30 s, entries over 3 min old of accounts that served a request in
-  the last 5 min.
+  the last 5 min; a pass that fails is logged and the next one comes later (backing off).
 - Usage is fetched with a fresh access token: the injected refresher renews a due or expired one
   first; a 401 gets one forced refresh and one retry, and a 401 that survives that counts as "no
   data" and quiets that account's fetches for :data:`UNAUTHORIZED_QUIET` seconds (no 401 loop).
 - Live signals (``x-codex-*`` headers, ``codex.rate_limits`` events, 429 bodies) are merged into the
-  cached payload for free.
+  cached payload for free, in one write transaction (two processes merging at once both land).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 import httpx
 
-from tray import quota, signals
+from tray import quota
+from tray.backoff import Backoff
 from tray.errors import PoolError
-from tray.models import Account, Clock, EventSink, QuotaLow
+from tray.models import Account, AccountState, Clock, EventSink
 from tray.quota import UsageView
+from tray.quotacache import LOW_PERCENT_LEFT, QuotaCache
 from tray.store import Store
 from tray.usage import UsageFetchError, fetch_usage
 
@@ -41,7 +48,10 @@ LEASE_TTL = 25.0  # seconds; longer than the usage call's own time limit (15 s)
 WAIT_FOR_OTHER = 5.0  # how long to wait for another process's fetch before trying the lease again
 WAIT_STEP = 0.25
 POLL_INTERVAL = 30.0
-LOW_PERCENT_LEFT = 10.0  # QuotaLow fires when a window drops below this much left
+POLL_BACKOFF_MAX = 8.0  # after failed passes the poller waits up to this many intervals
+EXPIRED_WAIT = 0.5  # seconds a refetch of an entry whose reset passed may hold requests up
+RETRY_FIRST = 10.0  # seconds from a failed usage fetch to its background retry, doubling ...
+RETRY_MAX = 300.0  # ... up to this
 UNAUTHORIZED_QUIET = 300.0  # seconds without usage fetches for an account upstream keeps refusing
 
 
@@ -51,7 +61,7 @@ class TokenSource(Protocol):
     async def ensure_fresh(self, account: Account, *, force: bool = False) -> Account: ...
 
 
-class QuotaService:
+class QuotaService(QuotaCache):
     def __init__(
         self,
         store: Store,
@@ -67,51 +77,63 @@ class QuotaService:
         poll_interval: float = POLL_INTERVAL,
         reads: Store | None = None,
         refresher: TokenSource | None = None,
+        expired_wait: float = EXPIRED_WAIT,
+        retry_first: float = RETRY_FIRST,
+        retry_max: float = RETRY_MAX,
     ) -> None:
-        self.store = store  # written from worker threads
-        self.reads = reads or store  # read on the event loop (see Pipeline.reads)
+        super().__init__(store, clock=clock, events=events, low_percent=low_percent, reads=reads)
         self.http = http
         self.upstream_url = upstream_url
-        self.clock = clock
-        self.events = events
-        self.low_percent = low_percent
         self.lease_ttl = lease_ttl
         self.wait_for_other = wait_for_other
         self.wait_step = wait_step
         self.poll_interval = poll_interval
         self.refresher = refresher
+        self.expired_wait = expired_wait
+        self.retries = Backoff(retry_first, retry_max)  # failed fetches, by account id
         self.owner = f"quota-{uuid.uuid4().hex}"
         self.fetches = 0  # usage calls this process made (tests and the status page read it)
         self._inflight: dict[int, asyncio.Task[UsageView]] = {}
+        self._started: dict[int, float] = {}  # account id -> loop time its fetch in flight began
+        self._retrying: dict[int, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._last_refetch: dict[int, float] = {}
         self._active: dict[int, float] = {}  # account id -> last request time (poller)
-        self._low: set[int] = set()
         self._unauthorized: dict[int, float] = {}  # account id -> when upstream last refused a fresh token
         self._poller: asyncio.Task[None] | None = None
 
     # ---- views -------------------------------------------------------------------------------
 
-    def view(self, account_id: int, now: float) -> UsageView:
-        return quota.usage_view(self.reads.usage(account_id), now, account_id=account_id)
-
     async def prepare(self, accounts: list[Account], now: float) -> dict[int, UsageView]:
-        """Views for ``accounts``: expired entries refetched first; stale/cold ones warmed."""
+        """Views for ``accounts``: expired entries refetched (waiting a moment at most, see
+        :data:`EXPIRED_WAIT`); stale/cold ones warmed in the background."""
         views = {a.id: self.view(a.id, now) for a in accounts}
-        expired = [a for a in accounts if views[a.id].expired]
+        expired = [a for a in accounts if views[a.id].expired and not self.retries.waiting(a.id, now)]
         if expired:
-            await asyncio.gather(*(self.load(a) for a in expired))
+            await self._briefly([self.load(a) for a in expired], [a.id for a in expired])
             views.update({a.id: self.view(a.id, self.clock()) for a in expired})
         self.warm([a for a in accounts if a not in expired], views, now)
         return views
 
+    async def _briefly(self, tasks: list[asyncio.Task[UsageView]], account_ids: list[int]) -> None:
+        """Wait for ``tasks`` until :attr:`expired_wait` seconds after the latest of them began;
+        they go on in the background after that (a slow usage API costs one moment, once)."""
+        loop = asyncio.get_running_loop()
+        began = max(self._started.get(i, loop.time()) for i in account_ids)
+        timeout = began + self.expired_wait - loop.time()
+        if timeout > 0:
+            await asyncio.wait(tasks, timeout=timeout)
+
     def warm(self, accounts: Iterable[Account], views: Mapping[int, UsageView], now: float) -> None:
-        """Start background fetches for stale, cold or just-reset entries (rate-limited)."""
+        """Start background fetches for stale, cold or just-reset entries (rate-limited; not for
+        accounts waiting out a failed fetch's backoff)."""
         for account in accounts:
             view = views.get(account.id) or self.view(account.id, now)
+            if self.retries.waiting(account.id, now):
+                continue
             if quota.wants_refetch(view, self._last_refetch.get(account.id), now):
                 self._last_refetch[account.id] = now
-                # A window that just reset is refetched even though its entry is young (gap 13).
+                # A window that just reset is refetched even though its entry is young.
                 self.spawn(self.load(account, force=view.just_reset))
 
     def spawn(self, coro: Awaitable[Any]) -> None:
@@ -120,6 +142,8 @@ class QuotaService:
                 await coro
             except PoolError as exc:
                 log.info("background quota work failed: %s", exc)
+            except Exception:  # a bug must not pass silently; the service goes on
+                log.exception("background quota work failed")
 
         task = asyncio.ensure_future(run())
         self._background.add(task)
@@ -128,26 +152,41 @@ class QuotaService:
     # ---- loading -----------------------------------------------------------------------------
 
     def load(
-        self, account: Account, max_age: float = quota.FRESH_SECONDS, *, force: bool = False
+        self, account: Account, max_age: float = quota.FRESH_SECONDS, *, force: bool = False,
+        retry: bool = False,
     ) -> asyncio.Task[UsageView]:
         """Fetch ``account``'s usage unless a young enough entry exists (``force``: unless one was
-        written after this call); one fetch per account in this process (callers share the task)
-        and across processes (the store lease)."""
+        written after this call) or a failed fetch's backoff runs (``retry``: the background retry
+        that ends it); one fetch per account in this process (callers share the task) and across
+        processes (the store lease)."""
         running = self._inflight.get(account.id)
         if running is not None and not running.done():
             return running
-        task = asyncio.ensure_future(self._load(account, max_age, self.clock() if force else None))
+        since = self.clock() if force else None
+        task = asyncio.ensure_future(self._load(account, max_age, since, retry))
         self._inflight[account.id] = task
+        self._started[account.id] = asyncio.get_running_loop().time()
         account_id = account.id
 
         def forget(_task: asyncio.Task[UsageView]) -> None:
             if self._inflight.get(account_id) is _task:
                 del self._inflight[account_id]
+                del self._started[account_id]
+            if not _task.cancelled() and (exc := _task.exception()) is not None:
+                log.error("usage fetch for account %d failed", account_id, exc_info=exc)
 
         task.add_done_callback(forget)
         return task
 
     def _young(self, account_id: int, max_age: float, since: float | None = None) -> UsageView | None:
+        """A young enough entry, if there is one; finding one ends a failed fetch's backoff (the
+        entry is as good as a retry would give)."""
+        found = self._young_entry(account_id, max_age, since)
+        if found is not None:
+            self.retries.succeeded(account_id)
+        return found
+
+    def _young_entry(self, account_id: int, max_age: float, since: float | None) -> UsageView | None:
         now = self.clock()
         view = self.view(account_id, now)
         if since is not None:
@@ -157,10 +196,12 @@ class QuotaService:
             return view
         return None
 
-    async def _load(self, account: Account, max_age: float, since: float | None) -> UsageView:
+    async def _load(self, account: Account, max_age: float, since: float | None, retry: bool) -> UsageView:
         young = self._young(account.id, max_age, since)
         if young is not None:
             return young
+        if not retry and self.retries.waiting(account.id, self.clock()):
+            return self.view(account.id, self.clock())
         key = f"usage:{account.id}"
         owner = f"{self.owner}-{uuid.uuid4().hex[:8]}"
         if not await self._acquire(key, owner):
@@ -183,8 +224,9 @@ class QuotaService:
             try:
                 raw, payload = await self._fetch(account)
             except PoolError as exc:
-                log.info("usage for %s not refreshed: %s", account.name, exc)
+                self._failed(account, exc)
                 return self.view(account.id, self.clock())
+            self.retries.succeeded(account.id)
             now = self.clock()
             try:
                 await asyncio.to_thread(self._store_fetched, account, raw, payload, now)
@@ -220,67 +262,44 @@ class QuotaService:
         self._unauthorized.pop(account.id, None)
         return fetched
 
+    def _failed(self, account: Account, exc: PoolError) -> None:
+        refused = self._unauthorized.get(account.id)
+        if refused is not None and self.clock() - refused < UNAUTHORIZED_QUIET:
+            log.info("usage for %s not refreshed: %s", account.name, exc)
+            return  # quieted instead (see UNAUTHORIZED_QUIET); no retries against a refusal
+        step = self.retries.failed(account.id, self.clock())
+        log.info("usage for %s not refreshed: %s; trying again in %.0f s", account.name, exc, step.delay)
+        if account.id not in self._retrying:
+            task = asyncio.ensure_future(self._retry(account.id))
+            self._retrying[account.id] = task
+            task.add_done_callback(partial(self._retry_ended, account.id))
+
+    def _retry_ended(self, account_id: int, _task: asyncio.Task[None]) -> None:
+        self._retrying.pop(account_id, None)
+
+    async def _retry(self, account_id: int) -> None:
+        """Fetch a failed account's usage again after each backoff until it works, the account is
+        gone or disabled, or a usable entry turned up meanwhile."""
+        while (step := self.retries.step(account_id)) is not None:
+            await asyncio.sleep(step.delay)
+            try:
+                account = self.reads.get(account_id)
+                if account is None or account.state is not AccountState.ENABLED:
+                    self.retries.succeeded(account_id)  # nothing left to retry for
+                    return
+                await self.load(account, retry=True)
+            except Exception as exc:  # the retry goes on whatever happened to this try
+                log.warning("usage retry for account %d failed", account_id,
+                            exc_info=None if isinstance(exc, PoolError) else exc)
+                if self.retries.step(account_id) is step:
+                    self.retries.failed(account_id, self.clock())
+
     async def _acquire(self, key: str, owner: str) -> bool:
         try:
             return await asyncio.to_thread(self.store.acquire_lease, key, owner, self.lease_ttl)
         except PoolError as exc:  # a busy pool file counts as "someone else is fetching"
             log.info("usage lease %s not taken: %s", key, exc)
             return False
-
-    def _store_fetched(self, account: Account, raw: str, payload: Mapping[str, Any], at: float) -> None:
-        self.store.put_usage(account.id, raw, at)
-        self._after_update(account, payload)
-
-    # ---- live signals ------------------------------------------------------------------------
-
-    def observe(self, account: Account, payload: Mapping[str, Any] | None) -> None:
-        """Merge a usage-shaped payload from a live signal into the cached entry."""
-        if not payload:
-            return
-        now = self.clock()
-        entry = self.store.usage(account.id)
-        old: Any = None
-        if entry is not None:
-            with contextlib.suppress(ValueError):
-                old = json.loads(entry.raw)
-        merged = signals.merge_payload(old if isinstance(old, dict) else None, payload, now)
-        self.store.put_usage(account.id, json.dumps(merged, separators=(",", ":")), now)
-        self._after_update(account, merged)
-
-    def observe_headers(self, account: Account, headers: Mapping[str, str]) -> None:
-        """A served response's ``x-codex-*`` headers."""
-        self.observe(account, signals.payload_from_headers(headers, self.clock()))
-
-    def observe_event(self, account: Account, data: Mapping[str, Any]) -> None:
-        """A ``codex.rate_limits`` stream event."""
-        self.observe(account, signals.payload_from_event(data, self.clock()))
-
-    def observe_429(self, account: Account, headers: Mapping[str, str], body: bytes) -> None:
-        """A 429's headers and body (a usage limit marks the limit reached until its reset)."""
-        self.observe(account, signals.payload_from_429(headers, body, self.clock()))
-
-    def _after_update(self, account: Account, payload: Mapping[str, Any]) -> None:
-        usage = quota.parse_usage(payload)
-        if usage is None:
-            return
-        plan = usage.plan_type
-        if plan and plan.lower() != (account.plan or "").lower():
-            with contextlib.suppress(PoolError):
-                self.store.update_meta(account.id, plan=plan.lower())
-        self._check_low(account, usage)
-
-    def _check_low(self, account: Account, usage: Any) -> None:
-        used = [w.used_percent for _, w in quota.windows(usage) if w.used_percent is not None]
-        left = 100.0 - max(used) if used else None
-        if left is None:
-            return
-        threshold = self.low_percent()
-        if left < threshold and account.id not in self._low:
-            self._low.add(account.id)
-            if self.events is not None:
-                self.events(QuotaLow(account.id, account.name, max(0.0, left)))
-        elif left >= threshold:
-            self._low.discard(account.id)
 
     # ---- poller ------------------------------------------------------------------------------
 
@@ -300,6 +319,8 @@ class QuotaService:
         due: list[Account] = []
         for account in self.reads.routable(now):
             view = self.view(account.id, now)
+            if self.retries.waiting(account.id, now):
+                continue  # its background retry comes first
             if quota.should_revalidate(view, self._active.get(account.id), now):
                 due.append(account)
         if due:
@@ -311,15 +332,23 @@ class QuotaService:
             self._poller = asyncio.ensure_future(self._poll())
 
     async def _poll(self) -> None:
+        """A pass every :attr:`poll_interval`; after failed passes the pause doubles, up to
+        :data:`POLL_BACKOFF_MAX` intervals, and the poller goes on whatever the error was."""
+        failures = 0
         while True:
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(self.poll_interval * min(POLL_BACKOFF_MAX, 2.0 ** min(failures, 10)))
             try:
                 await self.sweep()
-            except PoolError as exc:
-                log.warning("usage poller: %s", exc)
+            except Exception as exc:
+                failures += 1
+                log.warning("usage poller pass failed: %s", exc,
+                            exc_info=None if isinstance(exc, PoolError) else exc)
+            else:
+                failures = 0
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._poller, *self._background, *self._inflight.values()) if t is not None]
+        tasks = [t for t in (self._poller, *self._background, *self._inflight.values(),
+                             *self._retrying.values()) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -7,6 +7,7 @@ Mixed into :class:`tray.store.Store`; see there for threads and errors.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from tray.database import Database, Row
 from tray.models import CandidateScore, Cooldown, Decision, QuotaEntry
@@ -56,6 +57,22 @@ class SharedState(Database):
                 " updated_at = excluded.updated_at",
                 (account_id, raw, at),
             )
+
+    def merge_usage(self, account_id: int, merge: Callable[[str | None], str], at: float) -> str:
+        """Replace the cached payload with ``merge(current text or None)`` observed at ``at``, read
+        and written in one write transaction: two processes merging at once both land (a plain
+        read then :meth:`put_usage` would let one overwrite the other). ``merge`` must be quick and
+        pure; returns what was stored."""
+        with self.atomic() as db:
+            row = db.execute("SELECT raw FROM quota_cache WHERE account_id = ?", (account_id,)).fetchone()
+            raw = merge(None if row is None else str(row[0]))
+            db.execute(
+                "INSERT INTO quota_cache (account_id, raw, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (account_id) DO UPDATE SET raw = excluded.raw,"
+                " updated_at = excluded.updated_at",
+                (account_id, raw, at),
+            )
+        return raw
 
     def usage(self, account_id: int) -> QuotaEntry | None:
         rows = self._read(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -12,11 +14,32 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from tests.fakes import replies
 from tests.fakes import upstream_wire as wire
 from tests.fakes.replies import Reply
 
 if TYPE_CHECKING:
     from tests.fakes.upstream import FakeAccount, FakeUpstream
+
+
+@dataclass
+class UsageKnobs:
+    """Switches for every ``wham/usage`` call, after the per-account script (an outage of the usage
+    API as a whole). Each call waits ``delay`` seconds (re-read while it waits: lowering it lets the
+    waiting calls go), then answers HTTP ``status`` with upstream's error body, or the account's
+    payload when ``status`` is 0. ``waiting`` and ``answered`` count the calls; a client that hung up
+    while its call waited is still counted as answered when the wait ends."""
+
+    delay: float = 0.0
+    status: int = 0
+    waiting: int = 0
+    answered: int = 0
+
+
+def usage_knobs(fake: FakeUpstream) -> UsageKnobs:
+    """The usage route's knobs of this fake (one set per fake)."""
+    knobs: UsageKnobs = fake.app.state.usage_knobs
+    return knobs
 
 
 class SSEStream(Response):
@@ -190,6 +213,8 @@ def build_app(fake: FakeUpstream) -> Starlette:
         compact = request.url.path.endswith("/compact")
         return answer(fake, account, reply, body, compact=compact)
 
+    knobs = UsageKnobs()
+
     async def usage(request: Request) -> Response:
         _, account_id, problem = await _read(request, fake)
         refused = _check(fake, request, account_id, problem)
@@ -202,6 +227,16 @@ def build_app(fake: FakeUpstream) -> Starlette:
             await asyncio.sleep(reply.first_byte_delay)
         if reply is not None and reply.kind != "ok":
             return answer(fake, account, reply, None)
+        knobs.waiting += 1
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < knobs.delay:
+                await asyncio.sleep(min(0.05, knobs.delay))
+        finally:
+            knobs.waiting -= 1
+            knobs.answered += 1
+        if knobs.status:
+            return answer(fake, account, replies.server_error(knobs.status), None)
         payload = {"account_id": account_id, **wire.live_usage(account.usage, fake.clock())}
         return JSONResponse(payload)
 
@@ -216,7 +251,7 @@ def build_app(fake: FakeUpstream) -> Starlette:
         await _read(request, fake)
         return JSONResponse({"detail": "Not Found"}, status_code=404)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/backend-api/codex/responses", responses, methods=["POST"]),
             Route("/backend-api/codex/responses/compact", responses, methods=["POST"]),
@@ -225,6 +260,8 @@ def build_app(fake: FakeUpstream) -> Starlette:
             Route("/{path:path}", unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         ]
     )
+    app.state.usage_knobs = knobs
+    return app
 
 
 def _model(slug: str, priority: int) -> dict[str, Any]:
