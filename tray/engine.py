@@ -238,6 +238,10 @@ class Engine:
             await self.quota.stop()
         if self.pipeline is not None:
             await self.pipeline.drain()
+        if self.refresher is not None:
+            # A token endpoint that has answered has spent the old refresh token: store its answer
+            # before the client that carries the calls goes away.
+            await self.refresher.drain()
         if self.http is not None:
             await self.http.aclose()
 
