@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,8 @@ import pytest
 from tests.fakes.auth_server import FakeAuth
 from tests.fakes.dblock import write_lock
 from tests.fakes.runner import ServerThread, serving
+from tests.fakes.upstream import make_chatgpt
+from tests.proxykit import DEFAULT_CONFIG, add_account, write_config
 from tests.refreshkit import (
     add,
     live,
@@ -27,8 +31,10 @@ from tests.refreshkit import (
     until,
 )
 from tray.authfiles import PrimarySync, codex_auth_path
+from tray.engine import Engine
 from tray.errors import PermanentRefreshError, TransientRefreshError
 from tray.models import Account, AccountState, Event
+from tray.paths import resolve_paths
 from tray.refresh import Refresher
 from tray.store import Store
 
@@ -239,3 +245,36 @@ def test_a_refusal_after_losing_the_lease_does_not_mark_the_account_needs_login(
     with pytest.raises(TransientRefreshError):
         refreshing(store, server.url, lambda r: r.ensure_fresh(account), events=events)
     assert stored(store, account).state is AccountState.ENABLED and events == []
+
+
+# ---- the proactive timer ---------------------------------------------------------------------------
+
+
+def test_the_refresh_timer_survives_an_unexpected_error(
+    pool_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    chatgpt = make_chatgpt()
+    auth = chatgpt.auth
+    assert isinstance(auth, FakeAuth)
+    with serving(chatgpt.app) as fake_server:
+        write_config(pool_home, {**DEFAULT_CONFIG, "upstream-url": f"{fake_server.url}/backend-api",
+                                 "auth-url": fake_server.url})
+        engine = Engine(resolve_paths(), port=0, import_primary=False, refresh_interval=0.2)
+        account = add_account(engine.store, auth, chatgpt.upstream, "a")
+        # Another program leaves a value the store cannot read: reading the accounts fails with an
+        # error that is no PoolError.
+        with sqlite3.connect(engine.store.path) as conn:
+            conn.execute("UPDATE accounts SET expires_at = 'soon'")
+        conn.close()
+        caplog.set_level(logging.WARNING, logger="tray")
+        engine.start()
+        try:
+            logged = lambda: any("Proactive token refresh" in r.getMessage() for r in caplog.records)  # noqa: E731
+            asyncio.run(until(logged, "the timer's failure to be logged"))
+            with sqlite3.connect(engine.store.path) as conn:
+                conn.execute("UPDATE accounts SET expires_at = ?", (time.time() - 10,))
+            conn.close()
+            asyncio.run(until(lambda: live(auth, stored(engine.store, account))
+                              and auth.refresh_grants == 1, "the next pass to refresh the account"))
+        finally:
+            engine.stop()
