@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.auth_server import FakeAuth
-from tests.fakes.dblock import write_lock
+from tests.fakes.dblock import LockHolder
 from tests.fakes.runner import ServerThread, serving
 from tests.fakes.upstream import make_chatgpt
 from tests.proxykit import DEFAULT_CONFIG, add_account, write_config
@@ -69,29 +69,30 @@ def test_tokens_answered_while_another_process_holds_the_write_lock_are_used_the
     path.write_text(json.dumps({"auth_mode": "chatgpt", "tokens": {
         "access_token": account.tokens.access_token, "refresh_token": account.tokens.refresh_token,
         "id_token": account.tokens.id_token}}))
-    fake.token_delay = 0.5
+    holder = LockHolder(store.path, 2.0)  # held well past the busy timeout
+    # The other process takes the lock as the token request arrives: the answer meets a locked file.
+    fake.before_refresh = lambda: holder.take() and None
 
-    async def scenario(refresher: Refresher) -> tuple[Account, Account]:
-        first = asyncio.ensure_future(refresher.ensure_fresh(account))
-        await until(lambda: fake.in_flight >= 1, "the token request to arrive")
-        holder = write_lock(store.path, 2.0)
-        lock = await asyncio.to_thread(holder.__enter__)  # held well past the busy timeout
-        got = await first
+    async def scenario(refresher: Refresher) -> tuple[Account, Account, bool]:
+        got = await refresher.ensure_fresh(account)  # the request that makes it refresh
         again = await refresher.ensure_fresh(account)  # another request meanwhile
-        still_locked = not lock.released
-        await asyncio.to_thread(holder.__exit__, None, None, None)
+        not_yet = not holder.released and not renewed(stored(store, account), account)
+        await asyncio.to_thread(holder.close)
         await until(lambda: same(stored(store, account).tokens, got.tokens), "the tokens to be stored")
-        assert still_locked
-        return got, again
+        return got, again, not_yet
 
     try:
-        got, again = refreshing(store, server.url, scenario, sync=PrimarySync(store, time.time))
+        got, again, served_before_stored = refreshing(store, server.url, scenario,
+                                                      sync=PrimarySync(store, time.time))
+        assert served_before_stored  # both were answered while the file was locked, from memory
         assert renewed(got, account) and same(again.tokens, got.tokens)
         row = stored(store, account)
         assert row.state is AccountState.ENABLED and live(fake, row)
-        assert json.loads(path.read_text())["tokens"]["refresh_token"] == got.tokens.refresh_token
+        written = json.loads(path.read_text())["tokens"]["refresh_token"] == got.tokens.refresh_token
+        assert written  # the primary's Codex auth file got the new set after it was stored
         assert (fake.refresh_grants, fake.reuse_attempts) == (1, 0)
     finally:
+        holder.close()
         store.close()
 
 

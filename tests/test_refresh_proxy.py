@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.fakes.dblock import HeldLock, write_lock
+from tests.fakes.dblock import LockHolder
 from tests.proxykit import CODEX_HEADERS, Pool, codex_body, running_pool
 from tray.models import Account, AccountState, TokenSet
 from tray.store import Store
@@ -46,18 +46,16 @@ def live(pool: Pool, fake_id: str) -> bool:
 def test_a_rotation_answered_while_another_process_holds_the_write_lock_is_used_and_stored() -> None:
     with running_pool(["a"]) as pool:
         old = expire(pool, "a")
-        holder = write_lock(pool.engine.store.path, 8.0)  # past the 5 s busy timeout
-        locks: list[HeldLock] = []
+        holder = LockHolder(pool.engine.store.path, 8.0)  # past the 5 s busy timeout
         # The lock is taken the moment the token request arrives, so the answer meets a locked file.
-        pool.auth.before_refresh = lambda: locks.append(holder.__enter__()) and None
+        pool.auth.before_refresh = lambda: holder.take() and None
         try:
             answers = [pool.post()]  # this request makes the proxy refresh
-            while not locks[0].released:
+            while not holder.released:
                 answers.append(pool.post())
             during = [a.status_code for a in answers]
         finally:
-            if locks:
-                holder.__exit__(None, None, None)
+            holder.close()
         wait_for(lambda: renewed(pool, old), "the new tokens to be stored")
         after = [pool.post().status_code for _ in range(3)]
         assert during == [200] * len(during) and len(during) >= 3, during
