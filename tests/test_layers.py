@@ -64,6 +64,8 @@ LAYERS: dict[str, float] = {
     "logs": L2,  # log file + stderr handlers, secret redaction
     # L2.5: services over adapters
     "refresh": L2_5,
+    "lease": L2_5,  # the refresh lease: take, heartbeat, confirm, release
+    "tokencommit": L2_5,  # storing an answered token set until it is stored
     "login": L2_5,
     "quotaservice": L2_5,
     "quotacache": L2_5,  # usage views and live signals; the base of quotaservice

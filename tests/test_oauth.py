@@ -117,6 +117,42 @@ def test_unreachable_and_slow_servers_are_transient(fake: FakeAuth, server: Serv
         run(server.url, lambda c: c.refresh(fake.token_set().refresh_token), timeout=0.3)
 
 
+def test_the_fake_redeems_on_arrival_so_a_client_that_gave_up_has_spent_its_token(
+    fake: FakeAuth, server: ServerThread
+) -> None:
+    # Like the real server: the rotation happens when the request arrives; a slow answer the client
+    # stopped waiting for is still a rotation, and presenting the old token again is a reuse.
+    old = fake.token_set()
+    fake.token_delay = 2.0
+    with pytest.raises(TransientRefreshError, match="timed out"):
+        run(server.url, lambda c: c.refresh(old.refresh_token), timeout=0.3)
+    deadline = time.monotonic() + 10
+    while fake.in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (fake.refresh_grants, fake.abandoned, fake.lost_rotations) == (1, 1, 1)
+    fake.token_delay = 0.0
+    with pytest.raises(PermanentRefreshError, match="refresh_token_reused"):
+        run(server.url, lambda c: c.refresh(old.refresh_token))
+    assert fake.reuse_attempts == 1
+    assert not any(user.account_id == fake.user.account_id for user in fake.live.values())  # family revoked
+
+
+def test_the_fakes_two_kinds_of_transient_fault(fake: FakeAuth, server: ServerThread) -> None:
+    refused, failed = fake.token_set(), fake.token_set()
+    fake.refresh_failures.append((503, {"error": "overloaded"}))  # refused before redemption
+    with pytest.raises(TransientRefreshError):
+        run(server.url, lambda c: c.refresh(refused.refresh_token))
+    assert refused.refresh_token in fake.live  # still good: it was never redeemed
+    assert run(server.url, lambda c: c.refresh(refused.refresh_token)).access_token
+    fake.failures_after_redemption.append((502, {"error": "bad_gateway"}))  # rotated, then failed
+    with pytest.raises(TransientRefreshError):
+        run(server.url, lambda c: c.refresh(failed.refresh_token))
+    assert failed.refresh_token in fake.consumed
+    with pytest.raises(PermanentRefreshError, match="refresh_token_reused"):
+        run(server.url, lambda c: c.refresh(failed.refresh_token))
+    assert (fake.refresh_grants, fake.failed_after_redemption, fake.lost_rotations) == (2, 1, 1)
+
+
 def test_device_flow_pending_then_approved(fake: FakeAuth, server: ServerThread) -> None:
     async def flow(client: OAuthClient) -> tuple[DeviceCode, Any, Any]:
         device = await client.device_start()

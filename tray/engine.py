@@ -216,15 +216,23 @@ class Engine:
 
     async def _refresh_tokens(self) -> None:
         """The proactive refresh timer: tokens are renewed a few minutes before they expire, even
-        for accounts no request has used lately (one pass at start, then every interval)."""
+        for accounts no request has used lately (one pass at start, then every interval). A pass
+        that fails for any reason is logged and the timer goes on, waiting longer after each
+        failure in a row (up to four intervals)."""
         assert self.refresher is not None
+        failures = 0
         while True:
             try:
                 accounts = await asyncio.to_thread(self.store.accounts, False)
                 await self.refresher.refresh_due_accounts(accounts)
+                failures = 0
             except PoolError as exc:
+                failures += 1
                 log.warning("Proactive token refresh: %s", exc)
-            await asyncio.sleep(self._refresh_interval)
+            except Exception:
+                failures += 1
+                log.exception("Proactive token refresh failed; trying again later")
+            await asyncio.sleep(self._refresh_interval * (min(2**failures, 4) if failures else 1))
 
     async def _on_stop(self) -> None:
         for task in (self._watch, self._refresh_timer):
@@ -238,6 +246,10 @@ class Engine:
             await self.quota.stop()
         if self.pipeline is not None:
             await self.pipeline.drain()
+        if self.refresher is not None:
+            # A token endpoint that has answered has spent the old refresh token: store its answer
+            # before the client that carries the calls goes away.
+            await self.refresher.drain()
         if self.http is not None:
             await self.http.aclose()
 

@@ -103,15 +103,16 @@ class OAuthClient:
         self._clock = clock
         self.timeout = timeout
 
-    async def _post(self, path: str, what: str, error: type[AuthError], **kwargs: Any) -> httpx.Response:
+    async def _post(
+        self, path: str, what: str, error: type[AuthError], timeout: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        limit = self.timeout if timeout is None else timeout
         try:
-            async with asyncio.timeout(self.timeout):
-                return await self._http.post(
-                    self.auth_url + path, headers=headers, timeout=self.timeout, **kwargs
-                )
+            async with asyncio.timeout(limit):
+                return await self._http.post(self.auth_url + path, headers=headers, timeout=limit, **kwargs)
         except TimeoutError as exc:
-            raise error(f"{what} timed out after {self.timeout:g} s") from exc
+            raise error(f"{what} timed out after {limit:g} s") from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise error(f"{what} failed: {type(exc).__name__} reaching {self.auth_url}") from exc
 
@@ -158,13 +159,16 @@ class OAuthClient:
             raise LoginError("Token exchange failed: the response had no usable tokens")
         return tokens
 
-    async def refresh(self, refresh_token: str) -> TokenSet:
-        """Redeem ``refresh_token`` (single use) for a new token set.
+    async def refresh(self, refresh_token: str, *, timeout: float | None = None) -> TokenSet:
+        """Redeem ``refresh_token`` (single use) for a new token set, giving up after ``timeout``
+        seconds (default: the client's). The server may have redeemed the token even when the answer
+        never arrives, so callers give a refresh a long bound (see :mod:`tray.refresh`).
 
         When the response carries no new refresh token the old one is kept.
         """
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": CLIENT_ID}
-        response = await self._post("/oauth/token", "Token refresh", TransientRefreshError, data=form)
+        what = "Token refresh"
+        response = await self._post("/oauth/token", what, TransientRefreshError, timeout, data=form)
         body = _json(response)
         status = response.status_code
         if response.is_success:

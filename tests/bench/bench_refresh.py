@@ -49,6 +49,7 @@ async def single_process(store: Store, url: str, fake: FakeAuth, rounds: int) ->
         refresher = Refresher(store, OAuthClient(http, url, time.time), None, time.time, None)
         fresh_id = add_expired(store, fake)
         account = await refresher.ensure_fresh(store.get(fresh_id))  # type: ignore[arg-type]
+        await refresher.drain()
         start = time.perf_counter()
         for _ in range(10_000):
             await refresher.ensure_fresh(account)
@@ -57,6 +58,7 @@ async def single_process(store: Store, url: str, fake: FakeAuth, rounds: int) ->
         for _ in range(rounds * 4):
             start = time.perf_counter()
             account = await refresher.ensure_fresh(account, force=True)
+            await refresher.drain()  # the answer is handed out before it is stored: count the commit
             samples.append(time.perf_counter() - start)
     return not_due, statistics.median(samples)
 

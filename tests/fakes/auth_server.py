@@ -1,15 +1,25 @@
 """A fake auth.openai.com for tests: authorize, token (code + refresh grants), device authorization.
 
 Refresh tokens rotate and are single use, like the real ones: presenting a consumed token answers
-400 ``{"error": "refresh_token_reused"}`` and is counted in ``reuse_attempts``. Knobs and counters are
-plain attributes so any test (login, refresh, proxy, reliability) can drive and inspect it::
+400 ``{"error": "refresh_token_reused"}``, is counted in ``reuse_attempts`` and revokes the token's
+whole family (the live successor too), as an OAuth server that detects reuse may do.
+
+It is no kinder than the real server about time: a grant is **redeemed when the request arrives**,
+before the endpoint decides how long to take or whether to fail. A client that hangs up while the
+answer is delayed (``token_delay``) has still spent its refresh token. Transient faults come in
+two kinds: *refused before redemption* (``refresh_failures``, ``fail_all_refreshes``,
+``token_faults(rate_transient=...)``: the token stays live) and *failed after redemption*
+(``failures_after_redemption``, ``token_faults(rate_after_redemption=...)``: the token rotated, the
+client gets a 5xx and never sees the new tokens). Knobs and counters are plain attributes so any
+test (login, refresh, proxy, reliability) can drive and inspect it::
 
     fake = FakeAuth()
     with serving(fake.app) as server:      # tests.fakes.runner
         tokens = fake.issue()              # a live token set for fake.user
-        fake.token_delay = 5.0             # slow token endpoint
-        fake.refresh_failures.append((503, {"error": "overloaded"}))   # next refresh answers 503
-        fake.token_faults(rate_transient=0.1, seed=1)  # reliability mode: random 5xx/429 answers
+        fake.token_delay = 5.0             # slow answers (the grant is redeemed at once)
+        fake.refresh_failures.append((503, {"error": "overloaded"}))   # next refresh refused: 503
+        fake.failures_after_redemption.append((502, {"error": "bad gateway"}))  # rotated, then 502
+        fake.token_faults(rate_transient=0.1, seed=1)  # reliability mode: random 5xx/429 refusals
         fake.revoke_account("acc-1")       # every later refresh for that account: invalid_grant
 """
 
@@ -71,12 +81,16 @@ class FakeAuth:
         self.expires_in = expires_in
         self.user = FakeUser()  # who "signs in" at /oauth/authorize and approves device codes
         # knobs
-        self.token_delay = 0.0  # seconds the token endpoint waits before answering
-        self.refresh_failures: list[tuple[int, Any]] = []  # popped per refresh grant: (status, json body)
+        self.token_delay = 0.0  # seconds the token endpoint takes to answer (after redeeming)
+        # Refusals before redemption, popped per refresh grant: (status, json body); the token stays live.
+        self.refresh_failures: list[tuple[int, Any]] = []
         self.fail_all_refreshes: tuple[int, Any] | None = None
+        # Failures after redemption, popped per successful rotation: the client gets this instead.
+        self.failures_after_redemption: list[tuple[int, Any]] = []
         self.before_refresh: Callable[[], None] | None = None  # runs as each refresh grant arrives
         self.omit_refresh_token = False  # answer refresh grants without a new refresh token
-        self.transient_rate = 0.0  # share of refresh grants answered with a random 5xx/429 (token_faults)
+        self.transient_rate = 0.0  # share of refresh grants refused with a random 5xx/429 (token_faults)
+        self.after_redemption_rate = 0.0  # share of rotations answered with a random 5xx (token_faults)
         self.revoked_accounts: set[str] = set()  # account ids whose refresh grants fail permanently
         self._fault_rng = random.Random(0)
         self.authorize_error: str | None = None  # redirect back with ?error=... instead of a code
@@ -88,13 +102,16 @@ class FakeAuth:
         self.reuse_attempts = 0  # consumed refresh tokens presented again
         self.refresh_attempts = 0  # every refresh grant request received
         self.in_flight = 0  # token requests currently being answered
-        self.abandoned = 0  # token requests whose client went away during token_delay
+        self.abandoned = 0  # token requests whose client went away during token_delay (already redeemed)
+        self.lost_rotations = 0  # rotations whose new tokens never reached the client (5xx or hang-up)
         self.device_polls = 0
-        self.transient_failures = 0  # refresh grants answered with a transient fault (token_faults)
+        self.transient_failures = 0  # refresh grants refused with a transient fault (token_faults)
+        self.failed_after_redemption = 0  # rotations answered with a 5xx instead of the tokens
         self.permanent_failures = 0  # refresh grants refused because the account was revoked
         # state
         self.live: dict[str, FakeUser] = {}
         self.consumed: set[str] = set()
+        self.family: dict[str, int] = {}  # refresh token -> the login it descends from
         self.codes: dict[str, _Code] = {}
         self.devices: dict[str, _Device] = {}
         self._serial = itertools.count(1)
@@ -120,6 +137,7 @@ class FakeAuth:
         id_token = make_jwt({**claims, "aud": CLIENT_ID, "jti": f"i{serial}"})
         refresh = f"rt_{serial}_{secrets.token_urlsafe(16)}"
         self.live[refresh] = user
+        self.family[refresh] = serial  # a new login; a rotation overwrites this with its parent's
         return {
             "access_token": access,
             "refresh_token": refresh,
@@ -157,12 +175,18 @@ class FakeAuth:
         tokens, current and future, are answered ``invalid_grant``."""
         self.revoked_accounts.add(account_id)
 
-    def token_faults(self, *, rate_transient: float = 0.0, seed: int = 0) -> None:
-        """Answer this share of refresh grants with a transient failure (503, 500 or 429, chosen by a
-        seeded generator) before looking at the token, so the token stays live."""
-        if not 0.0 <= rate_transient <= 1.0:
-            raise ValueError("rate_transient must be between 0 and 1")
+    def token_faults(
+        self, *, rate_transient: float = 0.0, rate_after_redemption: float = 0.0, seed: int = 0
+    ) -> None:
+        """Refuse ``rate_transient`` of refresh grants with a transient failure (503, 500 or 429,
+        chosen by a seeded generator) before looking at the token, so the token stays live; answer
+        ``rate_after_redemption`` of successful rotations with a 500/502/503 after rotating, so the
+        client never sees its new tokens."""
+        for rate in (rate_transient, rate_after_redemption):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError("fault rates must be between 0 and 1")
         self.transient_rate = rate_transient
+        self.after_redemption_rate = rate_after_redemption
         self._fault_rng = random.Random(seed)
 
     # --- routes ------------------------------------------------------------------------------
@@ -198,23 +222,44 @@ class FakeAuth:
         form = {key: values[0] for key, values in parse_qs(raw).items()}
         self.in_flight += 1
         try:
+            # Decided (and a grant redeemed) as the request arrives, like a real server; only the
+            # answer waits.
+            answer, rotated = self._answer(form)
             if self.token_delay > 0:
                 deadline = time.monotonic() + self.token_delay
                 while time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
                     if await request.is_disconnected():
                         self.abandoned += 1
+                        self.lost_rotations += rotated
                         return Response(status_code=499)
-            if form.get("client_id") != CLIENT_ID:
-                return JSONResponse({"error": "invalid_client"}, status_code=401)
-            grant = form.get("grant_type")
-            if grant == "authorization_code":
-                return self._code_grant(str(form.get("code", "")), form)
-            if grant == "refresh_token":
-                return self._refresh_grant(str(form.get("refresh_token", "")))
-            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+            return answer
         finally:
             self.in_flight -= 1
+
+    def _answer(self, form: dict[str, str]) -> tuple[Response, bool]:
+        """The answer to one token request and whether it rotated a refresh token."""
+        if form.get("client_id") != CLIENT_ID:
+            return JSONResponse({"error": "invalid_client"}, status_code=401), False
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            return self._code_grant(str(form.get("code", "")), form), False
+        if grant != "refresh_token":
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400), False
+        answer = self._refresh_grant(str(form.get("refresh_token", "")))
+        if answer.status_code != 200:
+            return answer, False
+        failure = self.failures_after_redemption.pop(0) if self.failures_after_redemption else None
+        if failure is None and self.after_redemption_rate > 0 and (
+            self._fault_rng.random() < self.after_redemption_rate
+        ):
+            failure = (self._fault_rng.choice((500, 502, 503)), {"error": "server_error"})
+        if failure is not None:
+            self.failed_after_redemption += 1
+            self.lost_rotations += 1
+            status, body = failure
+            return JSONResponse(body, status_code=status), False
+        return answer, True
 
     def _code_grant(self, code: str, form: Any) -> Response:
         entry = self.codes.pop(code, None)
@@ -242,6 +287,9 @@ class FakeAuth:
                                 status_code=status)
         if token in self.consumed:
             self.reuse_attempts += 1
+            family = self.family.get(token)
+            for live in [t for t in self.live if self.family.get(t) == family]:
+                del self.live[live]  # reuse detected: the whole login is revoked
             return JSONResponse({"error": "refresh_token_reused"}, status_code=400)
         user = self.live.get(token)
         if user is None:
@@ -255,6 +303,7 @@ class FakeAuth:
         if self.omit_refresh_token:
             self.live.pop(body.pop("refresh_token"))
         else:
+            self.family[body["refresh_token"]] = self.family.get(token, 0)
             del self.live[token]
             self.consumed.add(token)
         return JSONResponse(body)

@@ -3,6 +3,9 @@
 
 It starts ``CALLERS`` concurrent ``ensure_fresh`` calls (after ``GO_FILE`` appears, so two workers
 start together) and prints one JSON line: the access tokens' fingerprints, or the error per caller.
+Its callers wait for the refresh as long as it takes (they stand for one process's many users of
+one account, not for requests that could fail over). Environment: ``WORKER_TOKEN_TIMEOUT`` (the
+token call's bound, s), ``WORKER_LEASE_TTL`` (s).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import httpx
 
 from tray.errors import PoolError
 from tray.oauth import OAuthClient
-from tray.refresh import Refresher
+from tray.refresh import LEASE_TTL, Refresher
 from tray.store import Store
 
 
@@ -30,7 +33,7 @@ def fingerprint(token: str) -> str:
 async def main(db: str, auth_url: str, account_id: int, callers: int, go: str | None) -> None:
     store = Store.open(db, time.time)
     timeout = float(os.environ.get("WORKER_TOKEN_TIMEOUT", "10"))
-    lease = float(os.environ.get("WORKER_LEASE_TTL", "0")) or None
+    lease = float(os.environ.get("WORKER_LEASE_TTL", "0")) or LEASE_TTL
     async with httpx.AsyncClient() as http:
         refresher = Refresher(
             store,
@@ -40,6 +43,8 @@ async def main(db: str, auth_url: str, account_id: int, callers: int, go: str | 
             None,
             lease_ttl=lease,
             poll_interval=0.05,
+            call_timeout=timeout,
+            request_wait=timeout + 2 * lease,
         )
         account = store.get(account_id)
         assert account is not None
@@ -55,6 +60,7 @@ async def main(db: str, auth_url: str, account_id: int, callers: int, go: str | 
             return fingerprint(fresh.tokens.access_token)
 
         results = await asyncio.gather(*(one() for _ in range(callers)))
+        await refresher.drain()
     print(json.dumps(results), flush=True)
 
 
