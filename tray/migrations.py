@@ -92,6 +92,30 @@ MIGRATIONS: tuple[str, ...] = (
         route        TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 2: the usage history (samples of each account's windows) and each window's latest sample.
+    """
+    CREATE TABLE usage_samples (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id     INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        window_seconds REAL NOT NULL,
+        used_percent   REAL NOT NULL,
+        reset_at       REAL,
+        source         TEXT NOT NULL,
+        at             REAL NOT NULL
+    );
+    CREATE INDEX usage_samples_at_idx ON usage_samples (at);
+    CREATE INDEX usage_samples_window_idx ON usage_samples (account_id, window_seconds, at);
+
+    CREATE TABLE usage_latest (
+        account_id     INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        window_seconds REAL NOT NULL,
+        used_percent   REAL NOT NULL,
+        reset_at       REAL,
+        source         TEXT NOT NULL,
+        at             REAL NOT NULL,
+        PRIMARY KEY (account_id, window_seconds)
+    );
+    """,
 )
 
 LATEST = len(MIGRATIONS)

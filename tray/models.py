@@ -104,6 +104,18 @@ class QuotaEntry:
 
 
 @dataclass(frozen=True)
+class UsageSample:
+    """One observation of one account's rate-limit window, as the usage history keeps it."""
+
+    account_id: int
+    window_seconds: float  # the window's length: what names it (5h, weekly), never its slot
+    used_percent: float
+    reset_at: float | None  # epoch seconds, when known
+    source: str  # "usage" (a usage fetch), "headers", "event" (codex.rate_limits) or "429"
+    at: float  # epoch seconds when it was observed
+
+
+@dataclass(frozen=True)
 class Cooldown:
     account_id: int
     until: float

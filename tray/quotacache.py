@@ -1,5 +1,6 @@
 """The quota cache as the proxy sees it: usage views of the shared entries, live signals merged
-into them, and what an updated entry tells (the account's plan, a :class:`QuotaLow` notice).
+into them, and what an updated entry tells (the account's plan, a :class:`QuotaLow` notice). Each
+signal and fetch is also kept in the usage history (:mod:`tray.history`).
 
 :class:`QuotaCache` is the base of :class:`tray.quotaservice.QuotaService`, which adds fetching and
 polling. Writes (``observe*``) block on the pool file: callers run them in worker threads or the
@@ -14,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tray import quota, signals
+from tray import history, quota, signals
 from tray.errors import PoolError
 from tray.models import Account, Clock, EventSink, QuotaLow, Usage
 from tray.quota import UsageView
@@ -47,9 +48,10 @@ class QuotaCache:
 
     # ---- live signals ------------------------------------------------------------------------
 
-    def observe(self, account: Account, payload: Mapping[str, Any] | None) -> None:
+    def observe(self, account: Account, payload: Mapping[str, Any] | None, source: str = "signal") -> None:
         """Merge a usage-shaped payload from a live signal into the cached entry (read, merge and
-        write in one transaction, so a merge by another process at the same time is kept too)."""
+        write in one transaction, so a merge by another process at the same time is kept too);
+        ``source`` names the signal in the usage history."""
         if not payload:
             return
         now = self.clock()
@@ -64,25 +66,34 @@ class QuotaCache:
             return json.dumps(merged, separators=(",", ":"))
 
         self.store.merge_usage(account.id, merge, now)
+        self._record(account, payload, now, source)
         self._after_update(account, merged)
 
     def observe_headers(self, account: Account, headers: Mapping[str, str]) -> None:
         """A served response's ``x-codex-*`` headers."""
-        self.observe(account, signals.payload_from_headers(headers, self.clock()))
+        self.observe(account, signals.payload_from_headers(headers, self.clock()), "headers")
 
     def observe_event(self, account: Account, data: Mapping[str, Any]) -> None:
         """A ``codex.rate_limits`` stream event."""
-        self.observe(account, signals.payload_from_event(data, self.clock()))
+        self.observe(account, signals.payload_from_event(data, self.clock()), "event")
 
     def observe_429(self, account: Account, headers: Mapping[str, str], body: bytes) -> None:
         """A 429's headers and body (a usage limit marks the limit reached until its reset)."""
-        self.observe(account, signals.payload_from_429(headers, body, self.clock()))
+        self.observe(account, signals.payload_from_429(headers, body, self.clock()), "429")
 
     # ---- what an entry tells -----------------------------------------------------------------
 
     def _store_fetched(self, account: Account, raw: str, payload: Mapping[str, Any], at: float) -> None:
         self.store.put_usage(account.id, raw, at)
+        self._record(account, payload, at, "usage")
         self._after_update(account, payload)
+
+    def _record(self, account: Account, payload: Mapping[str, Any], at: float, source: str) -> None:
+        # The history is a by-product: a failed sample must not undo the quota it came with.
+        try:
+            self.store.record_samples(history.samples_from_payload(account.id, payload, at, source))
+        except PoolError as exc:
+            log.info("usage sample for %s not kept: %s", account.name, exc)
 
     def _after_update(self, account: Account, payload: Mapping[str, Any]) -> None:
         usage = quota.parse_usage(payload)

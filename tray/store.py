@@ -2,7 +2,8 @@
 
 One SQLite file (WAL, ``busy_timeout`` 5 s, ``synchronous=NORMAL``, foreign keys) per user. The
 accounts live here; :mod:`tray.sharedstate` adds cooldowns, the quota cache, lease locks, dormant
-touches and decisions; :mod:`tray.database` owns the connection and transactions.
+touches and decisions, :mod:`tray.history` the usage samples; :mod:`tray.database` owns the
+connection and transactions.
 
 Threads: one :class:`Store` holds one connection (``check_same_thread=False``) behind a re-entrant
 lock, so the proxy loop, its worker threads and the GUI thread can share an instance. Processes
@@ -20,6 +21,7 @@ from typing import Any
 
 from tray.database import Row
 from tray.errors import AccountError, AccountNotFoundError
+from tray.history import History
 from tray.models import Account, AccountState, Identity, TokenSet
 from tray.sharedstate import DECISIONS_KEPT, SharedState
 
@@ -31,7 +33,7 @@ _ACCOUNT_COLUMNS = (
 )
 
 
-class Store(SharedState):
+class Store(SharedState, History):
     """The pool database. Create with :meth:`Store.open` (path, clock); accounts are addressed by
     ``Account.id``. All methods are thread-safe and each is one short transaction."""
 
