@@ -43,6 +43,8 @@ LAYERS: dict[str, float] = {
     "access": L1,  # local key / Host / Origin checks
     "shaping": L1,  # request/response shaping for the upstream
     "backoff": L1,  # exponential backoff per key (usage retries)
+    "poolview": L1,  # the pool's levels and used % from the usage history
+    "forecast": L1,  # pace and runout of the pool
     # L2: adapters (files, SQLite, HTTP, OS)
     "paths": L2,
     "config": L2,
@@ -50,6 +52,7 @@ LAYERS: dict[str, float] = {
     "database": L2,  # the store's connection and transactions
     "sharedstate": L2,  # the store's cooldowns, quota cache, leases, dormant touches, decisions
     "migrations": L2,
+    "history": L2,  # the store's usage samples
     "oauth": L2,
     "usage": L2,
     "transport": L2,
@@ -69,6 +72,7 @@ LAYERS: dict[str, float] = {
     "login": L2_5,
     "quotaservice": L2_5,
     "quotacache": L2_5,  # usage views and live signals; the base of quotaservice
+    "outlook": L2_5,  # history and forecasts read from the store, shaped for the surfaces
     # L3: the running service
     "proxy": L3,
     "api": L3,
@@ -76,6 +80,7 @@ LAYERS: dict[str, float] = {
     "apilogin": L3,
     "apisetup": L3,
     "apiviews": L3,
+    "apiusage": L3,  # the Usage page's data and the quota fetch state
     "server": L3,
     "engine": L3,
     "pipeline": L3,
@@ -97,7 +102,7 @@ LAYERS: dict[str, float] = {
 
 GUI_LIBRARIES = ("pystray", "webview", "PIL", "gi")
 GUI_MODULES = {"icon", "trayicon", "window", "app", "commands.app"}
-STORE_MODULES = {"store", "database", "sharedstate", "migrations"}
+STORE_MODULES = {"store", "database", "sharedstate", "migrations", "history"}
 
 
 def module_name(path: Path) -> str:

@@ -11,17 +11,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tray.models import Account, AccountState, Cooldown, Decision, QuotaEntry, Window
-from tray.quota import anchor, by_length, parse_usage, window_name
+from tray.quota import anchor, by_length, parse_usage
+from tray.quota import window_label as window_label  # the window's name lives with the quota parsing
 
 SHORT_WINDOW_MAX_S = 24 * 3600  # windows up to a day long are the "5h"-style ones; longer are weekly
 LOW_QUOTA_PERCENT = 90.0  # used % from which an account counts as running low
-
-
-def window_label(seconds: float | None) -> str:
-    """Name a rate-limit window by its length (never by upstream's slot name): ``5h``, ``weekly``."""
-    if seconds is not None and 6 * 86400 <= seconds <= 8 * 86400:
-        return "weekly"
-    return window_name(seconds)
 
 
 def _window_view(window: Window, now: float) -> dict[str, Any]:

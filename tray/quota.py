@@ -126,6 +126,14 @@ def window_name(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
+def window_label(seconds: float | None) -> str:
+    """What the user calls a window: ``weekly`` for a week-long one (6 to 8 days), else its length
+    (``5h``)."""
+    if seconds is not None and 6 * 86400 <= seconds <= 8 * 86400:
+        return "weekly"
+    return window_name(seconds)
+
+
 def is_complete(window: Window) -> bool:
     return (
         window.used_percent is not None
