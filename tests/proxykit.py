@@ -23,9 +23,9 @@ import tomli_w
 
 from tests.fakes.auth_server import FakeAuth, FakeUser
 from tests.fakes.runner import ServerThread, serving
-from tests.fakes.upstream import FakeChatGPT, FakeUpstream, make_chatgpt, replies
+from tests.fakes.upstream import FakeChatGPT, FakeUpstream, make_chatgpt, make_upstream, replies
 from tray.engine import Engine
-from tray.models import Account, Event, Identity
+from tray.models import Account, Clock, Event, Identity
 from tray.paths import resolve_paths
 from tray.store import Store
 
@@ -137,8 +137,11 @@ def running_pool(
     usage: Mapping[str, Mapping[str, Any]] | None = None,
     plans: Mapping[str, str] | None = None,
     upstream_timeout: httpx.Timeout | None = None,
+    clock: Clock | None = None,
 ) -> Iterator[Pool]:
-    chatgpt = make_chatgpt()
+    """``clock`` (default ``time.time``) is the engine's and the fake backend's: a test that moves
+    it moves both."""
+    chatgpt = make_chatgpt(make_upstream(clock=clock) if clock is not None else None)
     auth = chatgpt.auth
     assert isinstance(auth, FakeAuth)
     with serving(chatgpt.app) as fake_server:
@@ -148,6 +151,8 @@ def running_pool(
         write_config(home, values)
         events: list[Event] = []
         extra: dict[str, Any] = {} if upstream_timeout is None else {"upstream_timeout": upstream_timeout}
+        if clock is not None:
+            extra["clock"] = clock
         engine = Engine(resolve_paths(), port=0, import_primary=False, events=events.append, **extra)
         accounts = {
             fid: add_account(engine.store, auth, chatgpt.upstream, fid, (usage or {}).get(fid),

@@ -4,8 +4,10 @@
 snapshots (:class:`tray.menu.Snapshot`, polled by the tray, so a state another process wrote to the
 shared store is noticed too). Either way it returns the :class:`Notice` texts to show now. An
 *episode* is a stretch of one condition: the same set of config problems, one account needing
-login, the pool being exhausted, one account running low. Each is announced once; when it ends, the
-next one is announced again. "Pool available again" is only said after an exhaustion episode.
+login, the pool being exhausted, one account running low, one window's forecast running out before
+its reset. Each is announced once; when it ends, the next one is announced again. "Pool available
+again" is only said after an exhaustion episode. A forecast episode ends only after the forecast
+has said "lasts" for :data:`FORECAST_CLEAR` seconds, so a pace that wavers is not announced twice.
 
 Pure: no I/O; times are parameters. Each kind can be switched off (:data:`KINDS`).
 """
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from tray.forecast import warning
 from tray.menu import LOW_PERCENT_LEFT, Snapshot, duration, health, percent_left, soonest_reset
 from tray.models import (
     AccountState,
@@ -32,7 +35,9 @@ NEEDS_LOGIN = "needs-login"
 POOL_EXHAUSTED = "pool-exhausted"
 POOL_AVAILABLE = "pool-available"
 QUOTA_LOW = "quota-low"
-KINDS: tuple[str, ...] = (CONFIG_INVALID, NEEDS_LOGIN, POOL_EXHAUSTED, POOL_AVAILABLE, QUOTA_LOW)
+FORECAST = "forecast"
+KINDS: tuple[str, ...] = (CONFIG_INVALID, NEEDS_LOGIN, POOL_EXHAUSTED, POOL_AVAILABLE, QUOTA_LOW, FORECAST)
+FORECAST_CLEAR = 900.0  # seconds the forecast must say "lasts" before its episode is over
 DEFAULT_SWITCHES: Mapping[str, bool] = {kind: kind != QUOTA_LOW for kind in KINDS}  # quota-low is opt-in
 
 
@@ -67,6 +72,7 @@ class Alerts:
         self._low: set[int] = set()
         self._exhausted = False
         self._seen_exhausted = False  # a snapshot showed the exhaustion (so a snapshot may end it)
+        self._early: dict[str, float] = {}  # window -> when its forecast last ran out early
 
     def set_switches(self, switches: Mapping[str, bool]) -> None:
         """Turn kinds on or off (unknown kinds are ignored; missing ones keep their value)."""
@@ -174,4 +180,19 @@ class Alerts:
         if state != "exhausted":  # while exhausted, "low" says nothing new
             for account_id, (name, left) in low.items():
                 notices += self._quota_low(account_id, name, left)
+            notices += self._forecasts(snapshot)
+        return notices
+
+    def _forecasts(self, snapshot: Snapshot) -> list[Notice]:
+        now, notices = snapshot.now, []
+        # Already out is the exhaustion's news; this one is about running out later.
+        early = {f.window: f for f in snapshot.forecasts if f.early and (f.runs_out_at or now) > now}
+        for window, fc in early.items():
+            if window not in self._early:
+                notices += self._say(FORECAST, "codex-pool: the pool may run out before it resets",
+                                     warning(fc, now, self._tz))
+            self._early[window] = now
+        for window, seen in list(self._early.items()):
+            if window not in early and now - seen >= FORECAST_CLEAR:
+                del self._early[window]
         return notices

@@ -31,7 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tray import autostart
+from tray import autostart, outlook
 from tray.alerts import KINDS, Alerts, Notice
 from tray.engine import Engine
 from tray.errors import PoolError
@@ -193,6 +193,7 @@ class TrayApp:
             for a in store.accounts()
         )
         decisions = store.decisions(1)
+        forecasts = tuple(outlook.forecasts(store, now).values())
         try:
             start_at_login: bool | None = autostart.enabled()
         except PoolError:
@@ -201,7 +202,7 @@ class TrayApp:
         return Snapshot(
             now=now, running=running, proxy_url=engine.url if running else None, accounts=views,
             autostart=start_at_login, last_decision=decisions[0] if decisions else None,
-            config_problems=tuple(engine.loaded.problems),
+            config_problems=tuple(engine.loaded.problems), forecasts=forecasts,
         )
 
     def _refresh(self) -> None:
@@ -225,6 +226,8 @@ class TrayApp:
         store = self.engine.store
         if action is Action.OPEN_WINDOW:
             self._open_window()
+        elif action is Action.OPEN_USAGE:
+            self._open_window("usage")
         elif action is Action.OPEN_CONFIG:
             open_path(self.paths.config_file)
         elif action is Action.TOGGLE_AUTOSTART:

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "login",
     "accounts",
     "status",
+    "usage",
     "setup",
     "autostart",
     "config",

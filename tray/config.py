@@ -37,6 +37,7 @@ class Notifications:
     pool_exhausted: bool = True
     pool_available: bool = True
     quota_low: bool = False
+    forecast: bool = True
 
     def enabled(self, kind: str) -> bool:
         """``kind`` as in the file (``needs-login``) or as an attribute (``needs_login``)."""
@@ -188,6 +189,8 @@ NOTIFICATION_SPEC: tuple[_Key, ...] = (
          "Every account is out of quota (with the soonest reset)."),
     _Key("notifications.pool-available", "pool_available", _boolean, "An account is usable again."),
     _Key("notifications.quota-low", "quota_low", _boolean, "An account's quota is under quota-low-percent."),
+    _Key("notifications.forecast", "forecast", _boolean,
+         "At the current pace the pool runs out before its next reset."),
 )
 KEYS: tuple[str, ...] = tuple(k.name for k in SPEC + NOTIFICATION_SPEC)
 """Every documented key; the notification switches are dotted (``notifications.needs-login``)."""

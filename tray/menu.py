@@ -1,5 +1,7 @@
 """What the tray menu shows, as plain data: :func:`build_menu` turns a :class:`Snapshot` of the pool
 into a :class:`MenuModel`; :func:`health` names the icon's state; :func:`tooltip` its hover text.
+The menu's top line is the pool's use of each window (:func:`pool_line`), with the forecast when the
+pool runs out before its next reset; that also makes the icon *degraded*.
 
 Pure: no GUI, no store, ``now`` comes in the snapshot. :mod:`tray.trayicon` renders the model with
 pystray and hands the chosen item's ``action`` and ``arg`` back to the app.
@@ -9,9 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import tzinfo
 from enum import StrEnum
 from typing import Literal
 
+from tray.forecast import Forecast, clock_text
 from tray.models import Account, AccountState, Cooldown, Decision, Usage, Window
 
 Health = Literal["healthy", "degraded", "exhausted", "stopped"]
@@ -30,6 +34,7 @@ class Action(StrEnum):
     ADD_BROWSER = "add.browser"
     ADD_DEVICE = "add.device"
     OPEN_WINDOW = "window.open"
+    OPEN_USAGE = "window.usage"
     TOGGLE_AUTOSTART = "autostart.toggle"
     OPEN_CONFIG = "config.open"
     QUIT = "quit"
@@ -54,6 +59,7 @@ class Snapshot:
     autostart: bool | None = None  # None: start at login is not available here
     last_decision: Decision | None = None
     config_problems: tuple[str, ...] = ()
+    forecasts: tuple[Forecast, ...] = ()  # the pool's windows, 5h first (see tray.outlook)
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,24 @@ def account_line(view: AccountView, now: float) -> str:
     return " · ".join(parts)
 
 
+def pool_line(snapshot: Snapshot, tz: tzinfo | None = None) -> str | None:
+    """``Pool: 5h 62% · weekly 40% · 5h runs out 15:40, before the 16:10 reset``; ``None`` while no
+    window's use is known."""
+    known = [f for f in snapshot.forecasts if f.used_percent is not None]
+    if not known:
+        return None
+    parts = [f"{f.window} {round(f.used_percent or 0.0)}%" for f in known]
+    early = [f for f in known if f.early and f.runs_out_at is not None]
+    if early:
+        first = min(early, key=lambda f: f.runs_out_at or 0.0)
+        now, out = snapshot.now, first.runs_out_at or snapshot.now
+        said = "out now" if out <= now else f"runs out {clock_text(out, now, tz)}"
+        if first.next_reset_at is not None:
+            said += f", before the {clock_text(first.next_reset_at, now, tz)} reset"
+        parts.append(f"{first.window} {said}" if len(known) > 1 else said)
+    return "Pool: " + " · ".join(parts)
+
+
 # --- the menu -----------------------------------------------------------------------------------
 
 
@@ -197,14 +221,16 @@ def _account_submenu(view: AccountView, index: int, count: int) -> tuple[MenuIte
     return tuple(items)
 
 
-def build_menu(snapshot: Snapshot) -> MenuModel:
-    """The whole tray menu, in the order product.md §6 lists it."""
+def build_menu(snapshot: Snapshot, tz: tzinfo | None = None) -> MenuModel:
+    """The whole tray menu, in the order product.md §6 lists it, under the pool's line."""
     now = snapshot.now
     if snapshot.running and snapshot.proxy_url:
         head = MenuItem(f"Proxy {snapshot.proxy_url} (click to copy)", Action.COPY_URL)
     else:
         head = MenuItem("Proxy stopped", enabled=False)
-    items: list[MenuItem] = [head, SEPARATOR]
+    pool = pool_line(snapshot, tz)
+    items = [] if pool is None else [MenuItem(pool, Action.OPEN_USAGE, enabled=snapshot.running)]
+    items += [head, SEPARATOR]
     views = sorted(snapshot.accounts, key=lambda v: v.account.priority)
     for index, view in enumerate(views):
         items.append(
@@ -244,6 +270,8 @@ def health(snapshot: Snapshot) -> Health:
         return "exhausted"
     if not snapshot.accounts or snapshot.config_problems or len(usable) < len(enabled):
         return "degraded"
+    if any(f.early for f in snapshot.forecasts):  # at this pace the pool runs out before a reset
+        return "degraded"
     if any(v.account.state is AccountState.NEEDS_LOGIN for v in snapshot.accounts):
         return "degraded"
     left = [percent_left(v.usage) for v in usable]
@@ -275,6 +303,9 @@ def tooltip(snapshot: Snapshot) -> str:
     lines = [f"codex-pool: {_HEALTH_WORDS[health(snapshot)]}"]
     if snapshot.running and snapshot.proxy_url:
         lines.append(snapshot.proxy_url)
+    pool = pool_line(snapshot)
+    if pool is not None:
+        lines.append(pool)
     last = snapshot.last_decision
     if last is not None:
         who = last.account_name or "no account"

@@ -1,8 +1,9 @@
 """``codex-pool status [--json]``: the proxy URL, the local key, pool health and each account's quota.
 
 Works whether or not a proxy is running: it reads the instance file the running proxy writes and
-the pool file. ``--json`` has at least ``proxy_url``, ``api_key``, ``ui_url``, ``running`` and
-``accounts`` (with their quota windows).
+the pool file. ``--json`` has at least ``proxy_url``, ``api_key``, ``ui_url``, ``running``,
+``accounts`` (with their quota windows) and ``forecast`` (per window: the pool's used %, its pace,
+when it runs out and the next reset; see :func:`tray.outlook.forecast_json`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from tray import outlook
 from tray.commands.accounts import account_row, render_table
 from tray.config import load_config
 from tray.paths import Paths, api_key, resolve_paths, ui_token
@@ -75,6 +77,7 @@ def collect(paths: Paths, now: float) -> dict[str, Any]:
         cooldowns, usages = store.cooldowns(now), store.usages()
         rows = [account_row(i, a, cooldowns.get(a.id), usages.get(a.id), now)
                 for i, a in enumerate(store.accounts(), start=1)]
+        forecasts = outlook.forecasts(store, now)
     url = instance["url"] if instance else f"http://{config.host}:{config.port}"
     token = ui_token(paths)
     return {
@@ -87,6 +90,8 @@ def collect(paths: Paths, now: float) -> dict[str, Any]:
         "openai_base_url": f"{url}/v1",
         "health": health(rows),
         "accounts": rows,
+        "forecast": outlook.forecast_json(forecasts),
+        "forecast_text": outlook.status_text(forecasts, now),
     }
 
 
@@ -94,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     paths = resolve_paths().ensure()
     now = time.time()
     data = collect(paths, now)
+    forecast_lines = data.pop("forecast_text")
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -104,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"Codex CLI:  base_url = {data['codex_base_url']}")
     print(f"OpenAI:     base_url = {data['openai_base_url']}")
     print(f"Pool:       {data['health']}")
+    for n, line in enumerate(forecast_lines):
+        print(f"{'Forecast:' if n == 0 else '':<12}{line}")
     if data["accounts"]:
         print()
         print(render_table(data["accounts"], now))
