@@ -29,6 +29,7 @@ from tray.access import AccessPolicy
 from tray.apiguard import BadRequest, Guard, account_id, error, field, json_body, mapped, ok, send_json
 from tray.apilogin import login_routes
 from tray.apisetup import setup_routes
+from tray.apiusage import usage_routes
 from tray.errors import AccountError, AccountNotFoundError
 from tray.models import AccountState
 from tray.paths import Paths
@@ -183,7 +184,7 @@ def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) 
         Route("/accounts/{account_id}/primary", mapped(accounts.primary), methods=["POST"]),
         Route("/activity", mapped(accounts.activity), methods=["GET"]),
     ]
-    extra = setup_routes(engine, clock) + login_routes(engine, clock)
+    extra = setup_routes(engine, clock) + login_routes(engine, clock) + usage_routes(engine, clock)
     routes += [Route(r.path, mapped(r.endpoint), methods=r.methods) for r in extra]
     router = Router(routes=routes, default=_not_found)
     app = ExceptionMiddleware(router, handlers={HTTPException: _http_error})

@@ -19,6 +19,10 @@ run in worker threads, since another process may hold the pool file's write lock
   data" and quiets that account's fetches for :data:`UNAUTHORIZED_QUIET` seconds (no 401 loop).
 - Live signals (``x-codex-*`` headers, ``codex.rate_limits`` events, 429 bodies) are merged into the
   cached payload for free, in one write transaction (two processes merging at once both land).
+- No blind spot: every :data:`NEW_ACCOUNT_CHECK` seconds, an account in routing with no entry at all
+  (just added, by any process) is fetched at once; :meth:`QuotaService.refresh` fetches accounts'
+  usage now unless it is fresh (the window does so when it opens); :meth:`QuotaService.fetch_state`
+  tells whether a fetch is in flight and what the last one that failed said.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ EXPIRED_WAIT = 0.5  # seconds a refetch of an entry whose reset passed may hold 
 RETRY_FIRST = 10.0  # seconds from a failed usage fetch to its background retry, doubling ...
 RETRY_MAX = 300.0  # ... up to this
 UNAUTHORIZED_QUIET = 300.0  # seconds without usage fetches for an account upstream keeps refusing
+NEW_ACCOUNT_CHECK = 1.0  # seconds between looks for accounts without any quota entry
 
 
 class TokenSource(Protocol):
@@ -101,6 +106,8 @@ class QuotaService(QuotaCache):
         self._active: dict[int, float] = {}  # account id -> last request time (poller)
         self._unauthorized: dict[int, float] = {}  # account id -> when upstream last refused a fresh token
         self._poller: asyncio.Task[None] | None = None
+        self._newcomers: asyncio.Task[None] | None = None
+        self.errors: dict[int, str] = {}  # account id -> what its last failed fetch said
 
     # ---- views -------------------------------------------------------------------------------
 
@@ -184,6 +191,7 @@ class QuotaService(QuotaCache):
         found = self._young_entry(account_id, max_age, since)
         if found is not None:
             self.retries.succeeded(account_id)
+            self.errors.pop(account_id, None)
         return found
 
     def _young_entry(self, account_id: int, max_age: float, since: float | None) -> UsageView | None:
@@ -227,6 +235,7 @@ class QuotaService(QuotaCache):
                 self._failed(account, exc)
                 return self.view(account.id, self.clock())
             self.retries.succeeded(account.id)
+            self.errors.pop(account.id, None)
             now = self.clock()
             try:
                 await asyncio.to_thread(self._store_fetched, account, raw, payload, now)
@@ -266,8 +275,10 @@ class QuotaService(QuotaCache):
         refused = self._unauthorized.get(account.id)
         if refused is not None and self.clock() - refused < UNAUTHORIZED_QUIET:
             log.info("usage for %s not refreshed: %s", account.name, exc)
+            self.errors[account.id] = f"{exc}; not asked again for {UNAUTHORIZED_QUIET / 60:.0f} min"
             return  # quieted instead (see UNAUTHORIZED_QUIET); no retries against a refusal
         step = self.retries.failed(account.id, self.clock())
+        self.errors[account.id] = f"{exc}; trying again in {step.delay:.0f} s"
         log.info("usage for %s not refreshed: %s; trying again in %.0f s", account.name, exc, step.delay)
         if account.id not in self._retrying:
             task = asyncio.ensure_future(self._retry(account.id))
@@ -330,6 +341,39 @@ class QuotaService(QuotaCache):
     def start(self) -> None:
         if self._poller is None:
             self._poller = asyncio.ensure_future(self._poll())
+        if self._newcomers is None:
+            self._newcomers = asyncio.ensure_future(self._watch_newcomers())
+
+    # ---- no blind spot -----------------------------------------------------------------------
+
+    def fetch_state(self, account_id: int) -> tuple[bool, str | None]:
+        """``(in flight, error)``: whether this process is fetching the account's usage now, and
+        what its last failed fetch said (``None`` once one worked)."""
+        task = self._inflight.get(account_id)
+        return task is not None and not task.done(), self.errors.get(account_id)
+
+    def refresh(self, accounts: Iterable[Account]) -> None:
+        """Fetch the enabled ``accounts``' usage now, in the background, where it is not fresh (a
+        failed fetch's backoff still applies)."""
+        for account in accounts:
+            if account.state is AccountState.ENABLED:
+                self.spawn(self.load(account))
+
+    def sweep_newcomers(self) -> int:
+        """Start a fetch for each account in routing that has no quota entry at all; returns how
+        many were started (one per account a minute at most, and none during a backoff)."""
+        now, entries = self.clock(), self.reads.usages()
+        cold = [a for a in self.reads.routable(now) if a.id not in entries and a.id not in self._inflight]
+        self.warm(cold, {}, now)
+        return sum(1 for a in cold if self._last_refetch.get(a.id) == now)
+
+    async def _watch_newcomers(self) -> None:
+        while True:
+            await asyncio.sleep(NEW_ACCOUNT_CHECK)
+            try:
+                self.sweep_newcomers()
+            except PoolError as exc:  # a busy or damaged pool file: look again next time
+                log.info("looking for new accounts failed: %s", exc)
 
     async def _poll(self) -> None:
         """A pass every :attr:`poll_interval`; after failed passes the pause doubles, up to
@@ -347,11 +391,11 @@ class QuotaService(QuotaCache):
                 failures = 0
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._poller, *self._background, *self._inflight.values(),
+        tasks = [t for t in (self._poller, self._newcomers, *self._background, *self._inflight.values(),
                              *self._retrying.values()) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, PoolError):
                 await task
-        self._poller = None
+        self._poller = self._newcomers = None
