@@ -1,6 +1,7 @@
 // Accounts page: the pool with quota bars, inline relabel, reorder, enable/disable, remove, primary.
 
 import { api, h, act, confirmDialog, countdown, tickCountdowns, every, STATUS_WORDS, poolChanged } from "./lib.js";
+import { fetchQuota, quotaStates } from "./quota.js";
 
 function fill(percent) {
   const el = h("span");
@@ -8,9 +9,24 @@ function fill(percent) {
   return el;
 }
 
-function quotaBars(account) {
+// Unknown quota says why: a fetch in flight (with a spinner), what the last fetch said, or that a
+// turned-off account is not asked.
+function unknownQuota(account, state) {
+  if (state && state.fetching) {
+    return h("div", { class: "quota quota-state muted small", dataset: { quota: "fetching" } },
+      h("span", { class: "spinner", "aria-hidden": "true" }), "Quota not known yet: fetching it now…");
+  }
+  if (state && state.error) {
+    return h("div", { class: "quota quota-state quota-error small", dataset: { quota: "error" } }, `Quota not known: ${state.error}`);
+  }
+  if (account.state === "needs_login") return h("div", { class: "quota muted small", dataset: { quota: "off" } }, "Quota not known: sign in again to fetch it");
+  if (!account.enabled) return h("div", { class: "quota muted small", dataset: { quota: "off" } }, "Quota is not fetched while the account is off");
+  return h("div", { class: "quota muted small", dataset: { quota: "unknown" } }, "Quota not known yet");
+}
+
+function quotaBars(account, state) {
   const q = account.quota;
-  if (!q.known) return h("div", { class: "quota muted small" }, "Quota not known yet");
+  if (!q.known) return unknownQuota(account, state);
   const minutes = Math.round((q.age_seconds || 0) / 60);
   const age = minutes >= 5 ? h("div", { class: "small muted quota-age" }, `As of ${minutes < 120 ? `${minutes} min` : `${Math.round(minutes / 60)} h`} ago`) : null;
   return h("div", { class: "quota", title: `Quota data from ${Math.round(q.age_seconds || 0)} s ago` }, q.windows.map((w) => {
@@ -54,7 +70,7 @@ function nameCell(account, reload) {
   return box;
 }
 
-function accountRow(account, index, count, reload) {
+function accountRow(account, index, count, reload, state) {
   const call = (method, path, body, done) => async () => { await act(() => api(method, path, body), done); reload(); };
   const remove = async () => {
     const yes = await confirmDialog(`Remove ${account.name}?`,
@@ -78,7 +94,7 @@ function accountRow(account, index, count, reload) {
         account.primary ? null : h("button", { class: "link", title: "Make this the account your own clients use",
           onclick: call("POST", `/accounts/${account.id}/primary`, undefined, `${account.name} is now primary`) }, "Make primary"),
         h("button", { class: "link danger", onclick: remove }, "Remove"))),
-    quotaBars(account),
+    quotaBars(account, state),
     h("div", { class: "row-actions" },
       h("button", { class: "btn icon", title: "Move up", "aria-label": "Move up", disabled: index === 0,
         onclick: call("POST", `/accounts/${account.id}/move`, { index: index - 1 }) }, "↑"),
@@ -95,9 +111,19 @@ export function accountsPage(root, actions) {
   const list = h("div", { class: "panel accounts", id: "accounts" });
   root.append(list);
   let editing = () => list.querySelector("input") !== null;
+  let soon = null;  // a quick look again while a quota fetch is in flight
   const load = async () => {
-    const data = await act(() => api("GET", "/accounts"));
+    clearTimeout(soon);
+    const [data, states] = await Promise.all([act(() => api("GET", "/accounts")), quotaStates()]);
     if (!data) return;
+    // An enabled account nobody is fetching yet: ask now rather than show a bare "not known".
+    for (const a of data.accounts) {
+      const st = states[a.id];
+      if (!a.quota.known && a.state === "enabled" && !(st && (st.fetching || st.error))) {
+        Object.assign(states, await fetchQuota(a.id));
+      }
+    }
+    if (data.accounts.some((a) => !a.quota.known && states[a.id] && states[a.id].fetching)) soon = setTimeout(load, 1000);
     poolChanged();
     if (!data.accounts.length) {
       list.replaceChildren(h("div", { class: "empty" },
@@ -106,10 +132,10 @@ export function accountsPage(root, actions) {
         h("a", { class: "btn primary", href: "#add" }, "Add account")));
       return;
     }
-    list.replaceChildren(...data.accounts.map((a, i) => accountRow(a, i, data.accounts.length, load)));
+    list.replaceChildren(...data.accounts.map((a, i) => accountRow(a, i, data.accounts.length, load, states[a.id])));
   };
   load();
   const stopTick = every(1000, tickCountdowns);
   const stopPoll = every(15000, () => { if (!editing() && !document.getElementById("confirm").open) load(); });
-  return () => { stopTick(); stopPoll(); };
+  return () => { stopTick(); stopPoll(); clearTimeout(soon); };
 }

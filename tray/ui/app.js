@@ -5,12 +5,15 @@ import { TOKEN_KEY, api, h, setServerTime } from "./lib.js";
 import { accountsPage } from "./accounts.js";
 import { addPage } from "./add.js";
 import { activityPage } from "./activity.js";
+import { usagePage } from "./usage.js";
+import { refreshOnOpen } from "./quota.js";
 import { connectPage } from "./connect.js";
 import { settingsPage } from "./settings.js";
 
 const PAGES = {
   accounts: { title: "Accounts", render: accountsPage },
   add: { title: "Add account", render: addPage },
+  usage: { title: "Usage", render: usagePage },
   activity: { title: "Activity", render: activityPage },
   connect: { title: "Connect clients", render: connectPage },
   settings: { title: "Settings", render: settingsPage },
@@ -79,7 +82,7 @@ function show() {
 
 takeToken();
 window.addEventListener("hashchange", () => { takeToken(); show(); });  // the tray may re-open ui_url
-refreshStatus();
+refreshStatus().then((s) => { if (s) refreshOnOpen(); });
 setInterval(refreshStatus, 10000);
 document.addEventListener("pool-changed", refreshStatus);
 show();

@@ -30,6 +30,7 @@ const KIND_WORDS = {
   "config-invalid": "Config problems", "config_invalid": "Config problems", "needs-login": "An account needs login",
   "needs_login": "An account needs login", "exhausted": "Pool exhausted", "pool-exhausted": "Pool exhausted",
   "available": "Pool available again", "pool-available": "Pool available again", "quota-low": "Quota running low", "quota_low": "Quota running low",
+  "forecast": "Pool may run out before it resets",
 };
 
 function checkField(key, kind, opts, raw) {
