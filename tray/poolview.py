@@ -117,14 +117,13 @@ def pool_series(window_members: Sequence[Member], times: Sequence[float]) -> lis
 
 def resets(samples: Sequence[UsageSample], since: float, until: float) -> list[float]:
     """The reset times the samples name that fall from ``since`` to ``until`` (each once)."""
+    times = sorted(s.reset_at for s in samples
+                   if s.reset_at is not None and not untouched(s) and since <= s.reset_at <= until)
     found: list[float] = []
-    for sample in samples:
-        at = sample.reset_at
-        if at is None or untouched(sample) or not since <= at <= until:
-            continue
-        if not any(abs(at - seen) < RESET_JITTER for seen in found):
+    for at in times:
+        if not found or at - found[-1] >= RESET_JITTER:
             found.append(at)
-    return sorted(found)
+    return found
 
 
 def by_window(samples: Iterable[UsageSample]) -> Mapping[str, list[UsageSample]]:
