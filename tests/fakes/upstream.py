@@ -15,6 +15,9 @@ Every request needs ``Authorization: Bearer <token>`` with a token registered by
 that catches a proxy mixing up credentials). The answer text names the serving account
 (``Hi from <account id>!``) and the ``x-fake-account`` header does too, so tests can assert routing.
 
+How the answers go on the wire (chunking, keep-alive comments, gzip) is seeded-random by default and
+set per test with ``fake.wire(...)`` (see ``tests/fakes/upstream_shape.py``).
+
 Which reply a Codex request gets: the account's script queue first, then a 429 if its usage says it
 is exhausted, then the fault plan (``faults(...)``), then the account's default (``replies.ok()``).
 ``make_chatgpt()`` serves this fake and the auth fake (``tests/fakes/auth_server.py``) on one server.
@@ -26,20 +29,21 @@ import base64
 import binascii
 import importlib
 import json
+import random
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.fakes import replies
 from tests.fakes import upstream_wire as wire
 from tests.fakes.faults import Faults
 from tests.fakes.replies import Reply
 from tests.fakes.upstream_app import build_app
+from tests.fakes.upstream_shape import GzipWire, WireShape, wire_chunks
 from tests.fakes.upstream_wire import parse_sse, sse_event, usage_payload
 
 __all__ = [
@@ -48,6 +52,7 @@ __all__ = [
     "Faults",
     "Recorded",
     "Reply",
+    "WireShape",
     "make_upstream",
     "parse_sse",
     "replies",
@@ -118,7 +123,9 @@ class FakeUpstream:
         self.fault_plan: Faults | None = None
         self._lock = threading.Lock()
         self._seq = 0
-        self.app: Starlette = build_app(self)
+        self.shape = WireShape()
+        self._wire_rng = random.Random(0)
+        self.app: ASGIApp = GzipWire(build_app(self), self._gzip_next)
 
     # ---- accounts and tokens -------------------------------------------------------------------
     def add_account(
@@ -209,6 +216,24 @@ class FakeUpstream:
         with self._lock:
             self.fault_plan = plan if plan.total > 0 else None
         return plan
+
+    def wire(self, shape: WireShape | None = None, *, seed: int | None = None, **chances: float) -> WireShape:
+        """Set how answers go on the wire: a whole :class:`WireShape`, or some of its chances changed
+        (``fake.wire(coalesce=1.0)`` sends each answer in one chunk); ``seed`` restarts the draws."""
+        with self._lock:
+            self.shape = WireShape(**{**vars(shape or self.shape), **chances})
+            if seed is not None:
+                self._wire_rng = random.Random(seed)
+            return self.shape
+
+    def chunks(self, frames: list[bytes]) -> list[bytes]:
+        """The chunks one SSE answer goes out in, drawn from the current shape."""
+        with self._lock:
+            return wire_chunks(frames, self.shape, self._wire_rng)
+
+    def _gzip_next(self) -> bool:
+        with self._lock:
+            return self.shape.gzip > 0 and self._wire_rng.random() < self.shape.gzip
 
     # ---- what the app calls --------------------------------------------------------------------
     def identify(self, token: str | None) -> tuple[str | None, str | None]:

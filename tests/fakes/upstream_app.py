@@ -20,15 +20,16 @@ if TYPE_CHECKING:
 
 
 class SSEStream(Response):
-    """Sends SSE frames one chunk at a time; stops early when the client goes away, and with
-    ``complete=False`` ends by closing the connection with no final chunk (a mid-stream drop)."""
+    """Sends an SSE answer's chunks (see ``FakeUpstream.chunks``) one send at a time; stops early when
+    the client goes away, and with ``complete=False`` ends by closing the connection with no final
+    chunk (a mid-stream drop)."""
 
     media_type = "text/event-stream"
 
     def __init__(
         self,
         fake: FakeUpstream,
-        frames: list[bytes],
+        chunks: list[bytes],
         headers: dict[str, str],
         *,
         delay: float,
@@ -36,7 +37,7 @@ class SSEStream(Response):
     ) -> None:
         super().__init__(content=None, status_code=200, headers=headers)
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]  # chunked
-        self.fake, self.frames, self.delay, self.complete = fake, frames, delay, complete
+        self.fake, self.chunks, self.delay, self.complete = fake, chunks, delay, complete
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gone = asyncio.Event()
@@ -51,10 +52,10 @@ class SSEStream(Response):
         sent_all = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            for frame in self.frames:
+            for chunk in self.chunks:
                 if gone.is_set():
                     break
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 # Always yield to the loop, even with no delay: otherwise a client that went away is
                 # only noticed after the whole answer was written into a dead socket.
                 await asyncio.sleep(self.delay)
@@ -124,7 +125,7 @@ def answer(
             model=model,
             style=reply.error_style,
         )
-        return SSEStream(fake, frames, headers, delay=reply.event_delay, complete=True)
+        return SSEStream(fake, fake.chunks(frames), headers, delay=reply.event_delay, complete=True)
     text = reply.text if reply.text is not None else f"Hi from {account.account_id if account else '?'}!"
     pieces = wire.split_text(text, reply.deltas, reply.delta_size)
     tier = request.get("service_tier")
@@ -137,8 +138,9 @@ def answer(
     if reply.rate_limits_event and account is not None:
         frames.insert(0, wire.rate_limits_event(usage))
     if reply.kind == "drop":
-        return SSEStream(fake, frames[: reply.drop_after], headers, delay=reply.event_delay, complete=False)
-    return SSEStream(fake, frames, headers, delay=reply.event_delay, complete=True)
+        chunks = fake.chunks(frames[: reply.drop_after])
+        return SSEStream(fake, chunks, headers, delay=reply.event_delay, complete=False)
+    return SSEStream(fake, fake.chunks(frames), headers, delay=reply.event_delay, complete=True)
 
 
 async def _read(request: Request, fake: FakeUpstream) -> tuple[Any, str | None, str | None]:
