@@ -71,8 +71,11 @@ async def open_stream(response: httpx.Response) -> Opened | EarlyFailure:
     try:
         async for chunk in chunks:
             opened.held.append(chunk)
-            for event in parser.feed(chunk):
-                opened.events.append(event)
+            events = parser.feed(chunk)
+            # Every event of this read is kept, even those after the first output: the read may
+            # already hold the whole answer, and the parser has moved past all of them.
+            opened.events += events
+            for event in events:
                 err = stream_error(event)
                 if err is not None and err.kind in FAILOVER_KINDS:
                     await response.aclose()
