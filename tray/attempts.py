@@ -18,7 +18,7 @@ import httpx
 from starlette.responses import Response
 
 from tray import planner
-from tray.errors import PermanentRefreshError, PoolError, TransientRefreshError
+from tray.errors import PermanentRefreshError, PoolError, RefreshError, StoreError, TransientRefreshError
 from tray.models import Account, AccountState, Cooldown, Decision, NeedsLogin
 from tray.pooled import Failure
 from tray.quota import UsageView
@@ -73,6 +73,23 @@ class Attempt:
     response_headers: dict[str, str] = field(default_factory=dict)
 
     async def run(self) -> Response | Failure:
+        """The client's answer from this account, or why the request should go on to the next one."""
+        try:
+            return await self._run()
+        except RefreshError as exc:
+            return Failure("refresh failed", str(exc))
+        except StoreError as exc:
+            # The pool file is busy or damaged (another process holds the write lock past the busy
+            # timeout...): the lease, a quota update or a state change could not be stored. That is
+            # no verdict on this account; another one may well serve, so go on like a transport error.
+            log.warning("%s: pool file write failed during the attempt (%s); trying the next account",
+                        self.account.name, exc)
+            return Failure("pool busy", str(exc))
+        except PoolError as exc:
+            log.warning("%s: attempt failed (%s); trying the next account", self.account.name, exc)
+            return Failure("pool error", str(exc))
+
+    async def _run(self) -> Response | Failure:
         pipe = self.pipe
         try:
             self.account = await pipe.refresher.ensure_fresh(self.account)

@@ -17,6 +17,7 @@ from tray.shaping import error_body
 from tray.store import Store
 
 RATE_LIMIT_KINDS = frozenset({"429", "usage limit", "rate limited"})
+LOCAL_KINDS = frozenset({"pool busy", "pool error"})  # our own pool file, not the account
 UNREACHABLE_KINDS = frozenset({"transport error", "timeout", "5xx", "html 403", "overloaded", "stream ended"})
 
 
@@ -36,6 +37,10 @@ class Failure:
     @property
     def unreachable(self) -> bool:
         return self.label in UNREACHABLE_KINDS
+
+    @property
+    def local(self) -> bool:
+        return self.label in LOCAL_KINDS
 
 
 def _earliest(store: Store, now: float) -> float | None:
@@ -69,6 +74,10 @@ def pooled_error(store: Store, now: float, failures: Iterable[Failure]) -> tuple
     if not accounts:
         message = "codex-pool has no accounts yet. Add one with 'codex-pool login' or from the tray."
         return _json(503, error_body(message, "no_accounts")), "no accounts in the pool"
+    if failures and all(f.local for f in failures):
+        # Retrying shortly works once the other process lets go of the pool file.
+        message = f"codex-pool could not use its pool file: {failures[-1].message}"
+        return _json(503, error_body(message, "pool_busy"), {"Retry-After": "2"}), "pool file busy"
     if failures and all(f.unreachable for f in failures):
         last = failures[-1]
         message = f"codex-pool could not reach the Codex backend: {last.message}"

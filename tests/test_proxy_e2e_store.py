@@ -1,0 +1,84 @@
+"""End to end: the pool file's write lock held by another process while a request is failing over.
+A store write the attempt needs (the 429's quota update, the refresh lease) cannot finish: the
+attempt fails over like a transport error instead of ending the request."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.auth_server import FakeUser
+from tests.proxykit import Pool, replies, running_pool
+
+LOCKER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    print("locked", flush=True)
+    sys.stdin.read()  # until the test closes our stdin
+    conn.execute("ROLLBACK")
+    """
+)
+
+
+@contextmanager
+def write_lock_held(db: Path) -> Iterator[None]:
+    """Another process holds the pool file's write lock for the duration."""
+    with subprocess.Popen([sys.executable, "-c", LOCKER, str(db)], text=True,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE) as locker:
+        assert locker.stdin is not None and locker.stdout is not None
+        try:
+            assert locker.stdout.readline().strip() == "locked"
+            yield
+        finally:
+            locker.stdin.close()
+            assert locker.wait(10) == 0
+
+
+def warm(pool: Pool) -> None:
+    """One answer first, so the quota cache is filled and nothing else needs a write."""
+    assert pool.post().status_code == 200
+    pool.wait_bookkeeping()
+
+
+def test_a_429_whose_quota_update_hits_the_lock_fails_over(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tray")
+    with running_pool(["a", "b"]) as pool:
+        warm(pool)
+        pool.upstream.script("a", replies.usage_limit(resets_in=600))
+        with write_lock_held(pool.engine.paths.db_file):
+            response = pool.post()
+        assert response.status_code == 200, response.text
+        assert pool.served_by(response) == "b"
+        name = pool.account("a").name
+        assert any("busy" in r.getMessage() and name in r.getMessage() for r in caplog.records)
+
+
+def test_a_refresh_lease_that_hits_the_lock_fails_over(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tray")
+    with running_pool(["a", "b"]) as pool:
+        warm(pool)
+        # a's access token has just expired (a live refresh token with it): the next request that
+        # ranks a first must refresh it, and the refresh lease is a store write.
+        user = FakeUser(account_id="a", subject="user-a", email="a@example.com")
+        pool.engine.store.update_tokens(pool.accounts["a"].id, pool.auth.token_set(user, expires_in=-10))
+        before = len(pool.upstream.codex_requests("a"))
+        with write_lock_held(pool.engine.paths.db_file):
+            response = pool.post()
+        assert response.status_code == 200, response.text
+        assert pool.served_by(response) == "b"
+        assert len(pool.upstream.codex_requests("a")) == before
+        assert any("busy" in r.getMessage() for r in caplog.records)
+        # Once the lock is gone the account refreshes and serves again: it was not blamed.
+        assert pool.cooldown_until("a") is None and pool.account("a").state.value == "enabled"
+        pool.upstream.script("b", replies.server_error(500))
+        again = pool.post()
+        assert again.status_code == 200 and pool.served_by(again) == "a"
