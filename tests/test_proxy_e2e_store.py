@@ -1,6 +1,7 @@
-"""End to end: the pool file's write lock held by another process while a request is failing over.
-A store write the attempt needs (the 429's quota update, the refresh lease) cannot finish: the
-attempt fails over like a transport error instead of ending the request."""
+"""End to end: local limits met while a request is failing over. The pool file's write lock held by
+another process, so a store write the attempt needs (the 429's quota update, the refresh lease)
+cannot finish: the attempt fails over like a transport error instead of ending the request. The
+proxy's own upstream connection pool full: a retry-later answer that blames no account."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes.auth_server import FakeUser
-from tests.proxykit import Pool, replies, running_pool
+from tests.proxykit import Pool, codex_body, replies, running_pool
 
 LOCKER = textwrap.dedent(
     """
@@ -41,6 +44,13 @@ def write_lock_held(db: Path) -> Iterator[None]:
         finally:
             locker.stdin.close()
             assert locker.wait(10) == 0
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 def warm(pool: Pool) -> None:
@@ -82,3 +92,23 @@ def test_a_refresh_lease_that_hits_the_lock_fails_over(caplog: pytest.LogCapture
         pool.upstream.script("b", replies.server_error(500))
         again = pool.post()
         assert again.status_code == 200 and pool.served_by(again) == "a"
+
+
+def test_a_full_local_connection_pool_answers_503_and_cools_no_account() -> None:
+    """The proxy's own connection limit is reached (one connection here, held by a long answer): the
+    next request is told to retry shortly, and no account is blamed for it."""
+    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=1))
+    timeout = httpx.Timeout(30.0, pool=0.3)
+    with running_pool(["a", "b"], transport=transport, upstream_timeout=timeout) as pool:
+        warm(pool)
+        pool.upstream.script("a", replies.ok(deltas=400, event_delay=0.05))
+        with pool.client() as client, client.stream("POST", "/backend-api/codex/responses",
+                                                    json=codex_body()) as long_answer:
+            assert long_answer.status_code == 200
+            wait_for(lambda: pool.upstream.open_streams == 1, "the long answer to hold the connection")
+            response = pool.post()
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "connection_limit"
+        assert int(response.headers["retry-after"]) >= 1
+        assert pool.cooldown_until("a") is None and pool.cooldown_until("b") is None
+        assert pool.post().status_code == 200  # the connection is free again

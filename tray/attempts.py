@@ -135,6 +135,11 @@ class Attempt:
         )
         try:
             return await pipe.http.send(request, stream=True)
+        except httpx.PoolTimeout:
+            # Our own connection limit, shared by every account: no verdict on this one, and the
+            # next candidate would wait for the same pool.
+            log.warning("upstream connection limit reached; asking the client to retry shortly")
+            return Failure("connection limit", "every upstream connection of codex-pool is in use")
         except httpx.TimeoutException as exc:
             return await self._cool(planner.failure_cooldown(self.account.id, "timeout", 0, pipe.clock()),
                               Failure("timeout", f"{self.account.name}: {type(exc).__name__}"))

@@ -103,6 +103,8 @@ class Pipeline:
             outcome = await attempt.run()
             if isinstance(outcome, Failure):
                 failures.append(outcome)
+                if outcome.final:
+                    break
                 reason = f"failover after {outcome.label} on {account.name}"
                 continue
             self._committed(attempt, outcome.status_code, started)
