@@ -84,8 +84,8 @@ def pooled_error(store: Store, now: float, failures: Iterable[Failure]) -> tuple
     if failures and failures[-1].label == "connection limit":
         message = ("codex-pool has too many answers from the Codex backend in flight (its own "
                    "connection limit); try again in a moment.")
-        headers = {"Retry-After": str(LIMIT_RETRY_AFTER)}
-        return _json(503, error_body(message, "connection_limit"), headers), "local connection limit"
+        retry = {"Retry-After": str(LIMIT_RETRY_AFTER)}
+        return _json(503, error_body(message, "connection_limit"), retry), "local connection limit"
     if failures and all(f.local for f in failures):
         # Retrying shortly works once the other process lets go of the pool file.
         message = f"codex-pool could not use its pool file: {failures[-1].message}"
