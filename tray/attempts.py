@@ -216,12 +216,7 @@ class Attempt:
         for event in opened.events:
             if event.type == "codex.rate_limits" and isinstance(event.data, dict):
                 self.pipe.background(partial(self.pipe.quota.observe_event, account, event.data))
-
-        def ended(completed: bool) -> None:
-            if not completed:
-                log.warning("answer from %s was cut off mid-stream", account.name)
-
-        return Relay(opened, status, headers, on_end=ended)
+        return Relay(opened, status, headers)
 
     def _buffered(self, status: int, body: bytes, media: str = "application/json") -> Response:
         headers = dict(client_headers(self.response_headers.items()))

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 from starlette.responses import Response
@@ -23,6 +24,7 @@ from tray.sse import SSEEvent, SSEParser, StreamError, is_output, stream_error
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 FAILOVER_KINDS = frozenset({"overloaded", "usage_limit"})
 QUEUE_CHUNKS = 256  # upstream chunks read ahead of a slow client before reading pauses
 
@@ -90,7 +92,11 @@ async def open_stream(response: httpx.Response) -> Opened | EarlyFailure:
 
 
 class Relay(Response):
-    """ASGI response streaming an :class:`Opened` answer. ``on_end(completed)`` runs once at the end.
+    """ASGI response streaming an :class:`Opened` answer.
+
+    ``on_end(how)`` runs once, with how the answer ended: ``"completed"`` (before the client gets the
+    final chunk, so what it triggers is under way when the client sees the end), ``"dropped"``
+    (upstream broke after output started: passed on as a broken connection) or ``"client gone"``.
 
     A reader task moves upstream chunks into a small buffer (:class:`_Feed`) and the writer sends what
     is there in one write: chunks that arrived together leave together (fewer syscalls under load), and a
@@ -103,7 +109,7 @@ class Relay(Response):
         status: int,
         headers: list[tuple[str, str]],
         *,
-        on_end: Callable[[bool], None] | None = None,
+        on_end: Callable[[str], None] | None = None,
     ) -> None:
         self.opened = opened
         self.status_code = status
@@ -111,14 +117,19 @@ class Relay(Response):
         self.background = None
         self.on_end = on_end
 
+    def _ended(self, how: str) -> None:
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None:
+            on_end(how)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        completed = False
+        how = "client gone"
         pump = asyncio.ensure_future(self._pump(send))
         watch = asyncio.ensure_future(_wait_disconnect(receive))
         try:
             done, _ = await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
             if pump in done:
-                completed = pump.result()
+                how = pump.result()
             else:
                 log.info("client went away mid-stream; closing the upstream answer")
         finally:
@@ -128,10 +139,9 @@ class Relay(Response):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self.opened.response.aclose()
-            if self.on_end is not None:
-                self.on_end(completed)
+            self._ended(how)
 
-    async def _pump(self, send: Send) -> bool:
+    async def _pump(self, send: Send) -> str:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_list})
         if self.opened.held:
             await send({"type": "http.response.body", "body": b"".join(self.opened.held), "more_body": True})
@@ -150,14 +160,15 @@ class Relay(Response):
                     # so the client sees a broken stream rather than a short but "complete" one.
                     log.warning("upstream stream dropped after output started (%s); passing the drop on",
                                 type(end).__name__)
-                    return False
+                    return "dropped"
                 break
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+        self._ended("completed")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        return True
+        return "completed"
 
 
 class _Feed:
@@ -210,3 +221,55 @@ async def _wait_disconnect(receive: Receive) -> None:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+class Hangup:
+    """Watches the client's side of the connection while a request is routed, before any answer.
+
+    The body has been read by then, so the next ASGI message is the disconnect (or nothing). Close it
+    before the answer is sent: from then on the answer watches the connection itself."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.left = asyncio.Event()
+        self._watch = asyncio.ensure_future(self._wait(receive))
+
+    async def _wait(self, receive: Receive) -> None:
+        await _wait_disconnect(receive)
+        self.left.set()
+
+    @property
+    def gone(self) -> bool:
+        return self.left.is_set()
+
+    async def unless_gone(self, work: Awaitable[T], discard: Callable[[T], Awaitable[None]]) -> T | None:
+        """``work``'s result, or None once the client left first (``work`` is then cancelled, and a
+        result it produced anyway is handed to ``discard``)."""
+        task = asyncio.ensure_future(work)
+        gone = asyncio.ensure_future(self.left.wait())
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            gone.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if task.cancelled():
+            return None
+        result = task.result()  # done before we could cancel it: an error is still an error
+        if self.gone:
+            await discard(result)
+            return None
+        return result
+
+    def close(self) -> None:
+        self._watch.cancel()
+
+
+async def discard(answer: object) -> None:
+    """Let go of an answer nobody will read (the upstream connection of a :class:`Relay`)."""
+    if isinstance(answer, Relay):
+        await answer.opened.response.aclose()

@@ -9,6 +9,7 @@ drop and an in-stream ``server_is_overloaded`` after ``response.created``.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ class Reply:
     turn_state: str | None = None  # x-codex-turn-state response header
     error_style: str = "response.failed"  # "stream_error": "response.failed" or "error"
     usage_headers: bool = True  # send the x-codex-* rate-limit headers
+    hold: threading.Event | None = None  # answer only once this is set (or the caller hangs up)
 
     def but(self, **changes: Any) -> Reply:
         """A copy with some fields changed, e.g. ``ok().but(first_byte_delay=1)``."""

@@ -119,7 +119,7 @@ class FakeUpstream:
         self.open_streams = 0
         self.max_open_streams = 0
         self.completed_streams = 0
-        self.disconnects = 0  # streams the client closed before the fake finished them
+        self.disconnects = 0  # callers that went away before the fake finished answering them
         self.fault_plan: Faults | None = None
         self._lock = threading.Lock()
         self._seq = 0
@@ -294,6 +294,11 @@ class FakeUpstream:
             self.open_streams -= 1
             self.completed_streams += completed
             self.disconnects += disconnected
+
+    def hung_up(self) -> None:
+        """A caller went away while its answer was held back (``Reply.hold``)."""
+        with self._lock:
+            self.disconnects += 1
 
     def next_id(self) -> str:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -174,6 +175,15 @@ def _check(
     return None
 
 
+async def _held(request: Request, gate: threading.Event) -> bool:
+    """Wait until ``gate`` is set (True) or the caller hangs up first (False)."""
+    while not gate.is_set():
+        if await request.is_disconnected():
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
 def build_app(fake: FakeUpstream) -> Starlette:
     async def responses(request: Request) -> Response:
         body, account_id, problem = await _read(request, fake)
@@ -187,6 +197,9 @@ def build_app(fake: FakeUpstream) -> Starlette:
         assert account_id is not None
         account = fake.accounts[account_id]
         reply = fake.next_reply(account_id)
+        if reply.hold is not None and not await _held(request, reply.hold):
+            fake.hung_up()
+            return Response(status_code=499)  # nobody is listening any more
         if reply.first_byte_delay:
             await asyncio.sleep(reply.first_byte_delay)
         compact = request.url.path.endswith("/compact")
