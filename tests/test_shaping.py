@@ -30,6 +30,14 @@ def test_upstream_headers_forward_client_identity_and_replace_credentials() -> N
     assert with_state["x-codex-turn-state"] == "ts" and "chatgpt-account-id" not in with_state
 
 
+def test_headers_named_in_connection_are_hop_by_hop() -> None:
+    client = [("Connection", "keep-alive, X-Hop"), ("connection", " Upgrade ,x-two"), ("x-hop", "1"),
+              ("X-Two", "2"), ("upgrade", "h2c"), ("x-kept", "3")]
+    out = dict(upstream_headers(client, access_token="t", chatgpt_account_id=None))
+    assert "x-hop" not in out and "x-two" not in out and "upgrade" not in out
+    assert out["x-kept"] == "3"
+
+
 def test_defaults_only_fill_missing_headers() -> None:
     out = dict(upstream_headers([("originator", "mine")], access_token="t", chatgpt_account_id=None,
                                 defaults={"originator": "codex_cli_rs", "x-extra": "1"}))

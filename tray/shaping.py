@@ -71,6 +71,16 @@ DEFAULT_INSTRUCTIONS = ""
 DEFAULT_ORIGINATOR = "codex_cli_rs"
 
 
+def hop_by_hop(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """The header names a sender lists in its ``Connection`` headers: they describe that one
+    connection (RFC 9110 §7.6.1) and are not forwarded."""
+    names: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            names.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return frozenset(names)
+
+
 def upstream_headers(
     client_headers: Iterable[tuple[str, str]],
     *,
@@ -81,11 +91,13 @@ def upstream_headers(
 ) -> list[tuple[str, str]]:
     """The headers of one upstream attempt: the client's own minus the dropped ones, with this
     account's credentials and (only when this account issued it) the turn state."""
+    client_headers = list(client_headers)
+    hop = hop_by_hop(client_headers)
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for name, value in client_headers:
         lower = name.lower()
-        if lower in DROP_REQUEST_HEADERS:
+        if lower in DROP_REQUEST_HEADERS or lower in hop:
             continue
         seen.add(lower)
         out.append((lower, value))
