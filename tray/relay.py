@@ -20,13 +20,18 @@ import httpx
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from tray.sse import SSEEvent, SSEParser, StreamError, is_output, stream_error
+from tray.decoding import READ_ERRORS, body_chunks
+from tray.errors import UpstreamError
+from tray.sse import SSEEvent, SSEParser, StreamError, is_comment, is_output, stream_error
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FAILOVER_KINDS = frozenset({"overloaded", "usage_limit"})
 QUEUE_CHUNKS = 256  # upstream chunks read ahead of a slow client before reading pauses
+HOLD_LIMIT = 8 * 1024 * 1024  # bytes held back before the first output (Codex's preamble: kilobytes)
+COMMENT_LIMIT = 256 * 1024  # of them, comment bytes (a keep-alive is 14 bytes, sent every few seconds)
+INFLATE_LIMIT = 256 * 1024 * 1024  # a compressed answer inflating past this is cut (a gzip bomb)
 
 
 @dataclass
@@ -44,7 +49,7 @@ class Opened:
 class EarlyFailure:
     """The stream failed before any output: fail over."""
 
-    kind: str  # "overloaded", "usage_limit", "ended", "transport"
+    kind: str  # "overloaded", "usage_limit", "ended", "transport", "oversized"
     message: str
     error: StreamError | None = None
 
@@ -54,41 +59,54 @@ def is_event_stream(response: httpx.Response) -> bool:
     return content_type.split(";")[0].strip().lower() == "text/event-stream"
 
 
-def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body's chunks as they arrive. Without a content-encoding to undo, straight from the
-    transport's stream: httpx's decoding and re-chunking layers cost CPU per chunk and do nothing."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity") and isinstance(response.stream, httpx.AsyncByteStream):
-        return response.stream.__aiter__()
-    return response.aiter_bytes()
-
-
 async def open_stream(response: httpx.Response) -> Opened | EarlyFailure:
-    """Read ``response`` (2xx) until its first output event; close it and report on early failure."""
-    chunks = body_chunks(response)
+    """Read ``response`` (2xx) until its first output event; close it and report on early failure.
+
+    What is held back meanwhile is bounded (:data:`HOLD_LIMIT` bytes, :data:`COMMENT_LIMIT` of them
+    comments): past either, upstream is not answering sensibly and the attempt fails over."""
+    chunks = body_chunks(response, inflate_limit=INFLATE_LIMIT)
     if not is_event_stream(response):
         return Opened(response, chunks)
     opened = Opened(response, chunks)
-    parser = opened.parser
     try:
-        async for chunk in chunks:
-            opened.held.append(chunk)
-            events = parser.feed(chunk)
-            # Every event of this read is kept, even those after the first output: the read may
-            # already hold the whole answer, and the parser has moved past all of them.
-            opened.events += events
-            for event in events:
-                err = stream_error(event)
-                if err is not None and err.kind in FAILOVER_KINDS:
-                    await response.aclose()
-                    return EarlyFailure(err.kind, err.message or err.code or err.kind, err)
-                if err is not None or is_output(event):
-                    return opened
-    except httpx.HTTPError as exc:
+        found = await _hold_back(opened)
+    except READ_ERRORS as exc:
+        found = EarlyFailure("transport", f"stream broke before any output ({_why(exc)})")
+    except BaseException:
+        await response.aclose()  # cancelled: the client left
+        raise
+    if isinstance(found, EarlyFailure):
         await response.aclose()
-        return EarlyFailure("transport", f"stream broke before any output ({type(exc).__name__})")
-    await response.aclose()
+    return found
+
+
+async def _hold_back(opened: Opened) -> Opened | EarlyFailure:
+    parser, held, comments = opened.parser, 0, 0
+    async for chunk in opened.chunks:
+        opened.held.append(chunk)
+        held += len(chunk)
+        events = parser.feed(chunk)
+        # Every event of this read is kept, even those after the first output: the read may
+        # already hold the whole answer, and the parser has moved past all of them.
+        for event in events:
+            if is_comment(event):
+                comments += len(event.raw)
+            else:
+                opened.events.append(event)
+        for event in events:
+            err = stream_error(event)
+            if err is not None and err.kind in FAILOVER_KINDS:
+                return EarlyFailure(err.kind, err.message or err.code or err.kind, err)
+            if err is not None or is_output(event):
+                return opened
+        if held > HOLD_LIMIT or comments > COMMENT_LIMIT:
+            what = "comments" if comments > COMMENT_LIMIT else "bytes"
+            return EarlyFailure("oversized", f"more than {held // 1024} kB of {what} before any output")
     return EarlyFailure("ended", "stream ended before any output")
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, UpstreamError) else type(exc).__name__
 
 
 class Relay(Response):
@@ -193,7 +211,7 @@ class _Feed:
                 if len(self.parts) >= QUEUE_CHUNKS:
                     self._space = self._loop.create_future()
                     await self._space
-        except httpx.HTTPError as exc:
+        except READ_ERRORS as exc:
             self.end = exc
         else:
             self.end = True

@@ -49,6 +49,7 @@ DROP_RESPONSE_HEADERS = frozenset(
     }
 )
 TURN_STATE = "x-codex-turn-state"
+ACCEPT_ENCODING = "gzip, deflate"  # the encodings tray.decoding undoes itself, piece by piece
 
 # /v1/responses parameters the Codex backend rejects; dropped with a log line.
 UNSUPPORTED_PARAMS = (
@@ -104,6 +105,7 @@ def upstream_headers(
     for name, value in (defaults or {}).items():
         if name.lower() not in seen:
             out.append((name.lower(), value))
+    out.append(("accept-encoding", ACCEPT_ENCODING))
     out.append(("authorization", f"Bearer {access_token}"))
     if chatgpt_account_id:
         out.append(("chatgpt-account-id", chatgpt_account_id))

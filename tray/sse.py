@@ -151,6 +151,13 @@ class SSEParser:
         return bytes(self._buffer)
 
 
+def is_comment(event: SSEEvent) -> bool:
+    """True for a block of comment lines only (``: keep-alive``)."""
+    return event.raw[:1] == b":" and event.data is None and all(
+        line.startswith(b":") for line in event.raw.replace(b"\r", b"\n").split(b"\n") if line
+    )
+
+
 def is_preamble(event: SSEEvent) -> bool:
     """True for events that precede output (and for comments / keep-alives with no type)."""
     return event.type is None or event.type in PREAMBLE_TYPES

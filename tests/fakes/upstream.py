@@ -32,8 +32,8 @@ import json
 import random
 import threading
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,6 +43,7 @@ from tests.fakes import upstream_wire as wire
 from tests.fakes.faults import Faults
 from tests.fakes.replies import Reply
 from tests.fakes.upstream_app import build_app
+from tests.fakes.upstream_records import FakeAccount, Recorded
 from tests.fakes.upstream_shape import GzipWire, WireShape, wire_chunks
 from tests.fakes.upstream_wire import parse_sse, sse_event, usage_payload
 
@@ -61,47 +62,6 @@ __all__ = [
 ]
 
 DEFAULT_MODELS = ("gpt-5.5", "gpt-5.4", "gpt-5.3-codex")
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """One request the fake received. ``repr`` never shows the Authorization value."""
-
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]  # names lower-cased
-    body: Any  # parsed JSON, the raw text when it was not JSON, None when empty
-    account_id: str | None  # the registered account the bearer token belongs to
-
-    @property
-    def token(self) -> str | None:
-        auth = self.headers.get("authorization", "")
-        return auth[7:] if auth.lower().startswith("bearer ") else None
-
-    def redacted_headers(self) -> dict[str, str]:
-        return {
-            k: ("<redacted>" if k in ("authorization", "x-api-key") else v) for k, v in self.headers.items()
-        }
-
-    def __repr__(self) -> str:
-        return (
-            f"Recorded({self.method} {self.path} account={self.account_id!r} "
-            f"headers={self.redacted_headers()!r})"
-        )
-
-
-@dataclass
-class FakeAccount:
-    account_id: str
-    usage: dict[str, Any]
-    default: Reply = field(default_factory=replies.ok)
-    script: deque[Reply] = field(default_factory=deque)
-    usage_script: deque[Reply] = field(default_factory=deque)
-
-    @property
-    def plan_type(self) -> str:
-        return str(self.usage.get("plan_type") or "plus")
 
 
 class FakeUpstream:
@@ -167,6 +127,11 @@ class FakeUpstream:
         """Queue replies (errors, slow answers) for the account's next ``wham/usage`` calls."""
         with self._lock:
             self.accounts[account_id].usage_script.extend(queued)
+
+    def script_models(self, account_id: str, *queued: Reply) -> None:
+        """Queue replies (``raw`` bodies, errors) for the account's next ``codex/models`` calls."""
+        with self._lock:
+            self.accounts[account_id].models_script.extend(queued)
 
     def set_default(self, account_id: str, reply: Reply) -> None:
         with self._lock:
@@ -278,6 +243,11 @@ class FakeUpstream:
         with self._lock:
             self.usage_calls[account_id] += 1
             script = self.accounts[account_id].usage_script
+            return script.popleft() if script else None
+
+    def next_models_reply(self, account_id: str) -> Reply | None:
+        with self._lock:
+            script = self.accounts[account_id].models_script
             return script.popleft() if script else None
 
     def note(self, outcome: str) -> None:

@@ -112,6 +112,8 @@ def answer(
     fake.note(label)
     if reply.kind == "json":
         return JSONResponse(_error_body(reply, account, now), status_code=reply.status, headers=headers)
+    if reply.kind == "raw":
+        return Response(reply.body, status_code=reply.status, headers=headers)
     if reply.kind == "html":
         headers.update({"server": "cloudflare", "cf-ray": "8f0000000000fake-AMS"})
         return HTMLResponse(wire.CLOUDFLARE_HTML, status_code=reply.status, headers=headers)
@@ -138,6 +140,8 @@ def answer(
         return JSONResponse({"output": [item]}, headers=headers)
     if reply.rate_limits_event and account is not None:
         frames.insert(0, wire.rate_limits_event(usage))
+    if reply.preamble:
+        frames.insert(0, reply.preamble)
     if reply.kind == "drop":
         chunks = fake.chunks(frames[: reply.drop_after])
         return SSEStream(fake, chunks, headers, delay=reply.event_delay, complete=False)
@@ -225,6 +229,10 @@ def build_app(fake: FakeUpstream) -> Starlette:
         refused = _check(fake, request, account_id, problem)
         if refused is not None:
             return refused
+        assert account_id is not None
+        reply = fake.next_models_reply(account_id)
+        if reply is not None:
+            return answer(fake, fake.accounts[account_id], reply, None)
         return JSONResponse({"models": [_model(slug, n) for n, slug in enumerate(fake.models)]})
 
     async def unknown(request: Request) -> Response:

@@ -83,13 +83,18 @@ class GzipWire:
             await self.app(scope, receive, send)
             return
         packer = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+        encoded = False  # the answer brought its own encoding: leave it alone
 
         async def gzip_send(message: Message) -> None:
+            nonlocal encoded
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"]
-                headers.append((b"content-encoding", b"gzip"))
-                message = {**message, "headers": headers}
-            elif message["type"] == "http.response.body":
+                headers = list(message.get("headers", []))
+                encoded = any(k.lower() == b"content-encoding" for k, _ in headers)
+                if not encoded:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+                    headers.append((b"content-encoding", b"gzip"))
+                    message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not encoded:
                 more = message.get("more_body", False)
                 body = packer.compress(message.get("body", b""))
                 body += packer.flush(zlib.Z_SYNC_FLUSH if more else zlib.Z_FINISH)
