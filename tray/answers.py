@@ -1,7 +1,8 @@
 """Upstream answers the proxy reads whole before the client gets anything: an error body (a few
-kilobytes, to classify it), the model list (converted to OpenAI's shape) and the non-streaming
-``/v1/responses`` answer (reduced to its final object). Each is read with a size limit, compressed
-or not, and the large ones are converted off the event loop.
+kilobytes, to classify it), an error answer passed on to the client (the account's token redacted
+from it: upstream may echo the Authorization header), the model list (converted to OpenAI's shape)
+and the non-streaming ``/v1/responses`` answer (reduced to its final object). Each is read with a
+size limit, compressed or not, and the large ones are converted off the event loop.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -17,12 +18,13 @@ from starlette.responses import Response
 
 from tray.decoding import READ_ERRORS, BodyTooLarge, body_chunks, read_body
 from tray.relay import Opened
-from tray.shaping import error_body, openai_model_list
+from tray.shaping import client_headers, error_body, openai_model_list, redact
 from tray.sse import SSEEvent, completed_response
 
 log = logging.getLogger(__name__)
 
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of a failed answer read for its error details
+PASSED_ON_LIMIT = 1024 * 1024  # an error answer the client gets as is (upstream's are a few kB)
 MODELS_LIMIT = 32 * 1024 * 1024  # Codex's model list is tens of kilobytes
 AGGREGATE_LIMIT = 64 * 1024 * 1024  # a whole non-streaming answer (its final object holds all output)
 
@@ -44,6 +46,27 @@ async def read_some(response: httpx.Response, limit: int = ERROR_BODY_LIMIT) -> 
     finally:
         await response.aclose()
     return bytes(data[:limit])
+
+
+def buffered(status: int, body: bytes, headers: Iterable[tuple[str, str]], secret: str) -> Response:
+    """Upstream's answer as the client gets it: its headers minus ours to set, ``secret`` redacted."""
+    answer = Response(redact(body, secret), status_code=status)
+    kept = client_headers(headers, secret)
+    answer.raw_headers += [(n.encode("latin-1"), v.encode("latin-1")) for n, v in kept]
+    return answer
+
+
+async def passed_on(response: httpx.Response, secret: str) -> Response:
+    """An answer that is the client's though not a success (400, 404, 422...), read whole."""
+    try:
+        body = await read_body(response, PASSED_ON_LIMIT, what="error answer")
+    except BodyTooLarge as exc:
+        return _error(502, str(exc), "upstream_too_large")
+    except READ_ERRORS:
+        return _error(502, "The Codex backend's answer broke off.", "upstream_unreachable")
+    finally:
+        await response.aclose()
+    return buffered(response.status_code, body, response.headers.multi_items(), secret)
 
 
 def _openai_models(raw: bytes) -> bytes:

@@ -18,12 +18,11 @@ import httpx
 from starlette.responses import Response
 
 from tray import answers, planner
-from tray.decoding import body_chunks
 from tray.errors import PermanentRefreshError, PoolError, RefreshError, StoreError, TransientRefreshError
 from tray.models import Account, AccountState, Cooldown, Decision, NeedsLogin
 from tray.pooled import Failure
 from tray.quota import UsageView
-from tray.relay import INFLATE_LIMIT, EarlyFailure, Opened, Relay, is_event_stream, open_stream
+from tray.relay import EarlyFailure, Opened, Relay, is_event_stream, open_stream
 from tray.shaping import TURN_STATE, client_headers, upstream_headers
 from tray.sse import SSEEvent
 
@@ -171,7 +170,8 @@ class Attempt:
             body = await answers.read_some(response)
             if planner.is_entitlement_error(body):
                 log.info("%s: plan does not include Codex; passing the answer on", self.account.name)
-                return self._buffered(status, body)
+                return answers.buffered(status, body, response.headers.multi_items(),
+                                        self.account.tokens.access_token)
             await asyncio.to_thread(self.pipe.quota.observe_429, self.account, self.response_headers, body)
             cooldown = planner.cooldown_after_429(self.account.id, self.response_headers, body,
                                                   self.pipe.quota.view(self.account.id, self.pipe.clock()),
@@ -184,7 +184,7 @@ class Attempt:
             cooldown = planner.failure_cooldown(self.account.id, kind, status, self.pipe.clock())
             return await self._cool(cooldown, Failure(kind, f"{self.account.name}: HTTP {status}", status))
         if not 200 <= status < 300:
-            return self._relay(Opened(response, body_chunks(response, inflate_limit=INFLATE_LIMIT)), status)
+            return await answers.passed_on(response, self.account.tokens.access_token)
         if self.inc.mode == "models":
             return await answers.model_list(response)
         opened = await open_stream(response)
@@ -208,17 +208,12 @@ class Attempt:
         return await self._cool(cooldown, Failure(kind, f"{self.account.name}: {early.message}", 200))
 
     def _relay(self, opened: Opened, status: int) -> Response:
-        headers = client_headers(opened.response.headers.multi_items())
+        headers = client_headers(opened.response.headers.multi_items(), self.account.tokens.access_token)
         # codex.rate_limits comes ahead of the answer, so the events read before the commit are
         # the ones to watch; the rest of the stream is passed on without being parsed.
         for event in opened.events:
             self._observe(event)
         return Relay(opened, status, headers)
-
-    def _buffered(self, status: int, body: bytes, media: str = "application/json") -> Response:
-        headers = dict(client_headers(self.response_headers.items()))
-        headers.pop("content-type", None)
-        return Response(body, status_code=status, headers=headers, media_type=media)
 
     def _observe(self, event: SSEEvent) -> None:
         if event.type == "codex.rate_limits" and isinstance(event.data, dict):
