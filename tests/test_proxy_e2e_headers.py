@@ -5,7 +5,11 @@ error answer never reaches the client."""
 
 from __future__ import annotations
 
-from tests.proxykit import replies, running_pool
+import logging
+
+import pytest
+
+from tests.proxykit import codex_body, replies, running_pool
 
 CLIENT_ONLY = {
     "X-Codex-Pool-Token": "cpui-management-token",
@@ -57,3 +61,28 @@ def test_a_token_upstream_echoes_in_an_error_answer_is_redacted() -> None:
         for secret in (token, f"{header}.{payload}", payload):
             assert secret not in response.text
             assert secret not in str(response.headers)
+
+
+def test_a_non_ascii_header_value_is_answered_normally(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with running_pool(["a"]) as pool, pool.client() as client:
+        for raw in ("café".encode(), "café".encode("latin-1"), "日本".encode()):
+            response = client.post("/backend-api/codex/responses", json=codex_body(),
+                                   headers={"User-Agent": raw, "x-note": raw})
+            assert response.status_code == 200, response.text
+            seen = pool.upstream.codex_requests("a")[-1].headers
+            assert seen["x-note"].encode("latin-1") == raw  # the client's own bytes, unchanged
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_a_non_ascii_header_value_from_upstream_is_passed_on_as_sent() -> None:
+    sent = "日本 café".encode()
+    as_str = sent.decode("latin-1")  # the fake writes header values as latin-1
+    with running_pool(["a"]) as pool:
+        pool.upstream.script("a", replies.ok().but(headers=(("x-upstream-note", as_str),)),
+                             replies.Reply(kind="json", status=400, body={"detail": "no"},
+                                           headers=(("x-upstream-note", as_str),)))
+        for expected in (200, 400):
+            response = pool.post()
+            assert response.status_code == expected, response.text
+            assert response.headers.raw and dict(response.headers.raw)[b"x-upstream-note"] == sent

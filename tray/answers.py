@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from starlette.responses import Response
 
-from tray.decoding import READ_ERRORS, BodyTooLarge, body_chunks, read_body
+from tray.decoding import READ_ERRORS, BodyTooLarge, body_chunks, read_body, wire_headers
 from tray.relay import Opened
 from tray.shaping import client_headers, error_body, openai_model_list, redact
 from tray.sse import SSEEvent, completed_response
@@ -66,7 +66,7 @@ async def passed_on(response: httpx.Response, secret: str) -> Response:
         return _error(502, "The Codex backend's answer broke off.", "upstream_unreachable")
     finally:
         await response.aclose()
-    return buffered(response.status_code, body, response.headers.multi_items(), secret)
+    return buffered(response.status_code, body, wire_headers(response), secret)
 
 
 def _openai_models(raw: bytes) -> bytes:

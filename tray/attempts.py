@@ -18,6 +18,7 @@ import httpx
 from starlette.responses import Response
 
 from tray import answers, planner
+from tray.decoding import wire_headers
 from tray.errors import PermanentRefreshError, PoolError, RefreshError, StoreError, TransientRefreshError
 from tray.models import Account, AccountState, Cooldown, Decision, NeedsLogin
 from tray.pooled import Failure
@@ -127,8 +128,11 @@ class Attempt:
             defaults=dict(inc.defaults),
         )
         url = pipe.settings().upstream_url.rstrip("/") + inc.path
+        # As bytes: a client's header value may hold non-ASCII bytes, which httpx would refuse to
+        # encode; latin-1 gives back exactly the bytes the client sent.
+        raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         request = pipe.http.build_request(
-            inc.method, url, params=inc.query or None, headers=headers,
+            inc.method, url, params=inc.query or None, headers=raw_headers,
             content=body if inc.method not in ("GET", "HEAD") else None,
         )
         try:
@@ -170,8 +174,8 @@ class Attempt:
             body = await answers.read_some(response)
             if planner.is_entitlement_error(body):
                 log.info("%s: plan does not include Codex; passing the answer on", self.account.name)
-                return answers.buffered(status, body, response.headers.multi_items(),
-                                        self.account.tokens.access_token)
+                token = self.account.tokens.access_token
+                return answers.buffered(status, body, wire_headers(response), token)
             await asyncio.to_thread(self.pipe.quota.observe_429, self.account, self.response_headers, body)
             cooldown = planner.cooldown_after_429(self.account.id, self.response_headers, body,
                                                   self.pipe.quota.view(self.account.id, self.pipe.clock()),
@@ -208,7 +212,7 @@ class Attempt:
         return await self._cool(cooldown, Failure(kind, f"{self.account.name}: {early.message}", 200))
 
     def _relay(self, opened: Opened, status: int) -> Response:
-        headers = client_headers(opened.response.headers.multi_items(), self.account.tokens.access_token)
+        headers = client_headers(wire_headers(opened.response), self.account.tokens.access_token)
         # codex.rate_limits comes ahead of the answer, so the events read before the commit are
         # the ones to watch; the rest of the stream is passed on without being parsed.
         for event in opened.events:

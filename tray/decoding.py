@@ -32,6 +32,12 @@ class BodyTooLarge(UpstreamError):
 READ_ERRORS = (httpx.HTTPError, UpstreamError)
 
 
+def wire_headers(response: httpx.Response) -> list[tuple[str, str]]:
+    """The response's headers as sent, each byte one character (latin-1), so they go back out byte
+    for byte: httpx's own decoding may read UTF-8 into characters no header can carry."""
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in response.headers.raw]
+
+
 def body_chunks(response: httpx.Response, *, inflate_limit: int | None = None) -> AsyncIterator[bytes]:
     """The body's chunks as they arrive, decoded; a compressed one stops with :class:`BodyTooLarge`
     once it inflates past ``inflate_limit`` bytes."""
