@@ -17,7 +17,7 @@ from tray.shaping import error_body
 from tray.store import Store
 
 RATE_LIMIT_KINDS = frozenset({"429", "usage limit", "rate limited"})
-LOCAL_KINDS = frozenset({"pool busy", "pool error"})  # our own pool file, not the account
+LOCAL_KINDS = frozenset({"pool busy"})  # our own pool file, not the account
 FINAL_KINDS = frozenset({"connection limit"})  # no other candidate can do better: stop trying
 LIMIT_RETRY_AFTER = 1  # seconds; a connection frees up when any answer in flight ends
 UNREACHABLE_KINDS = frozenset({"transport error", "timeout", "5xx", "html 403", "overloaded", "stream ended",

@@ -41,7 +41,7 @@ class Opened:
     response: httpx.Response
     chunks: AsyncIterator[bytes]
     held: list[bytes] = field(default_factory=list)
-    events: list[SSEEvent] = field(default_factory=list)  # the events parsed before the commit
+    events: list[SSEEvent] = field(default_factory=list)  # the events (not comments) read before the commit
     parser: SSEParser = field(default_factory=SSEParser)  # holds any partial event after them
 
 
@@ -100,8 +100,8 @@ async def _hold_back(opened: Opened) -> Opened | EarlyFailure:
             if err is not None or is_output(event):
                 return opened
         if held > HOLD_LIMIT or comments > COMMENT_LIMIT:
-            what = "comments" if comments > COMMENT_LIMIT else "bytes"
-            return EarlyFailure("oversized", f"more than {held // 1024} kB of {what} before any output")
+            return EarlyFailure("oversized", f"{held // 1024} kB before any output ({comments // 1024} kB"
+                                f" of them comments)")
     return EarlyFailure("ended", "stream ended before any output")
 
 
