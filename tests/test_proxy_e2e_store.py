@@ -98,7 +98,7 @@ def test_a_full_local_connection_pool_answers_503_and_cools_no_account() -> None
     """The proxy's own connection limit is reached (one connection here, held by a long answer): the
     next request is told to retry shortly, and no account is blamed for it."""
     transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=1))
-    timeout = httpx.Timeout(30.0, pool=0.3)
+    timeout = httpx.Timeout(30.0, pool=2.0)  # long enough that the warm-up never waits it out
     with running_pool(["a", "b"], transport=transport, upstream_timeout=timeout) as pool:
         warm(pool)
         pool.upstream.script("a", replies.ok(deltas=400, event_delay=0.05))
