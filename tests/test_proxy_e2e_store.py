@@ -64,10 +64,12 @@ def test_a_429_whose_quota_update_hits_the_lock_fails_over(caplog: pytest.LogCap
     with running_pool(["a", "b"]) as pool:
         warm(pool)
         pool.upstream.script("a", replies.usage_limit(resets_in=600))
+        asked = len(pool.upstream.codex_requests("a"))
         with write_lock_held(pool.engine.paths.db_file):
             response = pool.post()
         assert response.status_code == 200, response.text
         assert pool.served_by(response) == "b"
+        assert len(pool.upstream.codex_requests("a")) == asked + 1  # a was tried first and said 429
         name = pool.account("a").name
         assert any("busy" in r.getMessage() and name in r.getMessage() for r in caplog.records)
 
