@@ -137,7 +137,9 @@ def running_pool(
     usage: Mapping[str, Mapping[str, Any]] | None = None,
     plans: Mapping[str, str] | None = None,
     upstream_timeout: httpx.Timeout | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Iterator[Pool]:
+    """``transport``: the engine's upstream transport (default httpx's, with the engine's limits)."""
     chatgpt = make_chatgpt()
     auth = chatgpt.auth
     assert isinstance(auth, FakeAuth)
@@ -148,6 +150,8 @@ def running_pool(
         write_config(home, values)
         events: list[Event] = []
         extra: dict[str, Any] = {} if upstream_timeout is None else {"upstream_timeout": upstream_timeout}
+        if transport is not None:
+            extra["transport"] = transport
         engine = Engine(resolve_paths(), port=0, import_primary=False, events=events.append, **extra)
         accounts = {
             fid: add_account(engine.store, auth, chatgpt.upstream, fid, (usage or {}).get(fid),

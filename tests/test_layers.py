@@ -53,6 +53,7 @@ LAYERS: dict[str, float] = {
     "oauth": L2,
     "usage": L2,
     "transport": L2,
+    "decoding": L2,
     "authfiles": L2,
     "clients": L2,
     "notify": L2,
@@ -83,6 +84,7 @@ LAYERS: dict[str, float] = {
     "attempts": L3,
     "pooled": L3,
     "relay": L3,
+    "answers": L3,
     # L4: GUI adapters (never the store)
     "icon": L4,
     "trayicon": L4,

@@ -30,6 +30,7 @@ from tray.access import AccessPolicy, Denied, check_origin, check_request
 from tray.attempts import Incoming
 from tray.errors import PoolError, StoreLockedError
 from tray.pipeline import Pipeline
+from tray.relay import Hangup
 from tray.shaping import DEFAULT_ORIGINATOR, TURN_STATE, error_body, shape_v1_body
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,15 @@ class ProxyRoutes:
         else:
             route = "compact" if path.endswith("/compact") else "responses"
             inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, obj)
-        return await self.pipeline.handle(inc)
+        return await self._handle(request, inc)
+
+    async def _handle(self, request: Request, inc: Incoming) -> Response:
+        """Route ``inc``, watching for the client leaving until the answer is ready to send."""
+        hangup = Hangup(request.receive)
+        try:
+            return await self.pipeline.handle(inc, hangup)
+        finally:
+            hangup.close()
 
     async def _models(self, request: Request) -> Response:
         if request.url.path.startswith("/v1/"):
@@ -159,7 +168,7 @@ class ProxyRoutes:
             inc = replace(inc, query=inc.query or f"client_version={MODELS_CLIENT_VERSION}")
         else:
             inc = self._incoming(request, "models", "/codex/models", b"", None)
-        return await self.pipeline.handle(inc)
+        return await self._handle(request, inc)
 
 
 class OriginGuard:
