@@ -1,14 +1,21 @@
-"""The CI rule in tests/ciskips.py, run on tiny test files in a child pytest: with ``CI=true`` every
-kind of skip fails the run; without it a skip is still only a skip."""
+"""What keeps CI honest: the rule in tests/ciskips.py, run on tiny test files in a child pytest (with
+``CI=true`` every kind of skip fails the run; without it a skip is still only a skip), and the pins
+in pyproject.toml (exact for the tools that gate the suite, upper bounds where the code reads a
+library's internals)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,3 +69,24 @@ def test_without_ci_a_skip_is_a_skip_and_a_clean_run_passes_in_ci(tmp_path: Path
     (clean / "test_ok.py").write_text(PASSING)
     ci = run_child(clean, ci=True)
     assert ci.returncode == pytest.ExitCode.OK, ci.stdout + ci.stderr
+
+
+def _pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_the_tools_that_gate_the_suite_are_pinned_and_are_the_ones_running() -> None:
+    pins = _pyproject()["project"]["optional-dependencies"]["test"]
+    loose = [spec for spec in pins if not re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", spec)]
+    assert loose == [], f"test tools must be pinned exactly: {loose}"
+    for spec in pins:
+        name, version = spec.split("==")
+        assert metadata.version(name) == version, f"{name} {metadata.version(name)} runs, {version} is pinned"
+
+
+def test_libraries_whose_internals_the_code_reads_have_upper_bounds() -> None:
+    deps = {re.split(r"[<>=!~; ]", spec, maxsplit=1)[0].lower(): spec
+            for spec in _pyproject()["project"]["dependencies"]}
+    for name in ("httpx", "httpcore", "uvicorn", "pystray"):
+        assert "<" in deps[name], f"{name} needs an upper bound: {deps[name]}"
+        assert Requirement(deps[name]).specifier.contains(metadata.version(name)), deps[name]
