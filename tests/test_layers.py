@@ -72,6 +72,7 @@ LAYERS: dict[str, float] = {
     "apilogin": L3,
     "apisetup": L3,
     "apiviews": L3,
+    "apiui": L3,  # the window page: static files and the headers that guard them
     "server": L3,
     "engine": L3,
     "pipeline": L3,

@@ -12,7 +12,6 @@ the proxy's event loop.
 
 from __future__ import annotations
 
-import mimetypes
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -29,6 +28,7 @@ from tray.access import AccessPolicy
 from tray.apiguard import BadRequest, Guard, account_id, error, field, json_body, mapped, ok, send_json
 from tray.apilogin import login_routes
 from tray.apisetup import setup_routes
+from tray.apiui import ui_routes
 from tray.errors import AccountError, AccountNotFoundError
 from tray.models import AccountState
 from tray.paths import Paths
@@ -56,6 +56,8 @@ class ManagedEngine(Protocol):
     def ui_token(self) -> str: ...
 
     def reload_config(self) -> Any: ...
+
+    def policy(self) -> AccessPolicy: ...
 
 
 def port_of(url: str) -> int:
@@ -168,11 +170,8 @@ async def _threaded(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) -> list[BaseRoute]:
-    """The ``/api`` mount: every management endpoint behind the token/Host/Origin guard."""
-    # The UI is ES modules, which browsers only run when served as JavaScript; Windows registries
-    # sometimes map .js to text/plain, and StaticFiles asks mimetypes. Pin the types we ship.
-    for suffix, kind in ((".js", "text/javascript"), (".css", "text/css"), (".svg", "image/svg+xml")):
-        mimetypes.add_type(kind, suffix)
+    """The ``/api`` mount (every management endpoint behind the token/Host/Origin guard) and the
+    window's page at ``/ui``."""
     accounts = AccountsApi(engine, clock)
     routes: list[BaseRoute] = [
         Route("/status", mapped(accounts.status), methods=["GET"]),
@@ -192,7 +191,7 @@ def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) 
         host = str(getattr(engine.config, "host", "127.0.0.1"))
         return AccessPolicy(port=port_of(engine.url), bind_host=host), engine.ui_token
 
-    return [Mount("/api", app=Guard(app, settings))]
+    return [Mount("/api", app=Guard(app, settings)), *ui_routes(engine.policy)]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

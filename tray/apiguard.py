@@ -113,6 +113,10 @@ class BadRequest(PoolError):
     """The request itself is wrong (400): a field missing, of the wrong type or out of range."""
 
 
+class TooLarge(BadRequest):
+    """The request body is over :data:`MAX_BODY` (413)."""
+
+
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status, headers=NO_STORE)
 
@@ -127,6 +131,8 @@ def mapped(handler: Handler) -> Handler:
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
+        except TooLarge as exc:
+            return error(413, str(exc))
         except BadRequest as exc:
             return error(400, str(exc))
         except AccountNotFoundError as exc:
@@ -140,12 +146,24 @@ def mapped(handler: Handler) -> Handler:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object body; anything else is a :class:`BadRequest`."""
-    raw = await request.body()
+    """The request's JSON object body; anything else is a :class:`BadRequest`.
+
+    The size limit is checked on the declared length and while reading, so a huge (or endless)
+    body is refused after :data:`MAX_BODY` bytes instead of being held in memory first."""
+    too_large = TooLarge("The request body is too large for the management API.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw:
         return {}
-    if len(raw) > MAX_BODY:
-        raise BadRequest("The request body is too large for the management API.")
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as exc:

@@ -19,12 +19,10 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
-from importlib import resources
 from typing import Any, TypeVar
 
 import httpx
-from starlette.routing import BaseRoute, Mount
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from tray import authfiles
 from tray.access import AccessPolicy
@@ -35,7 +33,7 @@ from tray.models import Clock, ConfigInvalid, Event, EventSink
 from tray.oauth import OAuthClient
 from tray.paths import Paths, api_key, ui_token, write_secret
 from tray.pipeline import Pipeline
-from tray.proxy import OriginGuard, ProxyRoutes, build_app
+from tray.proxy import ProxyRoutes, build_app
 from tray.quotaservice import QuotaService
 from tray.refresh import TIMER_INTERVAL, Refresher
 from tray.server import ServerThread
@@ -174,10 +172,6 @@ class Engine:
         with contextlib.suppress(ModuleNotFoundError):
             api = importlib.import_module("tray.api")
             extra += list(api.build_routes(self))
-        ui_dir = resources.files("tray") / "ui"
-        if ui_dir.is_dir():
-            static = StaticFiles(directory=str(ui_dir), html=True)
-            extra.append(Mount("/ui", app=OriginGuard(static, self.policy), name="ui"))
         return extra
 
     def _login_service(self, oauth: OAuthClient) -> LoginService:
