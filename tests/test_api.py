@@ -283,11 +283,11 @@ def test_invalid_settings_name_each_field_and_write_nothing(engine: Any, api: ht
     path = engine.paths.config_file
     before = path.read_text()
     r = api.put("/settings", json={"values": {"sticky-mode": "sometimes", "port": 70000, "fast-mode": "auto",
-                                              "upstream-url": "ftp://x", "host": "10.1.2.3", "bogus": 1,
+                                              "max-body-mb": -1, "host": "10.1.2.3", "bogus": 1,
                                               "notifications": {"quota-low": "yes"}}})
     assert r.status_code == 400
     problems = r.json()["problems"]
-    assert set(problems) == {"sticky-mode", "port", "upstream-url", "host", "bogus",
+    assert set(problems) == {"sticky-mode", "port", "max-body-mb", "host", "bogus",
                              "notifications.quota-low"}
     assert "sticky-mode" in problems["sticky-mode"]
     assert path.read_text() == before

@@ -19,7 +19,9 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from starlette.routing import BaseRoute
@@ -52,6 +54,11 @@ def _log_event(event: Event) -> None:
     log.warning("%s", event)
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class Engine:
     def __init__(
         self,
@@ -78,6 +85,10 @@ class Engine:
         self._timeout = upstream_timeout
         self._login_options = dict(login_options or {})  # LoginService keywords (tests: callback_port)
         self.loaded: LoadedConfig = load_config(paths.config_file)
+        # Where tokens go is fixed for the engine's life: an edit applies on restart (see reload_config).
+        first = self.loaded.config
+        self._origins = {"upstream-url": first.upstream_url, "auth-url": first.auth_url}
+        self._announced: dict[str, str] = {}
         self._mtime = self._config_mtime()
         self._report(self.loaded)
         self.store = Store.open(paths.db_file, clock, backup_dir=paths.backup_dir)
@@ -115,9 +126,10 @@ class Engine:
             self.events(ConfigInvalid(path=str(loaded.path), problems=tuple(loaded.problems)))
 
     def reload_config(self) -> LoadedConfig:
-        """Re-read config.toml and apply it to the next request (host/port apply on restart)."""
+        """Re-read config.toml and apply it to the next request (host/port, upstream-url and auth-url
+        apply on restart)."""
         old = self.loaded.config
-        self.loaded = load_config(self.paths.config_file)
+        self.loaded = self._keep_origins(load_config(self.paths.config_file))
         self._mtime = self._config_mtime()
         self._report(self.loaded)
         new = self.loaded.config
@@ -127,6 +139,19 @@ class Engine:
             log.warning("The new host/port settings take effect when codex-pool restarts.")
         logging.getLogger("tray").setLevel(new.log_level.upper())
         return self.loaded
+
+    def _keep_origins(self, loaded: LoadedConfig) -> LoadedConfig:
+        """``loaded`` with the upstream and sign-in URLs the engine started with. A new value is
+        logged once, naming its origin, so an edit the user did not make is seen in the log before
+        a restart sends any token there."""
+        new = loaded.config
+        for key, value in (("upstream-url", new.upstream_url), ("auth-url", new.auth_url)):
+            if value != self._origins[key] and self._announced.get(key) != value:
+                log.warning("%s in %s now points at %s; codex-pool keeps using %s until it restarts.",
+                            key, loaded.path, _origin(value), _origin(self._origins[key]))
+            self._announced[key] = value
+        kept = replace(new, upstream_url=self._origins["upstream-url"], auth_url=self._origins["auth-url"])
+        return replace(loaded, config=kept)
 
     async def _watch_config(self) -> None:
         while True:
