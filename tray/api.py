@@ -1,7 +1,8 @@
 """The management API under ``/api/``: JSON endpoints the pool window (``tray/ui``) calls.
 
 ``build_routes(engine)`` returns one ``Mount("/api")`` whose router sits behind
-:class:`tray.apiguard.Guard` (management token, Host, Origin, no CORS). Handlers are thin: they
+:class:`tray.apiguard.Guard` (window session or management token, Host, Origin, no CORS), and the
+window page's ``Mount("/ui")``. Handlers are thin: they
 validate the request, call the store / config / login / client-setup / autostart adapters, and shape
 the answer with :mod:`tray.apiviews`. A rejected request changes nothing and gets a 4xx
 ``{"error": "..."}``; no answer ever holds an access or refresh token.
@@ -27,11 +28,13 @@ from tray import __version__, apiviews
 from tray.access import AccessPolicy
 from tray.apiguard import BadRequest, Guard, account_id, error, field, json_body, mapped, ok, send_json
 from tray.apilogin import login_routes
+from tray.apisession import OPEN_PATHS, session_routes
 from tray.apisetup import setup_routes
 from tray.apiui import ui_routes
 from tray.errors import AccountError, AccountNotFoundError
 from tray.models import AccountState
 from tray.paths import Paths
+from tray.sessions import Sessions
 from tray.store import Store
 
 MAX_ACTIVITY = 1000
@@ -42,6 +45,7 @@ class ManagedEngine(Protocol):
 
     store: Store
     paths: Paths
+    sessions: Sessions
 
     @property
     def config(self) -> Any: ...
@@ -182,16 +186,21 @@ def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) 
         Route("/accounts/{account_id}/primary", mapped(accounts.primary), methods=["POST"]),
         Route("/activity", mapped(accounts.activity), methods=["GET"]),
     ]
+    def port() -> int:  # the port the proxy listens on, read per request
+        return port_of(engine.url)
+
     extra = setup_routes(engine, clock) + login_routes(engine, clock)
+    extra += session_routes(engine.sessions, lambda: engine.ui_token, port)
     routes += [Route(r.path, mapped(r.endpoint), methods=r.methods) for r in extra]
     router = Router(routes=routes, default=_not_found)
     app = ExceptionMiddleware(router, handlers={HTTPException: _http_error})
 
     def settings() -> tuple[AccessPolicy, str]:
         host = str(getattr(engine.config, "host", "127.0.0.1"))
-        return AccessPolicy(port=port_of(engine.url), bind_host=host), engine.ui_token
+        return AccessPolicy(port=port(), bind_host=host), engine.ui_token
 
-    return [Mount("/api", app=Guard(app, settings)), *ui_routes(engine.policy)]
+    guard = Guard(app, settings, engine.sessions.valid, OPEN_PATHS)
+    return [Mount("/api", app=guard), *ui_routes(engine.policy)]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

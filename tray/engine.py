@@ -3,9 +3,10 @@ service, the proxy routes, the management API and UI, and the server thread.
 
 ``Engine(paths).start()`` returns the proxy URL; ``stop()`` ends it. The tray app and ``serve`` both
 run one. Public attributes the management API and the GUI read: ``paths``, ``store``, ``config``
-(the current :class:`~tray.config.Config`), ``loaded`` (with its problems), ``url``, ``ui_url``,
-``api_key``, ``ui_token``, ``login`` (the login service, when available), ``reload_config()`` and
-``submit(coro)`` (run a coroutine on the proxy's loop from any thread).
+(the current :class:`~tray.config.Config`), ``loaded`` (with its problems), ``url``, ``ui_url``
+(with a fresh one-time code each time it is read), ``sessions``, ``api_key``, ``ui_token``,
+``login`` (the login service, when available), ``reload_config()`` and ``submit(coro)`` (run a
+coroutine on the proxy's loop from any thread).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tray.proxy import ProxyRoutes, build_app
 from tray.quotaservice import QuotaService
 from tray.refresh import TIMER_INTERVAL, Refresher
 from tray.server import ServerThread
+from tray.sessions import Sessions
 from tray.store import Store
 from tray.transport import ReclaimingTransport
 
@@ -95,6 +97,7 @@ class Engine:
         self._reads: Store | None = None  # the proxy loop's own read connection (see Pipeline)
         self.api_key = api_key(paths)
         self.ui_token = ui_token(paths)
+        self.sessions = Sessions()  # window codes and sessions: they die with this engine
         self.login: LoginService | None = None
         self.server: ServerThread | None = None
         self.pipeline: Pipeline | None = None
@@ -169,7 +172,8 @@ class Engine:
 
     @property
     def ui_url(self) -> str:
-        return f"{self.url}/ui/#token={self.ui_token}"
+        """The window's address with a fresh one-time code (good for a minute, once)."""
+        return f"{self.url}/ui/#code={self.sessions.mint()}"
 
     def policy(self) -> AccessPolicy:
         port = self.server.port if self.server is not None else (self._port or self.config.port)
@@ -287,7 +291,7 @@ class Engine:
     # ---- instance file -------------------------------------------------------------------------
 
     def _write_instance(self) -> None:
-        data = {"pid": os.getpid(), "url": self.url, "ui_url": self.ui_url, "started_at": self.clock()}
+        data = {"pid": os.getpid(), "url": self.url, "started_at": self.clock()}
         write_secret(self.paths.instance_file, json.dumps(data) + "\n")
 
     def _remove_instance(self) -> None:

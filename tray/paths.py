@@ -40,8 +40,10 @@ class Paths:
 
     @property
     def ui_token_file(self) -> Path:
-        """The management API / web UI token (never accepted by the proxy routes)."""
-        return self.data_dir / "ui-token"
+        """The management token: the owner's own scripts may send it to the management API, and it
+        keys the owner's challenge (:mod:`tray.sessions`); never put in an address, never accepted
+        by the proxy routes."""
+        return self.data_dir / "management-token"
 
     @property
     def instance_file(self) -> Path:
@@ -116,4 +118,8 @@ def api_key(paths: Paths) -> str:
 
 
 def ui_token(paths: Paths) -> str:
-    return read_or_create_secret(paths.ui_token_file, "cpui-")
+    """The management token. The ``ui-token`` of earlier versions went into window addresses (and
+    so into browser history); it is deleted, never reused, so a copy made from an address is dead."""
+    token = read_or_create_secret(paths.ui_token_file, "cpmt-")
+    (paths.data_dir / "ui-token").unlink(missing_ok=True)
+    return token

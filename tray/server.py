@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tray.config import is_loopback
 from tray.errors import ServerError
+from tray.portholder import Holder, holder
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,10 @@ def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.s
     except OSError as exc:
         sock.close()
         if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-            why = "is already in use" if exc.errno == errno.EADDRINUSE else "is not allowed"
+            why = "is not allowed"
+            if exc.errno == errno.EADDRINUSE:  # say who, so clients pointed here are not trusted to it
+                said = (holder(port) or Holder()).describe()
+                why = f"is held by another program ({said})" if said else "is already in use"
             raise ServerError(
                 f"Port {port} on {host} {why}. Choose another with 'port = <n>' in config.toml "
                 "or 'codex-pool serve --port <n>'."
