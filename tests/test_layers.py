@@ -78,6 +78,7 @@ LAYERS: dict[str, float] = {
     "apiui": L3,  # the window page: static files and the headers that guard them
     "apisession": L3,  # window codes, sessions and the owner's challenge over HTTP
     "server": L3,
+    "limits": L3,  # header timeout and size, connection cap, the process's own limits
     "engine": L3,
     "pipeline": L3,
     "planner": L3,
