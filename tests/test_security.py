@@ -290,3 +290,28 @@ def test_a_migration_backup_and_its_folder_are_private_whatever_the_umask(pool_h
         assert mode(db) == 0o600 and mode(pool_home) == 0o700
     finally:
         os.umask(old)
+
+
+def test_the_setup_backup_folder_is_private_whatever_the_umask(pool_home: Path, isolated_home: Path) -> None:
+    from tests.test_security_local import free_port
+    from tray.cli import main
+
+    codex_config = isolated_home / ".codex" / "config.toml"
+    codex_config.parent.mkdir(parents=True)
+    codex_config.write_text('model = "gpt-5"\n')
+    resolve_paths().ensure().config_file.write_text(f"port = {free_port()}\n")
+    old = os.umask(0o022)  # the usual umask: folders come out 0755 unless made private on purpose
+    try:
+        assert main(["setup", "codex"]) == 0
+    finally:
+        os.umask(old)
+    backups = resolve_paths().backup_dir
+    assert mode(backups) == 0o700, oct(mode(backups))
+    assert all(mode(f) == 0o600 for f in backups.iterdir())
+
+
+def test_an_existing_open_backup_folder_is_made_private(pool_home: Path) -> None:
+    backups = resolve_paths().ensure().backup_dir
+    os.chmod(backups, 0o755)  # as earlier versions left it
+    resolve_paths().ensure()
+    assert mode(backups) == 0o700

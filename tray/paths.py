@@ -59,8 +59,10 @@ class Paths:
         return self.data_dir / "backups"
 
     def ensure(self) -> Paths:
-        """Create the folders (0700: they hold tokens and keys)."""
-        for folder in (self.config_dir, self.data_dir, self.log_dir):
+        """Create the folders (0700: they hold tokens and keys). ``backups/`` too, here, because
+        its writers would otherwise create it with the umask's mode; an existing one is made
+        private again."""
+        for folder in (self.config_dir, self.data_dir, self.log_dir, self.backup_dir):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(folder, 0o700)
         return self
