@@ -315,3 +315,16 @@ def test_an_existing_open_backup_folder_is_made_private(pool_home: Path) -> None
     os.chmod(backups, 0o755)  # as earlier versions left it
     resolve_paths().ensure()
     assert mode(backups) == 0o700
+
+
+def test_the_management_token_window_codes_and_sessions_are_masked_in_logs() -> None:
+    from tray.logs import redact
+    from tray.sessions import Sessions
+
+    sessions = Sessions()
+    code = sessions.mint()
+    session = sessions.redeem(sessions.mint())
+    token = "cpmt-" + "x" * 40
+    text = redact(f"opened /ui/#code={code}, session {session}, token {token}")
+    assert code not in text and str(session) not in text and token not in text
+    assert "cpc-[redacted]" in text and "cps-[redacted]" in text and "cpmt-[redacted]" in text
