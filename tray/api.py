@@ -2,10 +2,10 @@
 
 ``build_routes(engine)`` returns one ``Mount("/api")`` whose router sits behind
 :class:`tray.apiguard.Guard` (window session or management token, Host, Origin, no CORS), and the
-window page's ``Mount("/ui")``. Handlers are thin: they
-validate the request, call the store / config / login / client-setup / autostart adapters, and shape
-the answer with :mod:`tray.apiviews`. A rejected request changes nothing and gets a 4xx
-``{"error": "..."}``; no answer ever holds an access or refresh token.
+window page's ``Mount("/ui")``. Handlers are thin: they validate the request, call the store /
+config / login / client-setup / autostart adapters, and shape the answer with :mod:`tray.apiviews`.
+A rejected request changes nothing and gets a 4xx ``{"error": "..."}``; no answer ever holds an
+access or refresh token.
 
 Store calls are short SQLite calls; sync handlers run in Starlette's thread pool so they never stall
 the proxy's event loop.
@@ -176,6 +176,9 @@ async def _threaded(fn: Callable[..., Any], *args: Any) -> Any:
 def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) -> list[BaseRoute]:
     """The ``/api`` mount (every management endpoint behind the token/Host/Origin guard) and the
     window's page at ``/ui``."""
+    def port() -> int:  # the port the proxy listens on, read per request
+        return port_of(engine.url)
+
     accounts = AccountsApi(engine, clock)
     routes: list[BaseRoute] = [
         Route("/status", mapped(accounts.status), methods=["GET"]),
@@ -186,9 +189,6 @@ def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) 
         Route("/accounts/{account_id}/primary", mapped(accounts.primary), methods=["POST"]),
         Route("/activity", mapped(accounts.activity), methods=["GET"]),
     ]
-    def port() -> int:  # the port the proxy listens on, read per request
-        return port_of(engine.url)
-
     extra = setup_routes(engine, clock) + login_routes(engine, clock)
     extra += session_routes(engine.sessions, lambda: engine.ui_token, port)
     routes += [Route(r.path, mapped(r.endpoint), methods=r.methods) for r in extra]
