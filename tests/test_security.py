@@ -328,3 +328,14 @@ def test_the_management_token_window_codes_and_sessions_are_masked_in_logs() -> 
     text = redact(f"opened /ui/#code={code}, session {session}, token {token}")
     assert code not in text and str(session) not in text and token not in text
     assert "cpc-[redacted]" in text and "cps-[redacted]" in text and "cpmt-[redacted]" in text
+
+
+def test_a_management_token_that_went_into_window_addresses_is_replaced(pool_home: Path) -> None:
+    from tray.paths import ui_token
+
+    paths = resolve_paths().ensure()
+    old = "cpui-" + "o" * 43  # what earlier versions put in every window address (and history)
+    paths.ui_token_file.write_text(old + "\n")
+    token = ui_token(paths)
+    assert token.startswith("cpmt-") and token != old
+    assert ui_token(paths) == token and mode(paths.ui_token_file) == 0o600

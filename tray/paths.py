@@ -43,7 +43,7 @@ class Paths:
         """The management token: the owner's own scripts may send it to the management API, and it
         keys the owner's challenge (:mod:`tray.sessions`); never put in an address, never accepted
         by the proxy routes."""
-        return self.data_dir / "management-token"
+        return self.data_dir / "ui-token"
 
     @property
     def instance_file(self) -> Path:
@@ -120,8 +120,10 @@ def api_key(paths: Paths) -> str:
 
 
 def ui_token(paths: Paths) -> str:
-    """The management token. The ``ui-token`` of earlier versions went into window addresses (and
-    so into browser history); it is deleted, never reused, so a copy made from an address is dead."""
+    """The management token. Earlier versions' tokens (``cpui-``) went into window addresses, and
+    so into browser history: such a token is replaced, never reused, so a copy of it is dead."""
     token = read_or_create_secret(paths.ui_token_file, "cpmt-")
-    (paths.data_dir / "ui-token").unlink(missing_ok=True)
+    if token.startswith("cpui-"):
+        token = "cpmt-" + secrets.token_urlsafe(32)
+        write_secret(paths.ui_token_file, token + "\n")
     return token

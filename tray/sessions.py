@@ -9,7 +9,7 @@ passed in, safe to call from any thread).
   as ``X-Codex-Pool-Session``. A session ends after :data:`SESSION_IDLE` seconds unused and when the
   proxy stops. (Not a cookie: cookies are shared by every port of ``127.0.0.1``, so a page that
   another local user serves on some other port would be sent it.)
-* **The owner's challenge.** The management token (the ``management-token`` file, 0600) never
+* **The owner's challenge.** The management token (the ``ui-token`` file, 0600) never
   crosses the wire for it. The CLI sends a nonce; the proxy answers with its own nonce and
   ``server_proof`` (an HMAC with the token, bound to the port it listens on), which shows the CLI
   that the listener is this pool's proxy and not a program squatting the port or relaying to the
