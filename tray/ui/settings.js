@@ -115,7 +115,7 @@ export function settingsPage(root) {
       inputs[key].input.readOnly = true;
       inputs[key].input.setAttribute("aria-readonly", "true");
       inputs[key].input.closest(".field").append(h("div", { class: "hint locked" },
-        "Read-only here: edit config.toml to change it."));
+        "Read-only in the window."));
     }
     const status = h("span", { class: "small muted", id: "save-status" }, data.problems && data.problems.length
       ? `The config file has problems: ${data.problems.join("; ")}` : "Changes apply as soon as they are saved.");
