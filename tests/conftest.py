@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-GUI_MARKERS = ("gui", "browser", "clients")
-pytest_plugins = ("tests.gui_fixtures",)  # Xvfb, private D-Bus, fake notification server, tray host
+pytest_plugins = (
+    "tests.gui_fixtures",  # Xvfb, private D-Bus, fake notification server, tray host
+    "tests.ciskips",  # in CI (CI=true) every skip fails the run
+)
 
 
 @pytest.fixture(autouse=True)
@@ -34,17 +36,3 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 @pytest.fixture
 def pool_home(isolated_home: Path) -> Path:
     return Path(os.environ["CODEX_POOL_HOME"])
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """In CI a skipped GUI, browser or real-client test is a failure: those must run there."""
-    outcome = yield
-    report = outcome.get_result()
-    if (
-        os.environ.get("CI") == "true"
-        and report.skipped
-        and any(item.get_closest_marker(m) for m in GUI_MARKERS)
-    ):
-        report.outcome = "failed"
-        report.longrepr = f"{item.nodeid}: GUI/browser/client test skipped in CI ({report.longrepr})"

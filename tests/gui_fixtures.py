@@ -254,33 +254,42 @@ class DbusMenu:
                 raise AssertionError(f"menu not as expected; last seen: {menu and menu.labels}")
             time.sleep(0.2)
 
-    def click(self, start: str) -> None:
-        """Click the item whose label starts with ``start`` (ids change after each rebuild, so the
-        layout is read afresh)."""
+    def event(self, item_id: int) -> str | None:
+        """Send a ``clicked`` event for ``item_id``, as a tray host does when the user picks an item;
+        returns the error the menu answered (``None``: accepted). dbus-fast hands an error reply back
+        as a message instead of raising, so it is read here."""
 
-        async def go() -> None:
-            from dbus_fast import Message, Variant
+        async def go() -> str | None:
+            from dbus_fast import Message, MessageType, Variant
 
             conn = await self._connect()
             try:
                 where = await self._locate(conn)
                 assert where is not None, "no exported menu"
+                click = [item_id, "clicked", Variant("s", ""), 0]
                 reply = await conn.call(Message(destination=where[0], path=where[1],
-                                                interface="com.canonical.dbusmenu", member="GetLayout",
-                                                signature="iias", body=[0, -1, []]))
-                item = _item(reply.body[1]).find(start)
-                assert item is not None, f"no menu item {start!r}"
-                await conn.call(Message(destination=where[0], path=where[1],
-                                        interface="com.canonical.dbusmenu", member="Event",
-                                        signature="isvu", body=[item.id, "clicked", Variant("s", ""), 0]))
+                                                interface="com.canonical.dbusmenu", member="Event",
+                                                signature="isvu", body=click))
+                if reply.message_type is MessageType.ERROR:
+                    return f"{reply.error_name}: {reply.body[0] if reply.body else ''}"
+                return None
             finally:
                 conn.disconnect()
 
-        for attempt in range(10):
+        return asyncio.run(go())
+
+    def click(self, start: str) -> None:
+        """Click the item whose label starts with ``start`` (the layout is read afresh; a click the
+        menu refused, e.g. on an item a rebuild replaced, is tried again on a fresh layout)."""
+        problem: object = None
+        for _attempt in range(10):
             try:
-                asyncio.run(go())
+                item = self.layout().find(start)
+                assert item is not None, f"no menu item {start!r}"
+                problem = self.event(item.id)
+            except Exception as exc:  # caught the menu mid-rebuild: read the layout again
+                problem = exc
+            if problem is None:
                 return
-            except Exception:  # caught the menu mid-rebuild: read the layout again
-                if attempt == 9:
-                    raise
-                time.sleep(0.3)
+            time.sleep(0.3)
+        raise AssertionError(f"the menu refused the click on {start!r}: {problem}")

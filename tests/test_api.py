@@ -58,7 +58,7 @@ def no_secrets(payload: Any, engine: Any) -> None:
 def test_refuses_without_the_management_token(engine: Any) -> None:
     r = httpx.get(engine.url + "/api/accounts")
     assert r.status_code == 401
-    assert "management token" in r.json()["error"]
+    assert "tray menu" in r.json()["error"]
 
 
 def test_refuses_the_client_key_in_place_of_the_token(engine: Any) -> None:
@@ -111,6 +111,62 @@ def test_foreign_origin_cannot_delete(engine: Any, api: httpx.Client) -> None:
     )
     assert r.status_code == 403
     assert names(api) == ["one@example.com"]
+
+
+def redeem(engine: Any, code: str) -> httpx.Response:
+    return httpx.post(engine.url + "/api/session", json={"code": code}, trust_env=False)
+
+
+def test_a_window_code_opens_one_session_once(engine: Any) -> None:
+    code = engine.ui_url.split("#code=", 1)[1]
+    first = redeem(engine, code)
+    assert first.status_code == 200
+    session = first.json()["session"]
+    assert session.startswith("cps-") and engine.ui_token not in first.text
+    status = httpx.get(engine.url + "/api/status", headers={"X-Codex-Pool-Session": session}, trust_env=False)
+    assert status.status_code == 200
+    again = redeem(engine, code)  # the same link from history, a screenshot, another tab
+    assert again.status_code == 401 and "session" not in again.json()
+    for wrong in ("cpc-made-up", engine.api_key, engine.ui_token, ""):
+        assert redeem(engine, wrong).status_code == 401
+    for fake in ("cps-made-up", code, engine.api_key):
+        refused = httpx.get(engine.url + "/api/status", headers={"X-Codex-Pool-Session": fake},
+                            trust_env=False)
+        assert refused.status_code == 401
+
+
+def test_a_session_is_refused_on_the_proxy_and_from_another_origin(engine: Any) -> None:
+    session = redeem(engine, engine.sessions.mint()).json()["session"]
+    proxy = httpx.get(engine.url + "/v1/models", headers={"Authorization": f"Bearer {session}"},
+                      trust_env=False)
+    assert proxy.status_code == 401
+    foreign = httpx.post(engine.url + "/api/session", json={"code": engine.sessions.mint()},
+                         headers={"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+                         trust_env=False)
+    assert foreign.status_code == 403 and "session" not in foreign.text
+
+
+def test_the_owner_challenge_needs_the_owner_token_and_this_port(engine: Any) -> None:
+    from tray.owner import probe
+    from tray.sessions import client_proof, server_proof
+
+    port = int(engine.url.rsplit(":", 1)[1])
+    hello = httpx.post(engine.url + "/api/owner/hello", json={"nonce": "n" * 24}, trust_env=False).json()
+    assert hello["proof"] == server_proof(engine.ui_token, port, "n" * 24, hello["nonce"])
+    assert hello["proof"] != server_proof(engine.ui_token, port + 1, "n" * 24, hello["nonce"])
+    for wrong in (client_proof("cpmt-guess", port, "n" * 24, hello["nonce"]),
+                  client_proof(engine.ui_token, port + 1, "n" * 24, hello["nonce"]), hello["proof"]):
+        answer = httpx.post(engine.url + "/api/owner/code", json={"nonce": hello["nonce"], "proof": wrong},
+                            trust_env=False)
+        assert answer.status_code == 401 and "code" not in answer.json()
+    # The first wrong answer spent the challenge: even the right proof is now refused.
+    right = client_proof(engine.ui_token, port, "n" * 24, hello["nonce"])
+    assert httpx.post(engine.url + "/api/owner/code", json={"nonce": hello["nonce"], "proof": right},
+                      trust_env=False).status_code == 401
+    owner = probe(engine.url, engine.ui_token, want_code=True)
+    assert owner.state == "ours" and owner.code is not None
+    assert redeem(engine, owner.code).status_code == 200
+    assert probe(engine.url, "cpmt-not-the-token").state == "other"
 
 
 def test_management_token_does_not_open_the_proxy(engine: Any) -> None:
@@ -283,11 +339,11 @@ def test_invalid_settings_name_each_field_and_write_nothing(engine: Any, api: ht
     path = engine.paths.config_file
     before = path.read_text()
     r = api.put("/settings", json={"values": {"sticky-mode": "sometimes", "port": 70000, "fast-mode": "auto",
-                                              "upstream-url": "ftp://x", "host": "10.1.2.3", "bogus": 1,
+                                              "max-body-mb": -1, "host": "10.1.2.3", "bogus": 1,
                                               "notifications": {"quota-low": "yes"}}})
     assert r.status_code == 400
     problems = r.json()["problems"]
-    assert set(problems) == {"sticky-mode", "port", "upstream-url", "host", "bogus",
+    assert set(problems) == {"sticky-mode", "port", "max-body-mb", "host", "bogus",
                              "notifications.quota-low"}
     assert "sticky-mode" in problems["sticky-mode"]
     assert path.read_text() == before

@@ -114,6 +114,7 @@ def test_a_proxy_that_cannot_start_shows_stopped_and_says_why(tray_host: str, se
             assert "Quit" in layout.labels and "Open config file" in layout.labels
             note = notifications.wait(where=lambda n: "did not start" in n["summary"])
             assert len(note) == 1 and str(port) in note[0]["body"]
+            assert f"held by another program (pid {os.getpid()}: " in note[0]["body"]  # who holds it
             r, g, b = tray_shot(tray_host, tmp_path / "stopped.png", "grey")
             assert abs(r - b) < 40 and abs(r - g) < 40  # the grey "stopped" icon
             menu.click("Quit")

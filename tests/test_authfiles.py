@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.auth_server import FakeAuth, FakeUser
+from tests.tools import CODEX_VERSIONS, codex_cli
 from tray.authfiles import (
     PrimarySync,
     codex_auth_path,
@@ -209,15 +210,12 @@ def test_malformed_file_is_not_written_back(store: Store) -> None:
     assert path.read_text() == '{"tokens": 5}'
 
 
-CODEX = (
-    Path(os.environ.get("CODEX_POOL_TOOLS", Path(__file__).resolve().parents[1] / ".tools")) / "bin" / "codex"
-)
-
-
 @pytest.mark.clients
-def test_real_codex_cli_still_reads_the_file_after_write_back(store: Store, isolated_home: Path) -> None:
-    if not CODEX.exists():
-        pytest.skip(f"Codex CLI not installed at {CODEX} (./dev test installs it)")
+@pytest.mark.parametrize("version", CODEX_VERSIONS, ids=lambda version: f"codex-{version}")
+def test_real_codex_cli_still_reads_the_file_after_write_back(
+    store: Store, isolated_home: Path, version: str
+) -> None:
+    codex = codex_cli(version)
     fake = FakeAuth()
     old = fake.token_set(ALICE)
     path = write_codex(old, ALICE.account_id)
@@ -227,7 +225,7 @@ def test_real_codex_cli_still_reads_the_file_after_write_back(store: Store, isol
     refreshed = store.get(account.id)
     assert refreshed is not None and PrimarySync(store, time.time).write_back(refreshed) == [path]
     done = subprocess.run(
-        [str(CODEX), "login", "status"],
+        [str(codex), "login", "status"],
         env={**os.environ, "CODEX_HOME": str(path.parent), "HOME": str(isolated_home)},
         capture_output=True,
         text=True,

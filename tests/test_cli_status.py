@@ -40,7 +40,7 @@ def test_status_without_a_running_proxy(pool_home: Path, capsys: pytest.CaptureF
     assert data["running"] is False
     assert data["proxy_url"] == "http://127.0.0.1:4455"
     assert data["api_key"] == api_key(resolve_paths())
-    assert str(data["ui_url"]).startswith("http://127.0.0.1:4455/ui/#token=cpui-")
+    assert data["ui_url"] is None and data["port_holder"] is None  # only a running proxy makes codes
     accounts = data["accounts"]
     assert isinstance(accounts, list) and accounts[0]["email"] == "a@x.org"
     assert accounts[0]["quota"]["5h"]["used_percent"] == 25.0
@@ -51,7 +51,10 @@ def test_status_finds_the_running_proxy(pool_home: Path, capsys: pytest.CaptureF
     with Engine(resolve_paths(), port=0, import_primary=False) as engine:
         data = status_json(capsys)
         assert data["running"] is True
-        assert data["proxy_url"] == engine.url and data["ui_url"] == engine.ui_url
+        assert data["proxy_url"] == engine.url
+        assert str(data["ui_url"]).startswith(f"{engine.url}/ui/#code=cpc-")
+        assert engine.ui_token not in json.dumps(data)
         assert main(["status"]) == 0
         text = capsys.readouterr().out
         assert engine.url in text and engine.api_key in text and "running" in text
+        assert engine.ui_token not in text

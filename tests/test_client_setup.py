@@ -15,6 +15,7 @@ import pytest
 from tests.fakes.auth_server import FakeUser
 from tests.fakes.upstream import FakeChatGPT
 from tests.proxykit import setup_pool
+from tests.tools import CODEX_VERSIONS, codex_cli
 from tray import clients
 from tray.cli import main
 from tray.errors import ClientSetupError
@@ -191,8 +192,6 @@ def test_port_zero_without_a_running_proxy_is_a_clear_error(
 
 # ---------------------------------------------------------------- the real Codex CLI
 
-ROOT = Path(__file__).resolve().parents[1]
-CODEX = Path(os.environ.get("CODEX_POOL_TOOLS", ROOT / ".tools")) / "bin" / "codex"
 USER = FakeUser(account_id="acc-setup-1", subject="user-setup-1", email="setup@example.com")
 
 
@@ -205,15 +204,16 @@ def running_pool(pool_home: Path, isolated_home: Path) -> Iterator[FakeChatGPT]:
 
 @pytest.mark.clients
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("version", CODEX_VERSIONS, ids=lambda version: f"codex-{version}")
 def test_codex_exec_goes_through_the_pool_after_setup_and_undo_restores_the_file(
-    running_pool: FakeChatGPT, codex_file: Path, isolated_home: Path, capsys: pytest.CaptureFixture[str]
+    running_pool: FakeChatGPT, codex_file: Path, isolated_home: Path, capsys: pytest.CaptureFixture[str],
+    version: str,
 ) -> None:
-    if not CODEX.exists():
-        pytest.skip(f"Codex CLI not installed at {CODEX} (./dev test installs it)")
+    codex = codex_cli(version)
     assert main(["setup", "codex"]) == 0
     capsys.readouterr()
     done = subprocess.run(
-        [str(CODEX), "exec", "--skip-git-repo-check", "say hi"],
+        [str(codex), "exec", "--skip-git-repo-check", "say hi"],
         cwd=isolated_home,
         env={**os.environ, "CODEX_HOME": str(codex_file.parent)},
         stdin=subprocess.DEVNULL,

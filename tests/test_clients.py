@@ -1,6 +1,7 @@
-"""Real clients through a running codex-pool proxy: Codex CLI 0.169.0 (``codex exec``) and the OpenAI
-Python SDK (streaming and non-streaming ``responses.create``), with the fake ChatGPT backend behind
-the proxy. The fake sees the pool account's token, never the client's key."""
+"""Real clients through a running codex-pool proxy: Codex CLI (``codex exec``, the current release and
+the pinned older one, see :data:`tests.tools.CODEX_VERSIONS`) and the OpenAI Python SDK (streaming and
+non-streaming ``responses.create``), with the fake ChatGPT backend behind the proxy. The fake sees the
+pool account's token, never the client's key."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.fakes import replies
 from tests.fakes.auth_server import FakeAuth, FakeUser
 from tests.fakes.runner import serving
 from tests.fakes.upstream import FakeChatGPT, make_chatgpt
+from tests.tools import CODEX_VERSIONS, codex_cli
 from tray.clientconfig import codex_snippet
 from tray.engine import Engine
 from tray.models import Identity
@@ -25,8 +27,6 @@ from tray.paths import resolve_paths
 
 pytestmark = pytest.mark.clients
 
-ROOT = Path(__file__).resolve().parents[1]
-CODEX = Path(os.environ.get("CODEX_POOL_TOOLS", ROOT / ".tools")) / "bin" / "codex"
 POOL_ACCOUNT = FakeUser(account_id="acc-pool-1", subject="user-pool-1", email="pool@example.com")
 SECOND = FakeUser(account_id="acc-pool-2", subject="user-pool-2", email="second@example.com")
 
@@ -72,14 +72,24 @@ def client(pool: Pool) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
-def run_codex(codex_home: Path, config: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    if not CODEX.exists():
-        pytest.skip(f"Codex CLI not installed at {CODEX} (./dev test installs it with npm)")
+@dataclass(frozen=True)
+class Codex:
+    version: str
+    program: Path
+
+
+@pytest.fixture(params=CODEX_VERSIONS, ids=lambda version: f"codex-{version}")
+def codex(request: pytest.FixtureRequest) -> Codex:
+    return Codex(request.param, codex_cli(request.param))
+
+
+def run_codex(codex: Codex, codex_home: Path, config: str, env: dict[str, str]
+              ) -> subprocess.CompletedProcess[str]:
     codex_home.mkdir(parents=True, exist_ok=True)
     (codex_home / "config.toml").write_text('model = "gpt-5.5"\n' + config, encoding="utf-8")
     full_env = {**os.environ, **env, "CODEX_HOME": str(codex_home)}
     return subprocess.run(
-        [str(CODEX), "exec", "--skip-git-repo-check", "say hi"],
+        [str(codex.program), "exec", "--skip-git-repo-check", "say hi"],
         cwd=codex_home.parent,
         env=full_env,
         stdin=subprocess.DEVNULL,
@@ -100,23 +110,25 @@ def assert_upstream_got_pool_credentials(pool: Pool, originator: str | None = No
     assert pool.upstream_saw_no_local_key()
 
 
-def test_codex_exec_with_an_env_key_provider_goes_through_the_pool(pool: Pool, tmp_path: Path) -> None:
+def test_codex_exec_with_an_env_key_provider_goes_through_the_pool(
+    pool: Pool, codex: Codex, tmp_path: Path
+) -> None:
     config = (
         'model_provider = "codex-pool"\n\n[model_providers.codex-pool]\nname = "codex-pool"\n'
         f'base_url = "{pool.url}/backend-api/codex"\nwire_api = "responses"\nenv_key = "CODEX_POOL_KEY"\n'
     )
-    done = run_codex(tmp_path / "codex", config, {"CODEX_POOL_KEY": pool.key})
+    done = run_codex(codex, tmp_path / "codex", config, {"CODEX_POOL_KEY": pool.key})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == f"Hi from {POOL_ACCOUNT.account_id}!"
     assert_upstream_got_pool_credentials(pool, "codex_exec")
     request = pool.chatgpt.upstream.codex_requests()[0]
-    assert request.headers["user-agent"].startswith("codex_exec/0.169.0")
+    assert request.headers["user-agent"].startswith(f"codex_exec/{codex.version}")
     assert request.headers.get("session-id")  # the client's own headers are forwarded
     assert request.body["prompt_cache_key"] == request.headers["session-id"]
 
 
-def test_codex_exec_with_the_config_setup_writes(pool: Pool, tmp_path: Path) -> None:
-    done = run_codex(tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
+def test_codex_exec_with_the_config_setup_writes(pool: Pool, codex: Codex, tmp_path: Path) -> None:
+    done = run_codex(codex, tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == f"Hi from {POOL_ACCOUNT.account_id}!"
     assert_upstream_got_pool_credentials(pool, "codex_exec")
@@ -146,9 +158,11 @@ def test_openai_sdk_non_streaming_gets_the_final_response(pool: Pool, client: op
     assert_upstream_got_pool_credentials(pool)
 
 
-def test_codex_exec_answer_survives_a_usage_limit_on_the_first_account(pool: Pool, tmp_path: Path) -> None:
+def test_codex_exec_answer_survives_a_usage_limit_on_the_first_account(
+    pool: Pool, codex: Codex, tmp_path: Path
+) -> None:
     pool.chatgpt.upstream.script(POOL_ACCOUNT.account_id, replies.usage_limit(resets_in=3600))
-    done = run_codex(tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
+    done = run_codex(codex, tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == f"Hi from {SECOND.account_id}!"
     assert [r.account_id for r in pool.chatgpt.upstream.codex_requests()] == [
@@ -168,11 +182,11 @@ def test_openai_sdk_stream_hides_an_overloaded_first_attempt(pool: Pool, client:
     assert completed.response.output_text == f"Hi from {SECOND.account_id}!"
 
 
-def test_codex_exec_reconnects_after_a_mid_stream_drop(pool: Pool, tmp_path: Path) -> None:
+def test_codex_exec_reconnects_after_a_mid_stream_drop(pool: Pool, codex: Codex, tmp_path: Path) -> None:
     # The drop comes after output reached the client: the proxy must pass it on (no silent switch),
     # Codex reconnects on its own and the session stays on the same account.
     pool.chatgpt.upstream.script(POOL_ACCOUNT.account_id, replies.drop(after=6))
-    done = run_codex(tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
+    done = run_codex(codex, tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Reconnecting" in done.stderr
     assert done.stdout.strip() == f"Hi from {POOL_ACCOUNT.account_id}!"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tray import config
 from tray.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +79,6 @@ def test_every_option_is_documented(command: str, option: str) -> None:
 
 
 def _config_keys() -> list[str]:
-    config = pytest.importorskip("tray.config")
     return list(config.KEYS)
 
 

@@ -27,9 +27,9 @@ def test_start_writes_the_instance_file_and_stop_removes_it(pool_home: Path) -> 
     try:
         info_path = engine.paths.instance_file
         info = json.loads(info_path.read_text())
-        assert info["url"] == url and info["ui_url"] == engine.ui_url
+        assert info["url"] == url and engine.ui_token not in info_path.read_text()
         assert stat.S_IMODE(info_path.stat().st_mode) == 0o600
-        assert engine.ui_url == f"{url}/ui/#token={engine.ui_token}"
+        assert engine.ui_url.startswith(f"{url}/ui/#code=cpc-") and engine.ui_token not in engine.ui_url
         assert engine.api_key.startswith("cp-") and engine.api_key != engine.ui_token
 
         async def on_loop() -> str:

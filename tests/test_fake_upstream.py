@@ -16,7 +16,15 @@ from starlette.routing import Route
 from tests.fakes import replies
 from tests.fakes.jwt import account_claims, make_jwt
 from tests.fakes.runner import serving
-from tests.fakes.upstream import FakeUpstream, make_chatgpt, make_upstream, parse_sse, usage_payload
+from tests.fakes.upstream import (
+    FakeUpstream,
+    WireShape,
+    make_chatgpt,
+    make_upstream,
+    parse_sse,
+    usage_payload,
+)
+from tests.fakes.upstream_shape import KEEPALIVE
 
 TOKEN_A = "tok-a-secret"
 TOKEN_B = "tok-b-secret"
@@ -351,3 +359,66 @@ def test_tokens_the_auth_fake_issues_are_valid_upstream() -> None:
                 "/backend-api/codex/responses", json={}, headers={"authorization": f"Bearer {token}"}
             )
             assert "Hi from acc-z!" in answer.text
+
+
+def test_the_default_wire_coalesces_splits_comments_and_gzips_reproducibly() -> None:
+    """The default shape is harder than one event per read: over 30 answers some chunks carry several
+    events, some events are cut across chunks, keep-alive comments appear and some answers are gzip;
+    the same seed draws the same shapes."""
+
+    def run() -> tuple[list[list[bytes]], list[str]]:
+        fake = make_upstream()
+        fake.add_account("acc-a", TOKEN_A)
+        frames = [f"event: e\ndata: {{\"n\":{n}}}\n\n".encode() for n in range(11)]
+        shapes = [fake.chunks(frames) for _ in range(30)]
+        with serving(fake.app) as server, httpx.Client(base_url=server.url + "/backend-api") as http:
+            encodings = [post(http, TOKEN_A).headers.get("content-encoding", "") for _ in range(30)]
+        for chunks in shapes:
+            assert b"".join(chunks).replace(KEEPALIVE, b"") == b"".join(frames)
+        return shapes, encodings
+
+    shapes, encodings = run()
+    assert (shapes, encodings) == run()
+    assert any(sum(c.count(b"\n\n") for c in chunks if c != KEEPALIVE) > len(chunks) for chunks in shapes)
+    assert any(not c.endswith(b"\n\n") for chunks in shapes for c in chunks)
+    assert any(KEEPALIVE in c for chunks in shapes for c in chunks)
+    assert 0 < encodings.count("gzip") < 30
+
+
+def test_wire_shape_per_test_gzip_and_keepalives_decode_to_the_same_answer(
+    fake: FakeUpstream, client: httpx.Client
+) -> None:
+    fake.wire(WireShape(coalesce=1.0, split=0.0, keepalive=1.0, gzip=1.0))
+    zipped = post(client, TOKEN_A)
+    assert zipped.headers["content-encoding"] == "gzip" and "content-length" not in zipped.headers
+    assert names(zipped) == ORDER
+    assert zipped.content.count(KEEPALIVE) == len(ORDER)
+    # Only a request that accepts gzip gets it.
+    plain = post(client, TOKEN_A, accept_encoding="identity")
+    assert "content-encoding" not in plain.headers and names(plain) == ORDER
+    # JSON answers are compressed too.
+    fake.script("acc-a", replies.usage_limit(resets_in=60))
+    limited = post(client, TOKEN_A)
+    assert limited.headers["content-encoding"] == "gzip" and limited.status_code == 429
+    assert limited.json()["error"]["type"] == "usage_limit_reached"
+    fake.wire(WireShape.exact())
+    exact = post(client, TOKEN_B)
+    assert "content-encoding" not in exact.headers and KEEPALIVE not in exact.content
+
+
+def test_a_gzip_answer_dropped_mid_stream_still_breaks_the_connection(
+    fake: FakeUpstream, client: httpx.Client
+) -> None:
+    fake.wire(gzip=1.0)
+    fake.script("acc-a", replies.drop(after=5))
+    received = b""
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        client.stream(
+            "POST", "/codex/responses", json={}, headers={"authorization": f"Bearer {TOKEN_A}"}
+        ) as r,
+    ):
+        assert r.headers["content-encoding"] == "gzip"
+        for chunk in r.iter_bytes():
+            received += chunk
+    assert [name for name, _ in parse_sse(received)] == ORDER[:5]

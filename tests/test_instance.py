@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.attacks import run_as, second_user, stop
 from tray.instance import INFO_NAME, Instance, ask_running
 from tray.paths import resolve_paths
 
@@ -59,3 +60,32 @@ def test_a_second_start_talks_to_the_first(pool_home: Path) -> None:
         first.close()
     assert not (paths.data_dir / INFO_NAME).exists()
     assert ask_running(paths, "show", wait=0.5) is None
+
+
+SILENT = (
+    "import socket, sys\n"
+    "held = [socket.create_connection(('127.0.0.1', int(sys.argv[1]))) for _ in range(int(sys.argv[2]))]\n"
+    "print('connected', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_silent_connections_from_another_user_do_not_delay_a_second_start(pool_home: Path) -> None:
+    paths = resolve_paths()
+    first = Instance(paths)
+    assert first.acquire()
+    asked: list[str] = []
+    first.serve(lambda command: asked.append(command) or "ok")
+    try:
+        port = json.loads((paths.data_dir / INFO_NAME).read_text())["port"]
+        with second_user() as user:
+            squatter = run_as(user, SILENT, str(port), "8")
+            try:
+                assert squatter.stdout is not None and squatter.stdout.readline().strip() == "connected"
+                # Eight connections that never speak (each used to hold the channel for 3 s in turn).
+                assert ask_running(paths, "show", wait=8) == "ok"
+                assert asked == ["show"]
+            finally:
+                stop(squatter)
+    finally:
+        first.close()

@@ -41,6 +41,7 @@ LAYERS: dict[str, float] = {
     "autostart.texts": L1,
     "clientconfig": L1,
     "access": L1,  # local key / Host / Origin checks
+    "sessions": L1,  # window codes, sessions, the owner's challenge proofs (pure state)
     "shaping": L1,  # request/response shaping for the upstream
     "backoff": L1,  # exponential backoff per key (usage retries)
     "poolview": L1,  # the pool's levels and used % from the usage history
@@ -56,6 +57,7 @@ LAYERS: dict[str, float] = {
     "oauth": L2,
     "usage": L2,
     "transport": L2,
+    "decoding": L2,
     "authfiles": L2,
     "clients": L2,
     "notify": L2,
@@ -64,6 +66,8 @@ LAYERS: dict[str, float] = {
     "autostart._macos": L2,
     "autostart._windows": L2,
     "instance": L2,
+    "portholder": L2,  # which program holds a port (/proc, lsof, netstat)
+    "owner": L2,  # the CLI's side of the owner's challenge
     "logs": L2,  # log file + stderr handlers, secret redaction
     # L2.5: services over adapters
     "refresh": L2_5,
@@ -80,14 +84,18 @@ LAYERS: dict[str, float] = {
     "apilogin": L3,
     "apisetup": L3,
     "apiviews": L3,
+    "apiui": L3,  # the window page: static files and the headers that guard them
+    "apisession": L3,  # window codes, sessions and the owner's challenge over HTTP
     "apiusage": L3,  # the Usage page's data and the quota fetch state
     "server": L3,
+    "limits": L3,  # header timeout and size, connection cap, the process's own limits
     "engine": L3,
     "pipeline": L3,
     "planner": L3,
     "attempts": L3,
     "pooled": L3,
     "relay": L3,
+    "answers": L3,
     # L4: GUI adapters (never the store)
     "icon": L4,
     "trayicon": L4,

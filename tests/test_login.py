@@ -6,10 +6,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from tests.attacks import run_as, second_user, stop
 from tests.fakes.auth_server import FakeAuth, FakeUser
 from tests.fakes.runner import ServerThread, serving
 from tray.errors import LoginError
@@ -142,16 +144,73 @@ def test_forged_state_is_rejected_and_the_login_keeps_waiting(store: Store, serv
     assert with_service(store, server.url, flow) == (400, "pending", 404, "Login cancelled")
 
 
-def test_cancel_through_the_callback_server(store: Store, server: ServerThread) -> None:
+def callback_port(ticket: Any) -> str:
+    return str(ticket.url.split("localhost%3A")[1].split("%2F")[0])
+
+
+def state_of(ticket: Any) -> str:
+    return str(parse_qs(urlsplit(ticket.url).query)["state"][0])
+
+
+def test_cancel_through_the_callback_server_needs_the_state(store: Store, server: ServerThread) -> None:
     async def flow(service: LoginService) -> Any:
         ticket = await service.start_browser()
-        port = ticket.url.split("localhost%3A")[1].split("%2F")[0]
+        port = callback_port(ticket)
         async with httpx.AsyncClient() as browser:
-            await browser.get(f"http://127.0.0.1:{port}/cancel")
+            # What an <img src="http://localhost:1455/cancel"> on any web page sends: refused.
+            for query in ("", "?state=guess"):
+                refused = await browser.get(f"http://127.0.0.1:{port}/cancel{query}")
+                assert refused.status_code == 400
+            assert service.status(ticket.id).state == "pending"
+            done = await browser.get(f"http://127.0.0.1:{port}/cancel?state={state_of(ticket)}")
+            assert done.status_code == 200
         with pytest.raises(LoginError, match="cancelled"):
             await service.wait(ticket.id)
 
     with_service(store, server.url, flow)
+
+
+def test_the_callback_listens_on_both_loopback_addresses(store: Store, fake: FakeAuth,
+                                                          server: ServerThread) -> None:
+    fake.user = ALICE
+
+    async def flow(service: LoginService) -> Any:
+        ticket = await service.start_browser()
+        port = callback_port(ticket)
+        async with httpx.AsyncClient() as browser:  # "localhost" may resolve to ::1 first
+            forged = await browser.get(f"http://[::1]:{port}/auth/callback?code=x&state=evil")
+            assert forged.status_code == 400
+            await browser.get(f"http://[::1]:{port}/cancel?state={state_of(ticket)}")
+        with pytest.raises(LoginError, match="cancelled"):
+            await service.wait(ticket.id)
+
+    with_service(store, server.url, flow)
+
+
+def test_a_sign_in_fails_clearly_when_another_user_holds_the_ipv6_callback(
+    store: Store, server: ServerThread
+) -> None:
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    listen = ("import socket, sys\ns = socket.socket(socket.AF_INET6)\ns.bind(('::1', int(sys.argv[1])))\n"
+              "s.listen()\nprint('listening', flush=True)\nsys.stdin.read()\n")
+    with second_user() as user:
+        squatter = run_as(user, listen, str(port))
+        try:
+            assert squatter.stdout is not None and squatter.stdout.readline().strip() == "listening"
+
+            async def flow(service: LoginService) -> None:
+                await service.start_browser()
+
+            with pytest.raises(LoginError) as refused:
+                with_service(store, server.url, flow, callback_port=port)
+            said = str(refused.value)
+            assert f"[::1]:{port} is held by another program (pid {squatter.pid}: " in said, said
+            with socket.socket() as free:  # nothing was left listening on 127.0.0.1
+                free.bind(("127.0.0.1", port))
+        finally:
+            stop(squatter)
 
 
 def test_busy_port_is_a_clear_error(store: Store, server: ServerThread) -> None:

@@ -44,6 +44,16 @@ def test_client_headers_are_forwarded_and_credentials_replaced() -> None:
         assert "cookie" not in seen
 
 
+def test_headers_the_client_names_in_connection_are_not_forwarded() -> None:
+    with running_pool(["a"]) as pool:
+        hop = {"Connection": "keep-alive, X-Local-Hop, x-other-hop", "X-Local-Hop": "1", "x-other-hop": "2",
+               "x-kept": "3"}
+        assert pool.post(headers=hop).status_code == 200
+        seen = pool.upstream.codex_requests("a")[-1].headers
+        assert "x-local-hop" not in seen and "x-other-hop" not in seen
+        assert seen["x-kept"] == "3"
+
+
 def test_turn_state_goes_only_to_the_account_that_issued_it() -> None:
     with running_pool(["a", "b"]) as pool:
         pool.upstream.script("a", replies.ok(turn_state="ts-from-a"))

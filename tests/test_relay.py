@@ -76,7 +76,7 @@ def test_early_errors_and_empty_streams_are_failures_and_closed() -> None:
 
 
 def test_relay_sends_every_byte_and_reports_completion() -> None:
-    ended: list[bool] = []
+    ended: list[str] = []
 
     async def go(upstream_url: str) -> bytes:
         async with httpx.AsyncClient() as http:
@@ -95,13 +95,13 @@ def test_relay_sends_every_byte_and_reports_completion() -> None:
     with serving(APP) as upstream:
         content = asyncio.run(go(upstream.url))
     assert content == b"".join(SCRIPTS["ok"])
-    assert ended == [True]
+    assert ended == ["completed"]
 
 
 def test_a_slow_client_gets_a_long_answer_whole_and_in_order() -> None:
     """The client stalls while upstream sends more chunks than the relay reads ahead (QUEUE_CHUNKS):
     reading pauses and resumes, and every byte still arrives once, in order."""
-    ended: list[bool] = []
+    ended: list[str] = []
     messages: list[dict[str, object]] = []
 
     async def go(upstream_url: str) -> None:
@@ -127,4 +127,4 @@ def test_a_slow_client_gets_a_long_answer_whole_and_in_order() -> None:
     bodies = [m for m in messages if m["type"] == "http.response.body"]
     assert b"".join(m["body"] for m in bodies) == b"".join(SCRIPTS["long"])  # type: ignore[misc]
     assert bodies[-1]["more_body"] is False
-    assert ended == [True]
+    assert ended == ["completed"]

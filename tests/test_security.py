@@ -290,3 +290,52 @@ def test_a_migration_backup_and_its_folder_are_private_whatever_the_umask(pool_h
         assert mode(db) == 0o600 and mode(pool_home) == 0o700
     finally:
         os.umask(old)
+
+
+def test_the_setup_backup_folder_is_private_whatever_the_umask(pool_home: Path, isolated_home: Path) -> None:
+    from tests.test_security_local import free_port
+    from tray.cli import main
+
+    codex_config = isolated_home / ".codex" / "config.toml"
+    codex_config.parent.mkdir(parents=True)
+    codex_config.write_text('model = "gpt-5"\n')
+    resolve_paths().ensure().config_file.write_text(f"port = {free_port()}\n")
+    old = os.umask(0o022)  # the usual umask: folders come out 0755 unless made private on purpose
+    try:
+        assert main(["setup", "codex"]) == 0
+    finally:
+        os.umask(old)
+    backups = resolve_paths().backup_dir
+    assert mode(backups) == 0o700, oct(mode(backups))
+    assert all(mode(f) == 0o600 for f in backups.iterdir())
+
+
+def test_an_existing_open_backup_folder_is_made_private(pool_home: Path) -> None:
+    backups = resolve_paths().ensure().backup_dir
+    os.chmod(backups, 0o755)  # as earlier versions left it
+    resolve_paths().ensure()
+    assert mode(backups) == 0o700
+
+
+def test_the_management_token_window_codes_and_sessions_are_masked_in_logs() -> None:
+    from tray.logs import redact
+    from tray.sessions import Sessions
+
+    sessions = Sessions()
+    code = sessions.mint()
+    session = sessions.redeem(sessions.mint())
+    token = "cpmt-" + "x" * 40
+    text = redact(f"opened /ui/#code={code}, session {session}, token {token}")
+    assert code not in text and str(session) not in text and token not in text
+    assert "cpc-[redacted]" in text and "cps-[redacted]" in text and "cpmt-[redacted]" in text
+
+
+def test_a_management_token_that_went_into_window_addresses_is_replaced(pool_home: Path) -> None:
+    from tray.paths import ui_token
+
+    paths = resolve_paths().ensure()
+    old = "cpui-" + "o" * 43  # what earlier versions put in every window address (and history)
+    paths.ui_token_file.write_text(old + "\n")
+    token = ui_token(paths)
+    assert token.startswith("cpmt-") and token != old
+    assert ui_token(paths) == token and mode(paths.ui_token_file) == 0o600

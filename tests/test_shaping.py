@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tray.shaping import client_headers, openai_model_list, shape_v1_body, upstream_headers
+from tray.shaping import client_headers, openai_model_list, redact, shape_v1_body, upstream_headers
 
 
 def test_upstream_headers_forward_client_identity_and_replace_credentials() -> None:
@@ -30,6 +30,14 @@ def test_upstream_headers_forward_client_identity_and_replace_credentials() -> N
     assert with_state["x-codex-turn-state"] == "ts" and "chatgpt-account-id" not in with_state
 
 
+def test_headers_named_in_connection_are_hop_by_hop() -> None:
+    client = [("Connection", "keep-alive, X-Hop"), ("connection", " Upgrade ,x-two"), ("x-hop", "1"),
+              ("X-Two", "2"), ("upgrade", "h2c"), ("x-kept", "3")]
+    out = dict(upstream_headers(client, access_token="t", chatgpt_account_id=None))
+    assert "x-hop" not in out and "x-two" not in out and "upgrade" not in out
+    assert out["x-kept"] == "3"
+
+
 def test_defaults_only_fill_missing_headers() -> None:
     out = dict(upstream_headers([("originator", "mine")], access_token="t", chatgpt_account_id=None,
                                 defaults={"originator": "codex_cli_rs", "x-extra": "1"}))
@@ -40,6 +48,24 @@ def test_response_headers_lose_framing_and_cookies() -> None:
     out = dict(client_headers([("Content-Type", "text/event-stream"), ("Set-Cookie", "a=b"),
                                ("Content-Length", "5"), ("x-codex-primary-used-percent", "3")]))
     assert out == {"content-type": "text/event-stream", "x-codex-primary-used-percent": "3"}
+
+
+def test_response_headers_lose_cors_grants_and_our_servers_headers_and_the_token() -> None:
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLWEiLCJleHAiOjF9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+    out = client_headers([("Access-Control-Allow-Origin", "*"), ("access-control-allow-headers", "x"),
+                          ("Server", "cloudflare"), ("Date", "x"), ("x-request-id", "r1"),
+                          ("WWW-Authenticate", f'Bearer error="invalid_token", token="{token}"')], token)
+    assert [n for n, _ in out] == ["x-request-id", "www-authenticate"]
+    assert token.split(".")[1] not in out[1][1] and "[redacted]" in out[1][1]
+
+
+def test_redact_hides_the_token_and_its_long_parts() -> None:
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLWEiLCJleHAiOjF9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+    head, payload, signature = token.split(".")
+    body = f"{token} | {head}.{payload} | {payload} | {signature} | {head}".encode()
+    assert redact(body, token) == f"[redacted] | [redacted] | [redacted] | [redacted] | {head}".encode()
+    assert redact(b"a tok-a b", "tok-a") == b"a [redacted] b"
+    assert redact(b"x.ab.cd", "x.ab.cd") == b"[redacted]" and redact(b"ab", "x.ab.cd") == b"ab"
 
 
 def test_v1_body_is_shaped_like_codex_cli() -> None:

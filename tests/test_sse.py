@@ -80,3 +80,49 @@ def test_overload_and_usage_limit_errors_are_recognised() -> None:
     assert stream_error(failed).kind == "overloaded"  # type: ignore[union-attr]
     assert stream_error(other).kind == "other"  # type: ignore[union-attr]
     assert not is_output(overloaded)
+
+
+MIXED = (
+    b": keep-alive\n\n"
+    + event("response.created", response={"id": "r1"}).replace(b"\n", b"\r\n")
+    + b'event: x\rdata: {"a": 1}\r\r'
+    + event("response.output_text.delta", delta="Hi")
+    + b"data: [DONE]\r\n\r\n"
+)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=80))
+def test_any_chunking_of_mixed_line_endings_gives_the_events_of_one_feed(cuts: list[int]) -> None:
+    whole = SSEParser().feed(MIXED)
+    parser = SSEParser()
+    events, pos = [], 0
+    for size in cuts:
+        events += parser.feed(MIXED[pos : pos + size])
+        pos += size
+    events += parser.feed(MIXED[pos:])
+    assert events == whole and len(whole) == 5
+    assert parser.flush() is None
+
+
+def feed_in(parser: SSEParser, data: bytes, size: int) -> list[object]:
+    return [e for i in range(0, len(data), size) for e in parser.feed(data[i : i + size])]
+
+
+def test_one_big_event_in_small_chunks_is_searched_a_bounded_number_of_times() -> None:
+    """A 4 MB event in 4 kB chunks: every byte is searched a few times, not once per chunk (the
+    search used to restart from the event's first byte on every feed: 0.75 s of CPU here)."""
+    for sep in (b"\n", b"\r\n"):
+        for size in (1 << 20, 4 << 20):
+            data = b"data: " + b"x" * size + sep + sep
+            parser = SSEParser()
+            events = feed_in(parser, data, 4096)
+            assert [e.raw for e in events] == [data]  # type: ignore[attr-defined]
+            assert parser.scanned <= 8 * len(data), (sep, size, parser.scanned / len(data))
+
+
+def test_many_small_events_in_one_big_chunk_are_searched_a_bounded_number_of_times() -> None:
+    for sep in (b"\n", b"\r\n"):
+        data = b"".join(b"data: {}" + sep + sep for _ in range(20_000))
+        parser = SSEParser()
+        assert len(parser.feed(data)) == 20_000
+        assert parser.scanned <= 8 * len(data)

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tray.errors import PoolError, ServerError
+from tray.paths import resolve_paths
 from tray.transport import ReclaimingTransport, orphans
 
 STEPS = range(0, 60)  # cancel after 0, 1, 2... event-loop steps: one of them hits the window
@@ -92,3 +94,23 @@ def test_a_request_cancelled_just_after_connecting_leaves_no_connection(server: 
 def _httpcore_leaks(server: SilentServer) -> bool:
     orphaned, still_open = cancel_at_every_step(httpx.AsyncHTTPTransport(trust_env=False), server)
     return orphaned >= 1 and still_open >= 1
+
+
+def test_an_httpx_without_the_private_pool_stops_the_engine_at_start_with_a_clear_error(
+    pool_home: object,
+) -> None:
+    from tray.engine import Engine
+
+    moved = httpx.AsyncHTTPTransport(trust_env=False)
+    del moved._pool  # what a release that renamed or restructured the pool looks like from here
+    with pytest.raises(PoolError, match=r"AsyncHTTPTransport\._pool\.connections") as caught:
+        ReclaimingTransport(moved)
+    assert isinstance(caught.value, ServerError)
+    engine = Engine(resolve_paths(), transport=moved, import_primary=False, port=0)
+    try:
+        with pytest.raises(ServerError, match="Install the httpx and httpcore versions"):
+            engine.start()
+        assert engine.server is None
+    finally:
+        engine.stop()
+    ReclaimingTransport()  # the installed httpx has it

@@ -23,6 +23,7 @@ from PIL import Image
 from tests.fakes.seed import add_account, put_usage
 from tests.gui_fixtures import ROOT, DbusMenu, Notes, gui_env, screenshot
 from tray import config
+from tray.app import POLL_SECONDS
 from tray.models import AccountState, Cooldown
 from tray.paths import Paths, resolve_paths
 from tray.store import Store
@@ -154,6 +155,46 @@ def test_menu_lists_accounts_and_actions_change_the_store(running: tuple, tmp_pa
     menu.layout(until=lambda m: (m.find("Start at login") or m).toggle == 1)
     autostart_file = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "codex-pool.desktop"
     assert autostart_file.is_file()
+
+
+def test_a_click_lands_although_the_menu_was_refreshed_after_the_host_read_it(running: tuple) -> None:
+    """The tray host shows the menu it last read; the app refreshes it every few seconds (quota,
+    durations). A click the user makes on the shown menu must still act after such a refresh."""
+    _proc, menu, paths = running
+    store = Store.open(paths.db_file)
+    try:
+        spare = next(a for a in store.accounts() if a.email == "spare@x.com")
+        for used in (7, 9, 11):
+            shown = menu.layout(until=lambda m: any(x.startswith("spare@x.com") for x in m.labels))
+            row = shown.find("spare@x.com")
+            assert row is not None
+            item = row.find("Disable") or row.find("Enable")
+            assert item is not None
+            want = AccountState.DISABLED if item.label == "Disable" else AccountState.ENABLED
+            put_usage(store, spare, used, 1)  # quota moves: the next poll rebuilds the menu's texts
+            menu.layout(until=lambda m, u=used: any(x.startswith("spare@x.com") and f"5h {u}%" in x
+                                                    for x in m.labels))
+            assert menu.event(item.id) is None  # the click on the item as the host showed it
+            wait_for(lambda w=want: store.get(spare.id).state is w, what=f"spare {want.value}")
+    finally:
+        store.close()
+
+
+def test_a_second_click_on_the_same_shown_menu_lands_too(running: tuple) -> None:
+    """A host keeps showing the menu it read; two clicks on it (here: Start at login, on and off)
+    both act, and setting the check mark in place does not click it again."""
+    _proc, menu, _paths = running
+    shown = menu.layout(until=lambda m: (m.find("Start at login") or m).toggle == 0)
+    item = shown.find("Start at login")
+    assert item is not None
+    autostart_file = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "codex-pool.desktop"
+    for on in (True, False, True):
+        assert menu.event(item.id) is None
+        menu.layout(until=lambda m, on=on: (m.find("Start at login") or m).toggle == int(on))
+        wait_for(lambda on=on: autostart_file.is_file() is on, what=f"start at login {on}")
+    time.sleep(POLL_SECONDS * 2)  # two more polls: the check mark set in place toggled nothing
+    assert autostart_file.is_file()
+    assert (menu.layout().find("Start at login") or menu.layout()).toggle == 1
 
 
 def test_icon_state_and_notifications_follow_the_store(running: tuple, notifications: Notes,

@@ -209,6 +209,9 @@ def test_settings_validation_and_save(browser: Any, engine: Any, tmp_path: Path)
         assert page.locator(f"label[for='f-{key}'], label:has([id='f-{key}'])").count() == 1, key
     shoot(page, "settings-light", tmp_path)
     before = engine.paths.config_file.read_text()
+    for key in ("upstream-url", "auth-url"):  # where tokens go changes only in config.toml
+        assert page.get_attribute(f"#f-{key}", "readonly") is not None, key
+        assert "config.toml" in page.locator(".field", has=page.locator(f"#f-{key}")).inner_text()
     # client-side: a port out of range is caught before anything is sent
     page.fill("#f-port", "70000")
     assert page.locator("#err-port").inner_text() != ""
@@ -232,6 +235,7 @@ def test_settings_validation_and_save(browser: Any, engine: Any, tmp_path: Path)
     saved = tomllib.loads(engine.paths.config_file.read_text())
     assert saved["sticky-mode"] == "disabled" and saved["fast-mode-bias"] == 0.03
     assert saved["notifications"]["quota-low"] is True
+    assert saved["upstream-url"] == tomllib.loads(before)["upstream-url"]
     assert engine.config.sticky_mode == "disabled"
     page.context.close()
     dark = open_page(browser, engine, "dark", hash_page="settings")
@@ -403,6 +407,37 @@ def test_without_the_token_the_page_says_how_to_open_it(browser: Any, engine: An
     context = browser.new_context(viewport=WINDOW)
     page = context.new_page()
     page.goto(engine.url + "/ui/")
+    page.wait_for_selector("#banner:not([hidden])")
+    assert "tray menu" in page.inner_text("#banner")
+    context.close()
+
+
+def test_the_window_link_works_once_and_leaves_nothing_reusable(browser: Any, engine: Any,
+                                                                 tmp_path: Path) -> None:
+    seed_pool(engine.store)
+    link = engine.ui_url
+    context = browser.new_context(viewport=WINDOW)  # the page's own CSP stays on
+    page = context.new_page()
+    page.goto(link)
+    page.wait_for_selector(".acct")
+    assert "code=" not in page.url and page.url.endswith("/ui/#accounts")
+    kept = page.evaluate("[JSON.stringify(sessionStorage), JSON.stringify(localStorage), document.cookie]")
+    assert kept == ["{}", "{}", ""]  # nothing a session restore or another page could replay
+    assert context.cookies() == []
+    # The same link again (browser history, a copy in a chat, a squatter's page that read it): dead.
+    later = browser.new_context(viewport=WINDOW).new_page()
+    later.goto(link)
+    later.wait_for_selector("#banner:not([hidden])")
+    assert "expired or was used already" in later.inner_text("#banner")
+    assert later.locator(".acct").count() == 0
+    shoot(later, "window-link-used", tmp_path)
+    later.context.close()
+    # The tray shows the window again with a fresh code: the page keeps working on the new session.
+    page.goto(engine.ui_url + "&page=settings")
+    page.wait_for_selector("#f-port")
+    assert page.url.endswith("/ui/#settings")
+    # A reload loses the in-memory session: the page says how to get back in.
+    page.reload()
     page.wait_for_selector("#banner:not([hidden])")
     assert "tray menu" in page.inner_text("#banner")
     context.close()

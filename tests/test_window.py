@@ -98,7 +98,7 @@ def test_second_open_reuses_the_window_and_switches_page(engine: Any, xvfb: str,
                                                          tmp_path: Path) -> None:
     window = WindowProcess(env=gui_env(xvfb, session_bus))
     try:
-        switch_pages(window, engine.ui_url, xvfb, tmp_path)
+        switch_pages(window, engine, xvfb, tmp_path)
     finally:
         window.close()
     assert not window.is_open
@@ -121,17 +121,29 @@ def wait_shot(display: str, path: Path, box: tuple[int, int, int, int], ok: Call
         time.sleep(0.3)
 
 
-def switch_pages(window: WindowProcess, url: str, xvfb: str, tmp_path: Path) -> None:
-    window.open(url)
+def spent(engine: Any, code: str) -> bool:
+    """Whether the window traded ``code`` for a session (waiting for it); a code works once."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if not engine.sessions.unspent(code):
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def switch_pages(window: WindowProcess, engine: Any, xvfb: str, tmp_path: Path) -> None:
+    window.open(engine.ui_url)  # the tray mints a fresh one-time address each time it shows the window
     first = window.pid
     assert first is not None
     box = geometry(xvfb, window_id(xvfb, first))
     assert wait_shot(xvfb, tmp_path / "accounts.png", box, lambda p: green_pixels(p) > 300), \
         "the accounts page never showed its quota bars"
-    window.open(url, "settings")  # what a second start or "Open pool window" does
+    again = engine.ui_url
+    window.open(again, "settings")  # what a second start or "Open pool window" does
     assert window.pid == first  # the same window, not a second one
     assert wait_shot(xvfb, tmp_path / "settings.png", box, lambda p: green_pixels(p) < 100), \
         "the window did not switch to the settings page"
+    assert spent(engine, again.split("#code=", 1)[1]), "the open window did not take the fresh code"
 
 
 def test_a_window_that_cannot_start_reports_why(tmp_path: Path) -> None:

@@ -4,13 +4,15 @@ browser ``Origin``.
 Clients prove they are the user's with the local key (``Authorization: Bearer <key>`` or
 ``x-api-key``). ``Host`` must name the loopback address and our port, so a web page cannot reach the
 proxy through a DNS name it controls (DNS rebinding); a browser ``Origin`` must be the proxy's own,
-so no other site can drive it from the user's browser.
+so no other site can drive it from the user's browser. A request with two ``Host`` or two
+``Origin`` headers is refused outright: parts that read the first and parts that read the last must
+never disagree about where a request comes from.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
@@ -72,6 +74,18 @@ def check_origin(policy: AccessPolicy, headers: Mapping[str, str]) -> Denied | N
     if not policy.origin_ok(headers.get("origin")):
         return Denied(403, "forbidden_origin", "Cross-site requests to the proxy are not allowed.")
     return None
+
+
+def check_headers(policy: AccessPolicy, raw: Iterable[tuple[bytes, bytes]]) -> Denied | None:
+    """:func:`check_origin` on an ASGI header list, refusing a repeated ``Host`` or ``Origin``."""
+    seen: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        if key in ("host", "origin"):
+            if key in seen:
+                return Denied(400, "duplicate_header", f"Send exactly one {key.title()} header.")
+            seen[key] = value.decode("latin-1")
+    return check_origin(policy, seen)
 
 
 def check_request(policy: AccessPolicy, headers: Mapping[str, str], api_key: str) -> Denied | None:

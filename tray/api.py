@@ -1,10 +1,11 @@
 """The management API under ``/api/``: JSON endpoints the pool window (``tray/ui``) calls.
 
 ``build_routes(engine)`` returns one ``Mount("/api")`` whose router sits behind
-:class:`tray.apiguard.Guard` (management token, Host, Origin, no CORS). Handlers are thin: they
-validate the request, call the store / config / login / client-setup / autostart adapters, and shape
-the answer with :mod:`tray.apiviews`. A rejected request changes nothing and gets a 4xx
-``{"error": "..."}``; no answer ever holds an access or refresh token.
+:class:`tray.apiguard.Guard` (window session or management token, Host, Origin, no CORS), and the
+window page's ``Mount("/ui")``. Handlers are thin: they validate the request, call the store /
+config / login / client-setup / autostart adapters, and shape the answer with :mod:`tray.apiviews`.
+A rejected request changes nothing and gets a 4xx ``{"error": "..."}``; no answer ever holds an
+access or refresh token.
 
 Store calls are short SQLite calls; sync handlers run in Starlette's thread pool so they never stall
 the proxy's event loop.
@@ -12,7 +13,6 @@ the proxy's event loop.
 
 from __future__ import annotations
 
-import mimetypes
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -28,11 +28,14 @@ from tray import __version__, apiviews
 from tray.access import AccessPolicy
 from tray.apiguard import BadRequest, Guard, account_id, error, field, json_body, mapped, ok, send_json
 from tray.apilogin import login_routes
+from tray.apisession import OPEN_PATHS, session_routes
 from tray.apisetup import setup_routes
+from tray.apiui import ui_routes
 from tray.apiusage import usage_routes
 from tray.errors import AccountError, AccountNotFoundError
 from tray.models import AccountState
 from tray.paths import Paths
+from tray.sessions import Sessions
 from tray.store import Store
 
 MAX_ACTIVITY = 1000
@@ -43,6 +46,7 @@ class ManagedEngine(Protocol):
 
     store: Store
     paths: Paths
+    sessions: Sessions
 
     @property
     def config(self) -> Any: ...
@@ -57,6 +61,8 @@ class ManagedEngine(Protocol):
     def ui_token(self) -> str: ...
 
     def reload_config(self) -> Any: ...
+
+    def policy(self) -> AccessPolicy: ...
 
 
 def port_of(url: str) -> int:
@@ -169,11 +175,11 @@ async def _threaded(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) -> list[BaseRoute]:
-    """The ``/api`` mount: every management endpoint behind the token/Host/Origin guard."""
-    # The UI is ES modules, which browsers only run when served as JavaScript; Windows registries
-    # sometimes map .js to text/plain, and StaticFiles asks mimetypes. Pin the types we ship.
-    for suffix, kind in ((".js", "text/javascript"), (".css", "text/css"), (".svg", "image/svg+xml")):
-        mimetypes.add_type(kind, suffix)
+    """The ``/api`` mount (every management endpoint behind the token/Host/Origin guard) and the
+    window's page at ``/ui``."""
+    def port() -> int:  # the port the proxy listens on, read per request
+        return port_of(engine.url)
+
     accounts = AccountsApi(engine, clock)
     routes: list[BaseRoute] = [
         Route("/status", mapped(accounts.status), methods=["GET"]),
@@ -185,15 +191,17 @@ def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) 
         Route("/activity", mapped(accounts.activity), methods=["GET"]),
     ]
     extra = setup_routes(engine, clock) + login_routes(engine, clock) + usage_routes(engine, clock)
+    extra += session_routes(engine.sessions, lambda: engine.ui_token, port)
     routes += [Route(r.path, mapped(r.endpoint), methods=r.methods) for r in extra]
     router = Router(routes=routes, default=_not_found)
     app = ExceptionMiddleware(router, handlers={HTTPException: _http_error})
 
     def settings() -> tuple[AccessPolicy, str]:
         host = str(getattr(engine.config, "host", "127.0.0.1"))
-        return AccessPolicy(port=port_of(engine.url), bind_host=host), engine.ui_token
+        return AccessPolicy(port=port(), bind_host=host), engine.ui_token
 
-    return [Mount("/api", app=Guard(app, settings))]
+    guard = Guard(app, settings, engine.sessions.valid, OPEN_PATHS)
+    return [Mount("/api", app=guard), *ui_routes(engine.policy)]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

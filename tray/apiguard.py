@@ -5,8 +5,11 @@ An ASGI wrapper around the ``/api`` router. It refuses, before any handler runs:
 * a ``Host`` that is not the loopback address with the proxy's own port (DNS rebinding);
 * a browser ``Origin`` (or ``Sec-Fetch-Site: cross-site``) that is not the proxy's own origin;
 * every CORS preflight (``OPTIONS``): the UI is same-origin, so nothing cross-origin is ever allowed;
-* a missing or wrong management token (``Authorization: Bearer`` or ``X-Codex-Pool-Token``).
-  The client key is *not* a management token; it is refused like any other wrong value.
+* a request with neither a live window session (``X-Codex-Pool-Session``, see
+  :mod:`tray.sessions`) nor the owner's management token (``X-Codex-Pool-Token`` or
+  ``Authorization: Bearer``, for the user's own scripts: it is never put in an address). The client
+  key is *not* a management token; it is refused like any other wrong value. Only the entrances of
+  :mod:`tray.apisession` (which take a one-time code or the owner's proof) need neither.
 
 Refusals are JSON ``{"error": ...}`` and never echo a header value.
 """
@@ -22,10 +25,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tray.access import AccessPolicy, check_origin
+from tray.access import AccessPolicy, check_headers
 from tray.errors import AccountError, AccountNotFoundError, PoolError
 
 TOKEN_HEADER = b"x-codex-pool-token"
+SESSION_HEADER = b"x-codex-pool-session"
 NO_STORE = {"cache-control": "no-store"}
 MAX_BODY = 1024 * 1024  # bytes; every management request is a small JSON object
 Handler = Callable[[Request], Awaitable[Response]]
@@ -49,31 +53,45 @@ def presented_token(scope: Scope) -> str | None:
     return None
 
 
-def refusal(scope: Scope, policy: AccessPolicy, token: str) -> tuple[int, str] | None:
-    """Why this request may not reach the API (status, message), or None when it may."""
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-    denied = check_origin(policy, headers)
+def refusal(scope: Scope, policy: AccessPolicy, token: str, live: Callable[[str], bool],
+            open_paths: frozenset[str] = frozenset()) -> tuple[int, str] | None:
+    """Why this request may not reach the API (status, message), or None when it may.
+    ``live(session)`` says whether a window session is valid; ``open_paths`` (below the mount)
+    need no credential."""
+    denied = check_headers(policy, scope.get("headers", []))
     if denied is not None:
         return denied.status, denied.message
-    if headers.get("sec-fetch-site", "").lower() == "cross-site":
+    if (_header(scope, b"sec-fetch-site") or "").lower() == "cross-site":
         return 403, "Cross-site requests to the management API are not allowed."
     if scope.get("method") == "OPTIONS":
         return 403, "The management API does not take cross-origin (CORS) requests."
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if path.startswith(root) and path[len(root):] in open_paths:
+        return None
+    session = _header(scope, SESSION_HEADER)
+    if session and live(session.strip()):
+        return None
     given = presented_token(scope)
+    if given and hmac.compare_digest(given.encode(), token.encode()):
+        return None
+    if session:
+        return 401, "This window's session has ended: open the window again from the tray menu."
     if not given:
-        return 401, "Missing management token: open the pool window from the tray menu."
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        return 401, "Wrong management token (the client key does not open the management API)."
-    return None
+        return 401, "Not signed in to the pool window: open it from the tray menu or 'codex-pool status'."
+    return 401, "Wrong management token (the client key does not open the management API)."
 
 
 class Guard:
     """ASGI wrapper: run :func:`refusal`, then the wrapped app. Settings are read per request
     (``settings()`` gives the current access policy and token), so a port or token change applies at once."""
 
-    def __init__(self, app: ASGIApp, settings: Callable[[], tuple[AccessPolicy, str]]) -> None:
+    def __init__(self, app: ASGIApp, settings: Callable[[], tuple[AccessPolicy, str]],
+                 live: Callable[[str], bool] = lambda session: False,
+                 open_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.settings = settings
+        self.live = live
+        self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,7 +101,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         policy, token = self.settings()
-        why = refusal(scope, policy, token)
+        why = refusal(scope, policy, token, self.live, self.open_paths)
         if why is None:
             await self.app(scope, receive, send)
             return
@@ -113,6 +131,10 @@ class BadRequest(PoolError):
     """The request itself is wrong (400): a field missing, of the wrong type or out of range."""
 
 
+class TooLarge(BadRequest):
+    """The request body is over :data:`MAX_BODY` (413)."""
+
+
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status, headers=NO_STORE)
 
@@ -127,6 +149,8 @@ def mapped(handler: Handler) -> Handler:
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
+        except TooLarge as exc:
+            return error(413, str(exc))
         except BadRequest as exc:
             return error(400, str(exc))
         except AccountNotFoundError as exc:
@@ -140,12 +164,24 @@ def mapped(handler: Handler) -> Handler:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object body; anything else is a :class:`BadRequest`."""
-    raw = await request.body()
+    """The request's JSON object body; anything else is a :class:`BadRequest`.
+
+    The size limit is checked on the declared length and while reading, so a huge (or endless)
+    body is refused after :data:`MAX_BODY` bytes instead of being held in memory first."""
+    too_large = TooLarge("The request body is too large for the management API.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw:
         return {}
-    if len(raw) > MAX_BODY:
-        raise BadRequest("The request body is too large for the management API.")
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as exc:

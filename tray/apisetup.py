@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from tray.api import ManagedEngine
 
 CLIENT_NAMES = {"codex": "Codex CLI", "opencode": "opencode"}
+# Where the accounts' tokens are sent: a management credential must not be enough to redirect them,
+# so these change only by editing config.toml (in the user's own folder) and apply on restart.
+FILE_ONLY = ("upstream-url", "auth-url")
 
 
 def settings_view(loaded: config.LoadedConfig) -> dict[str, Any]:
@@ -46,6 +49,7 @@ def settings_view(loaded: config.LoadedConfig) -> dict[str, Any]:
         "help": help_texts,
         "problems": list(loaded.problems),
         "path": str(loaded.path),
+        "file_only": list(FILE_ONLY),
     }
 
 
@@ -75,6 +79,16 @@ def check_updates(updates: Mapping[str, Any], current: config.Config) -> dict[st
     return problems
 
 
+def file_only_changes(updates: Mapping[str, Any], current: config.Config, path: str) -> dict[str, str]:
+    """The :data:`FILE_ONLY` keys that ``updates`` would change, each with why it may not."""
+    attrs = {k.name: k.attr for k in config.SPEC}
+    return {
+        name: f"{name} can only be changed by editing {path} (it takes effect when codex-pool restarts)."
+        for name in FILE_ONLY
+        if name in updates and updates[name] != getattr(current, attrs[name])
+    }
+
+
 def _without_fallback(problem: str) -> str:
     """A load-time problem says which default it falls back to; a refused save falls back to nothing."""
     return problem.split("; using", 1)[0] + "."
@@ -96,6 +110,9 @@ class SetupApi:
             raise BadRequest('Send the settings to change as a JSON object: {"values": {"port": 4455}}.')
         path = self.engine.paths.config_file
         current = (await run_in_threadpool(config.load_config, path)).config
+        locked = file_only_changes(updates, current, str(path))
+        if locked:
+            return error(403, "Not saved: " + " ".join(locked.values()), problems=locked)
         problems = check_updates(updates, current)
         if problems:
             return error(400, "Not saved: " + "; ".join(problems.values()), problems=problems)

@@ -17,21 +17,20 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from starlette.responses import Response
 
-from tray import planner
-from tray.errors import PermanentRefreshError, TransientRefreshError
+from tray import answers, planner
+from tray.decoding import wire_headers
+from tray.errors import PermanentRefreshError, PoolError, RefreshError, StoreError, TransientRefreshError
 from tray.models import Account, AccountState, Cooldown, Decision, NeedsLogin
 from tray.pooled import Failure
 from tray.quota import UsageView
 from tray.relay import EarlyFailure, Opened, Relay, is_event_stream, open_stream
-from tray.shaping import TURN_STATE, client_headers, error_body, openai_model_list, upstream_headers
-from tray.sse import completed_response
+from tray.shaping import TURN_STATE, client_headers, upstream_headers
+from tray.sse import SSEEvent
 
 if TYPE_CHECKING:
     from tray.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
-
-ERROR_BODY_LIMIT = 64 * 1024  # bytes of a failed answer read for its error details
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,23 @@ class Attempt:
     response_headers: dict[str, str] = field(default_factory=dict)
 
     async def run(self) -> Response | Failure:
+        """The client's answer from this account, or why the request should go on to the next one."""
+        try:
+            return await self._run()
+        except RefreshError as exc:
+            return Failure("refresh failed", str(exc))
+        except StoreError as exc:
+            # The pool file is busy or damaged (another process holds the write lock past the busy
+            # timeout...): the lease, a quota update or a state change could not be stored. That is
+            # no verdict on this account; another one may well serve, so go on like a transport error.
+            log.warning("%s: pool file write failed during the attempt (%s); trying the next account",
+                        self.account.name, exc)
+            return Failure("pool busy", str(exc))
+        except PoolError as exc:
+            log.warning("%s: attempt failed (%s); trying the next account", self.account.name, exc)
+            return Failure("pool error", str(exc))
+
+    async def _run(self) -> Response | Failure:
         pipe = self.pipe
         try:
             self.account = await pipe.refresher.ensure_fresh(self.account)
@@ -112,12 +128,20 @@ class Attempt:
             defaults=dict(inc.defaults),
         )
         url = pipe.settings().upstream_url.rstrip("/") + inc.path
+        # As bytes: a client's header value may hold non-ASCII bytes, which httpx would refuse to
+        # encode; latin-1 gives back exactly the bytes the client sent.
+        raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         request = pipe.http.build_request(
-            inc.method, url, params=inc.query or None, headers=headers,
+            inc.method, url, params=inc.query or None, headers=raw_headers,
             content=body if inc.method not in ("GET", "HEAD") else None,
         )
         try:
             return await pipe.http.send(request, stream=True)
+        except httpx.PoolTimeout:
+            # Our own connection limit, shared by every account: no verdict on this one, and the
+            # next candidate would wait for the same pool.
+            log.warning("upstream connection limit reached; asking the client to retry shortly")
+            return Failure("connection limit", "every upstream connection of codex-pool is in use")
         except httpx.TimeoutException as exc:
             return await self._cool(planner.failure_cooldown(self.account.id, "timeout", 0, pipe.clock()),
                               Failure("timeout", f"{self.account.name}: {type(exc).__name__}"))
@@ -149,10 +173,11 @@ class Attempt:
         status = response.status_code
         self.response_headers = {k.lower(): v for k, v in response.headers.items()}
         if status == 429:
-            body = await _read_some(response)
+            body = await answers.read_some(response)
             if planner.is_entitlement_error(body):
                 log.info("%s: plan does not include Codex; passing the answer on", self.account.name)
-                return self._buffered(status, body)
+                token = self.account.tokens.access_token
+                return answers.buffered(status, body, wire_headers(response), token)
             self.pipe.background(partial(self.pipe.quota.observe_429, self.account, self.response_headers,
                                          body))
             cooldown = planner.cooldown_after_429(self.account.id, self.response_headers, body,
@@ -161,19 +186,19 @@ class Attempt:
             label = "usage limit" if b"usage_limit" in body else "429"
             return await self._cool(cooldown, Failure(label, f"{self.account.name}: HTTP 429", 429))
         if status >= 500 or (status == 403 and _is_html(response)):
-            await _read_some(response)
+            await answers.read_some(response)
             kind = "5xx" if status >= 500 else "html 403"
             cooldown = planner.failure_cooldown(self.account.id, kind, status, self.pipe.clock())
             return await self._cool(cooldown, Failure(kind, f"{self.account.name}: HTTP {status}", status))
         if not 200 <= status < 300:
-            return self._relay(Opened(response, response.aiter_bytes()), status)
+            return await answers.passed_on(response, self.account.tokens.access_token)
         if self.inc.mode == "models":
-            return await self._models(response)
+            return await answers.model_list(response)
         opened = await open_stream(response)
         if isinstance(opened, EarlyFailure):
             return await self._early(opened)
         if self.inc.mode == "aggregate" and is_event_stream(response):
-            return await self._aggregate(opened)
+            return await answers.aggregate(opened, self._observe, self.account.name)
         return self._relay(opened, status)
 
     async def _early(self, early: EarlyFailure) -> Failure:
@@ -185,70 +210,21 @@ class Attempt:
                                                   self.pipe.quota.view(self.account.id, now), now)
             failure = Failure("usage limit", f"{self.account.name}: {early.message}", 200)
             return await self._cool(cooldown, failure)
-        kind = "overloaded" if early.kind == "overloaded" else "stream ended"
+        kind = {"overloaded": "overloaded", "oversized": "oversized answer"}.get(early.kind, "stream ended")
         cooldown = planner.failure_cooldown(self.account.id, early.kind, 200, now)
         return await self._cool(cooldown, Failure(kind, f"{self.account.name}: {early.message}", 200))
 
     def _relay(self, opened: Opened, status: int) -> Response:
-        headers = client_headers(opened.response.headers.multi_items())
-        account = self.account
+        headers = client_headers(wire_headers(opened.response), self.account.tokens.access_token)
         # codex.rate_limits comes ahead of the answer, so the events read before the commit are
         # the ones to watch; the rest of the stream is passed on without being parsed.
         for event in opened.events:
-            if event.type == "codex.rate_limits" and isinstance(event.data, dict):
-                self.pipe.background(partial(self.pipe.quota.observe_event, account, event.data))
+            self._observe(event)
+        return Relay(opened, status, headers)
 
-        def ended(completed: bool) -> None:
-            if not completed:
-                log.warning("answer from %s was cut off mid-stream", account.name)
-
-        return Relay(opened, status, headers, on_end=ended)
-
-    def _buffered(self, status: int, body: bytes, media: str = "application/json") -> Response:
-        headers = dict(client_headers(self.response_headers.items()))
-        headers.pop("content-type", None)
-        return Response(body, status_code=status, headers=headers, media_type=media)
-
-    async def _models(self, response: httpx.Response) -> Response:
-        try:
-            raw = await response.aread()
-        finally:
-            await response.aclose()
-        try:
-            payload = json.loads(raw)
-        except ValueError:
-            payload = None
-        body = json.dumps(openai_model_list(payload)).encode()
-        return Response(body, status_code=200, media_type="application/json")
-
-    async def _aggregate(self, opened: Opened) -> Response:
-        """Non-streaming ``/v1/responses``: read the whole answer, return its final object."""
-        parser = opened.parser
-        final: dict[str, Any] | None = None
-        events = list(opened.events)
-        try:
-            async for chunk in opened.chunks:
-                events += parser.feed(chunk)
-        except httpx.HTTPError as exc:
-            log.warning("answer from %s was cut off (%s)", self.account.name, type(exc).__name__)
-        finally:
-            await opened.response.aclose()
-        tail = parser.flush()
-        events += [tail] if tail is not None else []
-        for event in events:
-            if event.type == "codex.rate_limits" and isinstance(event.data, dict):
-                self.pipe.background(partial(self.pipe.quota.observe_event, self.account, event.data))
-            found = completed_response(event)
-            if found is not None:
-                final = found
-        if final is None:
-            message = "The Codex backend ended the answer before it was complete."
-            return Response(json.dumps(error_body(message, "incomplete_stream")), 502,
-                            media_type="application/json")
-        if final.get("status") == "failed":
-            err = final.get("error") or {"message": "The response failed.", "code": "response_failed"}
-            return Response(json.dumps({"error": err}), 502, media_type="application/json")
-        return Response(json.dumps(final), 200, media_type="application/json")
+    def _observe(self, event: SSEEvent) -> None:
+        if event.type == "codex.rate_limits" and isinstance(event.data, dict):
+            self.pipe.background(partial(self.pipe.quota.observe_event, self.account, event.data))
 
     # ---- after commit ----------------------------------------------------------------------------
 
@@ -276,18 +252,3 @@ class Attempt:
                 planner.record_touches(pipe.store, pipe.settings(), account, self.view, pipe.clock())
 
         return write
-
-
-async def _read_some(response: httpx.Response) -> bytes:
-    """Up to :data:`ERROR_BODY_LIMIT` bytes of an error answer, then close it."""
-    data = b""
-    try:
-        async for chunk in response.aiter_bytes():
-            data += chunk
-            if len(data) >= ERROR_BODY_LIMIT:
-                break
-    except httpx.HTTPError:
-        pass
-    finally:
-        await response.aclose()
-    return data[:ERROR_BODY_LIMIT]

@@ -172,9 +172,12 @@ SPEC: tuple[_Key, ...] = (
     _Key("allow-remote", "allow_remote", _boolean,
          "Allow a non-loopback host, exposing the proxy to other machines (they still need the key)."),
     _Key("upstream-url", "upstream_url", _url,
-         "The ChatGPT backend; the Codex and usage endpoints hang below it. Change only for a gateway."),
+         "The ChatGPT backend; the Codex and usage endpoints hang below it. Change only for a gateway.\n"
+         "Every account's access token is sent here, so only config.toml sets it (not the window),\n"
+         "and a change takes effect when codex-pool restarts."),
     _Key("auth-url", "auth_url", _url,
-         "The OpenAI sign-in server (authorize, token and device-code endpoints)."),
+         "The OpenAI sign-in server (authorize, token and device-code endpoints). Like upstream-url,\n"
+         "set only in config.toml, from the next start."),
     _Key("max-body-mb", "max_body_mb", _number(0, above=True),
          "Largest request body the proxy accepts, in MB; bigger requests get 413."),
     _Key("log-level", "log_level", _choice("debug", "info", "warning", "error"),

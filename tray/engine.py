@@ -3,9 +3,10 @@ service, the proxy routes, the management API and UI, and the server thread.
 
 ``Engine(paths).start()`` returns the proxy URL; ``stop()`` ends it. The tray app and ``serve`` both
 run one. Public attributes the management API and the GUI read: ``paths``, ``store``, ``config``
-(the current :class:`~tray.config.Config`), ``loaded`` (with its problems), ``url``, ``ui_url``,
-``api_key``, ``ui_token``, ``login`` (the login service, when available), ``reload_config()`` and
-``submit(coro)`` (run a coroutine on the proxy's loop from any thread).
+(the current :class:`~tray.config.Config`), ``loaded`` (with its problems), ``url``, ``ui_url``
+(with a fresh one-time code each time it is read), ``sessions``, ``api_key``, ``ui_token``,
+``login`` (the login service, when available), ``reload_config()`` and ``submit(coro)`` (run a
+coroutine on the proxy's loop from any thread).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
-from importlib import resources
+from dataclasses import replace
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
-from starlette.routing import BaseRoute, Mount
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from tray import authfiles
 from tray.access import AccessPolicy
@@ -35,10 +36,11 @@ from tray.models import Clock, ConfigInvalid, Event, EventSink
 from tray.oauth import OAuthClient
 from tray.paths import Paths, api_key, ui_token, write_secret
 from tray.pipeline import Pipeline
-from tray.proxy import OriginGuard, ProxyRoutes, build_app
+from tray.proxy import ProxyRoutes, build_app
 from tray.quotaservice import QuotaService
 from tray.refresh import TIMER_INTERVAL, Refresher
 from tray.server import ServerThread
+from tray.sessions import Sessions
 from tray.store import Store
 from tray.transport import ReclaimingTransport
 
@@ -52,6 +54,11 @@ UPSTREAM_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64
 
 def _log_event(event: Event) -> None:
     log.warning("%s", event)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class Engine:
@@ -80,12 +87,17 @@ class Engine:
         self._timeout = upstream_timeout
         self._login_options = dict(login_options or {})  # LoginService keywords (tests: callback_port)
         self.loaded: LoadedConfig = load_config(paths.config_file)
+        # Where tokens go is fixed for the engine's life: an edit applies on restart (see reload_config).
+        first = self.loaded.config
+        self._origins = {"upstream-url": first.upstream_url, "auth-url": first.auth_url}
+        self._announced: dict[str, str] = {}
         self._mtime = self._config_mtime()
         self._report(self.loaded)
         self.store = Store.open(paths.db_file, clock, backup_dir=paths.backup_dir)
         self._reads: Store | None = None  # the proxy loop's own read connection (see Pipeline)
         self.api_key = api_key(paths)
         self.ui_token = ui_token(paths)
+        self.sessions = Sessions()  # window codes and sessions: they die with this engine
         self.login: LoginService | None = None
         self.server: ServerThread | None = None
         self.pipeline: Pipeline | None = None
@@ -117,9 +129,10 @@ class Engine:
             self.events(ConfigInvalid(path=str(loaded.path), problems=tuple(loaded.problems)))
 
     def reload_config(self) -> LoadedConfig:
-        """Re-read config.toml and apply it to the next request (host/port apply on restart)."""
+        """Re-read config.toml and apply it to the next request (host/port, upstream-url and auth-url
+        apply on restart)."""
         old = self.loaded.config
-        self.loaded = load_config(self.paths.config_file)
+        self.loaded = self._keep_origins(load_config(self.paths.config_file))
         self._mtime = self._config_mtime()
         self._report(self.loaded)
         new = self.loaded.config
@@ -129,6 +142,19 @@ class Engine:
             log.warning("The new host/port settings take effect when codex-pool restarts.")
         logging.getLogger("tray").setLevel(new.log_level.upper())
         return self.loaded
+
+    def _keep_origins(self, loaded: LoadedConfig) -> LoadedConfig:
+        """``loaded`` with the upstream and sign-in URLs the engine started with. A new value is
+        logged once, naming its origin, so an edit the user did not make is seen in the log before
+        a restart sends any token there."""
+        new = loaded.config
+        for key, value in (("upstream-url", new.upstream_url), ("auth-url", new.auth_url)):
+            if value != self._origins[key] and self._announced.get(key) != value:
+                log.warning("%s in %s now points at %s; codex-pool keeps using %s until it restarts.",
+                            key, loaded.path, _origin(value), _origin(self._origins[key]))
+            self._announced[key] = value
+        kept = replace(new, upstream_url=self._origins["upstream-url"], auth_url=self._origins["auth-url"])
+        return replace(loaded, config=kept)
 
     async def _watch_config(self) -> None:
         while True:
@@ -146,7 +172,8 @@ class Engine:
 
     @property
     def ui_url(self) -> str:
-        return f"{self.url}/ui/#token={self.ui_token}"
+        """The window's address with a fresh one-time code (good for a minute, once)."""
+        return f"{self.url}/ui/#code={self.sessions.mint()}"
 
     def policy(self) -> AccessPolicy:
         port = self.server.port if self.server is not None else (self._port or self.config.port)
@@ -174,10 +201,6 @@ class Engine:
         with contextlib.suppress(ModuleNotFoundError):
             api = importlib.import_module("tray.api")
             extra += list(api.build_routes(self))
-        ui_dir = resources.files("tray") / "ui"
-        if ui_dir.is_dir():
-            static = StaticFiles(directory=str(ui_dir), html=True)
-            extra.append(Mount("/ui", app=OriginGuard(static, self.policy), name="ui"))
         return extra
 
     def _login_service(self, oauth: OAuthClient) -> LoginService:
@@ -280,7 +303,7 @@ class Engine:
     # ---- instance file -------------------------------------------------------------------------
 
     def _write_instance(self) -> None:
-        data = {"pid": os.getpid(), "url": self.url, "ui_url": self.ui_url, "started_at": self.clock()}
+        data = {"pid": os.getpid(), "url": self.url, "started_at": self.clock()}
         write_secret(self.paths.instance_file, json.dumps(data) + "\n")
 
     def _remove_instance(self) -> None:

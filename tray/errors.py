@@ -21,6 +21,7 @@ Messages are written for the user: one clear sentence, never a secret.
     │   └── AuthFileError           Codex/opencode auth.json unreadable or malformed
     ├── UpstreamError               the ChatGPT backend could not be reached or answered nonsense
     ├── ServerError                 the local proxy could not start (port in use, non-loopback bind)
+    │   └── HttpLibraryError        the installed httpx/httpcore lacks what the upstream transport uses
     ├── ClientSetupError            Codex CLI / opencode config could not be edited or restored
     └── AutostartError              the start-at-login entry could not be written or removed
 """
@@ -89,6 +90,10 @@ class UpstreamError(PoolError):
 
 
 class ServerError(PoolError):
+    pass
+
+
+class HttpLibraryError(ServerError):
     pass
 
 

@@ -4,6 +4,12 @@ starts a login through the management API, the CLI's own loop for ``codex-pool l
 
 Each flow gets a ticket id; :meth:`LoginService.status` reports pending / done / failed,
 :meth:`LoginService.wait` waits for the account, :meth:`LoginService.cancel` stops a flow.
+
+The registered redirect is ``http://localhost:1455/...`` and browsers may resolve ``localhost`` to
+either loopback address, so the callback listens on both ``127.0.0.1`` and ``[::1]``. When another
+program holds one of them, the sign-in fails at once and names it, rather than letting that program
+receive the browser's ``code`` and ``state``. ``/cancel`` needs the flow's ``state`` too, so a
+page elsewhere (an ``<img>`` pointing at it) cannot cancel a sign-in.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import errno
 import html
 import logging
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -24,12 +31,14 @@ from tray.claims import identity_and_meta
 from tray.errors import LoginError, PoolError
 from tray.models import Account, Clock, EventSink, Identity, TokenSet
 from tray.oauth import DeviceCode, OAuthClient
+from tray.portholder import held_message, holder
 
 log = logging.getLogger(__name__)
 
 BROWSER_TIMEOUT = 300.0  # seconds the callback server waits for the browser
 DEVICE_POLL_MARGIN = 3.0  # seconds added to the server's poll interval
 FINISHED_KEPT = 20  # finished tickets remembered for status()
+PORT_TRIES = 5  # a random callback port (tests) whose [::1] twin is taken is tried again
 
 
 class LoginStore(Protocol):
@@ -67,7 +76,7 @@ class _Flow:
     result: asyncio.Future[Account]
     make_primary: bool
     task: asyncio.Task[None] | None = None
-    server: asyncio.Server | None = None
+    servers: tuple[asyncio.Server, ...] = ()
     # browser flow: what the callback must match, and whether a code is still expected
     state: str = ""
     verifier: str = ""
@@ -82,7 +91,6 @@ class LoginService:
         oauth: OAuthClient,
         clock: Clock,
         events: EventSink | None = None,
-        callback_host: str = "127.0.0.1",
         callback_port: int = pkce.CALLBACK_PORT,
         open_browser: Callable[[str], None] | None = None,
         *,
@@ -93,7 +101,6 @@ class LoginService:
         self._oauth = oauth
         self._clock = clock
         self._events = events
-        self._host = callback_host
         self._port = callback_port
         self._open_browser = open_browser
         self._browser_timeout = browser_timeout
@@ -112,12 +119,12 @@ class LoginService:
         verifier, state = pkce.make_verifier(), pkce.make_state()
         flow_id = secrets.token_urlsafe(8)
         result: asyncio.Future[Account] = asyncio.get_running_loop().create_future()
-        server = await self._serve(flow_id)
-        port = int(server.sockets[0].getsockname()[1])
+        servers = await self._serve(flow_id)
+        port = int(servers[0].sockets[0].getsockname()[1])
         redirect = pkce.redirect_uri(port)
         url = pkce.authorize_url(self._oauth.auth_url, pkce.challenge(verifier), state, redirect)
         ticket = LoginTicket(flow_id, "browser", url, expires_at=self._clock() + self._browser_timeout)
-        flow = _Flow(ticket, result, make_primary, None, server, state, verifier, redirect, True)
+        flow = _Flow(ticket, result, make_primary, None, servers, state, verifier, redirect, True)
         self._remember(flow)
         flow.task = asyncio.ensure_future(self._expire(flow))
         if self._open_browser is not None:
@@ -185,8 +192,8 @@ class LoginService:
             else:
                 flow.result.set_result(outcome)
         flow.awaiting_code = False
-        if flow.server is not None:
-            flow.server.close()  # stops listening; a response being written still completes
+        for server in flow.servers:
+            server.close()  # stops listening; a response being written still completes
         if flow.task is not None and flow.task is not asyncio.current_task():
             flow.task.cancel()
 
@@ -219,19 +226,33 @@ class LoginService:
 
     # ---- loopback callback server -------------------------------------------------------------
 
-    async def _serve(self, flow_id: str) -> asyncio.Server:
+    async def _serve(self, flow_id: str) -> tuple[asyncio.Server, ...]:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await _respond(writer, *await self._route(flow_id, reader))
 
-        try:
-            return await asyncio.start_server(handle, self._host, self._port)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
+        socks = self._bind()
+        return tuple([await asyncio.start_server(handle, sock=sock) for sock in socks])
+
+    def _bind(self) -> list[socket.socket]:
+        """Listening sockets on ``127.0.0.1`` and ``[::1]`` (just the first where the machine has no
+        IPv6 loopback), on the same port."""
+        for attempt in range(PORT_TRIES if self._port == 0 else 1):
+            first = _listen(socket.AF_INET, "127.0.0.1", self._port)
+            port = int(first.getsockname()[1])
+            try:
+                return [first, _listen(socket.AF_INET6, "::1", port)]
+            except _Unavailable:
+                return [first]
+            except _Busy as busy:
+                first.close()  # first, so the program named below is the one on [::1], not us
+                if self._port == 0 and attempt < PORT_TRIES - 1:
+                    continue
+                said = held_message(port, holder(port)).removeprefix(f"port {port} ")
                 raise LoginError(
-                    f"Port {self._port} is busy (another login, perhaps Codex CLI's, is waiting there);"
-                    " finish or cancel it and try again"
-                ) from exc
-            raise LoginError(f"Could not listen on {self._host}:{self._port}: {exc.strerror or exc}") from exc
+                    f"Sign-in cannot wait for the browser: [::1]:{port} {said}, so the browser's "
+                    f"answer for localhost:{port} could reach it; stop that program and try again"
+                ) from busy
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     async def _route(self, flow_id: str, reader: asyncio.StreamReader) -> tuple[int, str, str]:
         try:
@@ -245,6 +266,8 @@ class LoginService:
         if method != "GET" or flow is None:
             return 405 if flow else 404, "text/plain", "Not found"
         if target.path == "/cancel":
+            if not flow.state or query.get("state") != flow.state:
+                return 400, "text/plain", "Invalid state"
             self._finish(flow, LoginError("Login cancelled"))
             return 200, "text/plain", "Login cancelled"
         if target.path != pkce.CALLBACK_PATH:
@@ -272,6 +295,37 @@ class LoginService:
             return 200, "text/html", _page(False, str(exc))
         self._finish(flow, account)
         return 200, "text/html", _page(True, f"Signed in as {account.name}. You can close this window.")
+
+
+class _Busy(OSError):
+    """The ``[::1]`` twin of the callback port is held by another program."""
+
+
+class _Unavailable(OSError):
+    """The machine has no such loopback address (IPv6 turned off)."""
+
+
+def _listen(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio would: TIME_WAIT is fine
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(16)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            if family == socket.AF_INET6:
+                raise _Busy() from exc
+            said = held_message(port, holder(port)).removeprefix(f"port {port} ")  # "is held by ..."
+            raise LoginError(f"Port {port} is busy: it {said} (another login, perhaps Codex CLI's?); "
+                             "finish or cancel it and try again") from exc
+        if family == socket.AF_INET6 and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            raise _Unavailable(str(exc)) from exc
+        raise LoginError(f"Could not listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.setblocking(False)
+    return sock
 
 
 async def _respond(writer: asyncio.StreamWriter, status: int, content_type: str, body: str) -> None:

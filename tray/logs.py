@@ -30,7 +30,8 @@ _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"""(?i)\b((?:access|refresh|id)_token)(["']?\s*[:=]\s*["']?)[^\s"',;&}]+"""),
      rf"\1\2{MASK}"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){0,2}"), MASK),  # JWT (header is base64 "{")
-    (re.compile(r"\bcpui-[A-Za-z0-9_-]{6,}"), f"cpui-{MASK}"),  # management token
+    # the management token (old and new prefix), window codes and window sessions
+    (re.compile(r"\b(cpui|cpmt|cpc|cps)-[A-Za-z0-9_-]{6,}"), rf"\1-{MASK}"),
     (re.compile(r"\bcp-[A-Za-z0-9_-]{6,}"), f"cp-{MASK}"),  # local client key
     (re.compile(r"\brt_[A-Za-z0-9._-]{8,}"), f"rt_{MASK}"),  # refresh tokens
 )

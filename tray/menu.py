@@ -95,6 +95,20 @@ class MenuModel:
         return None
 
 
+def layout_key(items: tuple[MenuItem, ...]) -> tuple[object, ...]:
+    """What a shown menu's items *are*: each item's action and account, nested like the menu.
+
+    Two models with the same key differ only in texts, enabled and checked states, so the menu on
+    screen can be updated in place, keeping every item (and the id a tray host clicks it by); a
+    different key means an item now does something else, and the menu is built anew.
+    """
+    return tuple(
+        ("-",) if item.separator
+        else (item.action, item.arg, item.checked is None, item.default, layout_key(item.submenu))
+        for item in items
+    )
+
+
 # --- time and quota wording ---------------------------------------------------------------------
 
 

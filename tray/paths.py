@@ -40,7 +40,9 @@ class Paths:
 
     @property
     def ui_token_file(self) -> Path:
-        """The management API / web UI token (never accepted by the proxy routes)."""
+        """The management token: the owner's own scripts may send it to the management API, and it
+        keys the owner's challenge (:mod:`tray.sessions`); never put in an address, never accepted
+        by the proxy routes."""
         return self.data_dir / "ui-token"
 
     @property
@@ -57,8 +59,10 @@ class Paths:
         return self.data_dir / "backups"
 
     def ensure(self) -> Paths:
-        """Create the folders (0700: they hold tokens and keys)."""
-        for folder in (self.config_dir, self.data_dir, self.log_dir):
+        """Create the folders (0700: they hold tokens and keys). ``backups/`` too, here, because
+        its writers would otherwise create it with the umask's mode; an existing one is made
+        private again."""
+        for folder in (self.config_dir, self.data_dir, self.log_dir, self.backup_dir):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(folder, 0o700)
         return self
@@ -116,4 +120,10 @@ def api_key(paths: Paths) -> str:
 
 
 def ui_token(paths: Paths) -> str:
-    return read_or_create_secret(paths.ui_token_file, "cpui-")
+    """The management token. Earlier versions' tokens (``cpui-``) went into window addresses, and
+    so into browser history: such a token is replaced, never reused, so a copy of it is dead."""
+    token = read_or_create_secret(paths.ui_token_file, "cpmt-")
+    if token.startswith("cpui-"):
+        token = "cpmt-" + secrets.token_urlsafe(32)
+        write_secret(paths.ui_token_file, token + "\n")
+    return token

@@ -15,7 +15,8 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Protocol
 
 import httpx
@@ -27,11 +28,14 @@ from tray.errors import PoolError
 from tray.models import Account, Clock, Decision, EventSink, PoolAvailable, PoolExhausted
 from tray.pooled import Failure
 from tray.quotaservice import QuotaService
+from tray.relay import Hangup, Relay, discard
 from tray.store import Store
 
 log = logging.getLogger(__name__)
 
 TURN_STATES_KEPT = 10_000
+CLIENT_GONE = 499  # the status recorded for a request whose client left before any answer
+STREAM_DROPPED = 502  # recorded for an answer upstream cut off after output started (sent as 200)
 
 
 class FreshTokens(Protocol):
@@ -101,7 +105,8 @@ class Pipeline:
         self._pending: list[tuple[Callable[[], object], Callable[[], object] | None]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def handle(self, inc: Incoming) -> Response:
+    async def handle(self, inc: Incoming, hangup: Hangup | None = None) -> Response:
+        """The client's answer. With ``hangup``, stop trying accounts once the client has left."""
         started = time.perf_counter()
         now = self.clock()
         accounts = self.health.routable(self.reads.routable(now), now)
@@ -115,18 +120,25 @@ class Pipeline:
         reason = plan.reason
         for account in plan.order:
             attempt = attempts.Attempt(self, inc, plan, account, views.get(account.id), reason)
-            outcome = await attempt.run()
+            # A client that left before the first output is not served by anyone: trying the
+            # next account would spend its quota for nobody.
+            outcome = await (attempt.run() if hangup is None else hangup.unless_gone(attempt.run(), discard))
+            if outcome is None:
+                return self._left(inc, plan.scores, started)
             if isinstance(outcome, Failure):
                 failures.append(outcome)
+                if outcome.final:
+                    break
                 reason = f"failover after {outcome.label} on {account.name}"
                 continue
-            self._committed(attempt, outcome.status_code, started)
+            self._committed(attempt, outcome, started)
             return outcome
         return self._nothing_routable(inc, self.clock(), failures, started, plan.scores)
 
     # ---- after the answer ----------------------------------------------------------------------
 
-    def _committed(self, attempt: attempts.Attempt, status: int, started: float) -> None:
+    def _committed(self, attempt: attempts.Attempt, answer: Response, started: float) -> None:
+        status = answer.status_code
         latency = (time.perf_counter() - started) * 1000.0
         if 200 <= status < 300 and self.health.exhausted:
             self.health.exhausted = False
@@ -135,6 +147,12 @@ class Pipeline:
         log.debug("%s %s -> %s (%s): %d after %.1f ms", attempt.inc.method, attempt.inc.route,
                   decision.account_name, decision.reason, status, latency)
         work = attempt.after_commit(status)
+        if isinstance(answer, Relay):
+            # Affinity and the cleared cooldown are written now; the decision once the stream has
+            # ended, so an answer upstream cut off shows as what it was.
+            self.background(work)
+            answer.on_end = partial(self._streamed, decision)
+            return
 
         def write() -> None:
             with self.store.atomic():  # one transaction for the few writes after each answer
@@ -142,6 +160,15 @@ class Pipeline:
                 self.store.record_decision(decision)
 
         self.background(write)
+
+    def _streamed(self, decision: Decision, how: str) -> None:
+        if how == "dropped":
+            log.warning("answer from %s was cut off mid-stream", decision.account_name)
+            decision = replace(decision, status=STREAM_DROPPED,
+                               reason=f"{decision.reason}; upstream dropped the stream after output started")
+        elif how == "client gone":
+            decision = replace(decision, reason=f"{decision.reason}; the client went away mid-stream")
+        self.background(partial(self.store.record_decision, decision))
 
     def background(self, fn: Callable[[], object], after: Callable[[], object] | None = None) -> None:
         """Run short blocking store writes off the event loop, after the answer started.
@@ -198,6 +225,17 @@ class Pipeline:
                 self.events(event)
             except Exception:
                 log.exception("event sink failed")
+
+    def _left(self, inc: Incoming, scores: tuple[Any, ...], started: float) -> Response:
+        log.info("%s %s: the client went away before the answer; no other account is tried",
+                 inc.method, inc.route)
+        latency = (time.perf_counter() - started) * 1000.0
+        decision = Decision(at=self.clock(), account_id=None, account_name=None,
+                            reason="client went away before the answer", scores=tuple(scores),
+                            fast_note=None, cache_age=None, status=CLIENT_GONE, latency_ms=latency,
+                            route=inc.route)
+        self.background(lambda: self.store.record_decision(decision))
+        return Response(status_code=CLIENT_GONE)  # nobody reads it
 
     # ---- nothing could serve ---------------------------------------------------------------------
 

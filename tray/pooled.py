@@ -17,7 +17,11 @@ from tray.shaping import error_body
 from tray.store import Store
 
 RATE_LIMIT_KINDS = frozenset({"429", "usage limit", "rate limited"})
-UNREACHABLE_KINDS = frozenset({"transport error", "timeout", "5xx", "html 403", "overloaded", "stream ended"})
+LOCAL_KINDS = frozenset({"pool busy"})  # our own pool file, not the account
+FINAL_KINDS = frozenset({"connection limit"})  # no other candidate can do better: stop trying
+LIMIT_RETRY_AFTER = 1  # seconds; a connection frees up when any answer in flight ends
+UNREACHABLE_KINDS = frozenset({"transport error", "timeout", "5xx", "html 403", "overloaded", "stream ended",
+                               "oversized answer"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,15 @@ class Failure:
     @property
     def unreachable(self) -> bool:
         return self.label in UNREACHABLE_KINDS
+
+    @property
+    def local(self) -> bool:
+        return self.label in LOCAL_KINDS
+
+    @property
+    def final(self) -> bool:
+        """True when trying the next candidate is pointless (the limit is the proxy's own)."""
+        return self.label in FINAL_KINDS
 
 
 def _cooling(store: Store, now: float, failures: Iterable[Failure]) -> dict[int, float]:
@@ -81,6 +94,15 @@ def pooled_error(store: Store, now: float, failures: Iterable[Failure]) -> tuple
     if not accounts:
         message = "codex-pool has no accounts yet. Add one with 'codex-pool login' or from the tray."
         return _json(503, error_body(message, "no_accounts")), "no accounts in the pool"
+    if failures and failures[-1].label == "connection limit":
+        message = ("codex-pool has too many answers from the Codex backend in flight (its own "
+                   "connection limit); try again in a moment.")
+        retry = {"Retry-After": str(LIMIT_RETRY_AFTER)}
+        return _json(503, error_body(message, "connection_limit"), retry), "local connection limit"
+    if failures and all(f.local for f in failures):
+        # Retrying shortly works once the other process lets go of the pool file.
+        message = f"codex-pool could not use its pool file: {failures[-1].message}"
+        return _json(503, error_body(message, "pool_busy"), {"Retry-After": "2"}), "pool file busy"
     if failures and all(f.unreachable for f in failures):
         last = failures[-1]
         message = f"codex-pool could not reach the Codex backend: {last.message}"

@@ -7,7 +7,7 @@ mapping of bad input to clear errors. Routing and failover live in :mod:`tray.pi
 | ``GET /backend-api/codex/models`` | passthrough with the best account |
 | ``POST /v1/responses`` | OpenAI-SDK / opencode: body shaped for the Codex backend |
 | ``GET /v1/models`` | the upstream model list in OpenAI's list shape |
-| ``GET /healthz`` | liveness, no auth |
+| ``GET /healthz`` | liveness, no key (the Host/Origin checks apply, as everywhere) |
 | WebSocket upgrade on the responses routes | ``426 Upgrade Required`` (Codex falls back to HTTP) |
 """
 
@@ -26,10 +26,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tray.access import AccessPolicy, Denied, check_origin, check_request
+from tray.access import AccessPolicy, Denied, check_headers, check_request
 from tray.attempts import Incoming
 from tray.errors import PoolError, StoreLockedError
 from tray.pipeline import Pipeline
+from tray.relay import Hangup
 from tray.shaping import DEFAULT_ORIGINATOR, TURN_STATE, error_body, shape_v1_body
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,15 @@ class ProxyRoutes:
         else:
             route = "compact" if path.endswith("/compact") else "responses"
             inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, obj)
-        return await self.pipeline.handle(inc)
+        return await self._handle(request, inc)
+
+    async def _handle(self, request: Request, inc: Incoming) -> Response:
+        """Route ``inc``, watching for the client leaving until the answer is ready to send."""
+        hangup = Hangup(request.receive)
+        try:
+            return await self.pipeline.handle(inc, hangup)
+        finally:
+            hangup.close()
 
     async def _models(self, request: Request) -> Response:
         if request.url.path.startswith("/v1/"):
@@ -159,7 +168,7 @@ class ProxyRoutes:
             inc = replace(inc, query=inc.query or f"client_version={MODELS_CLIENT_VERSION}")
         else:
             inc = self._incoming(request, "models", "/codex/models", b"", None)
-        return await self.pipeline.handle(inc)
+        return await self._handle(request, inc)
 
 
 class OriginGuard:
@@ -171,8 +180,7 @@ class OriginGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            denied = check_origin(self.policy(), headers)
+            denied = check_headers(self.policy(), scope["headers"])
             if denied is not None:
                 await _denied(denied)(scope, receive, send)
                 return
@@ -202,10 +210,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 class ProxyApp:
     """The whole ASGI app. The proxy routes are dispatched directly (no middleware wrapping every
-    streamed chunk); everything else (management API, UI, 404s) goes to a Starlette app."""
+    streamed chunk); everything else (management API, UI, 404s) goes to a Starlette app.
+
+    Every request first passes the Host/Origin checks, before any route, redirect (``/ui`` to
+    ``/ui/`` names the Host it was given) or 404 can answer a page on another origin."""
 
     def __init__(self, routes: ProxyRoutes, rest: ASGIApp) -> None:
         self.rest = rest
+        self.policy = routes.policy
         self.table: dict[str, Callable[[Request], Any]] = {
             "/healthz": routes.healthz,
             "/backend-api/codex/responses": routes.responses,
@@ -216,6 +228,11 @@ class ProxyApp:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            denied = check_headers(self.policy(), scope["headers"])
+            if denied is not None:
+                await _denied(denied)(scope, receive, send)
+                return
         handler = self.table.get(scope["path"]) if scope["type"] == "http" else None
         if handler is None:
             await self.rest(scope, receive, send)

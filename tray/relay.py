@@ -12,19 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from tray.sse import SSEEvent, SSEParser, StreamError, is_output, stream_error
+from tray.decoding import READ_ERRORS, body_chunks
+from tray.errors import UpstreamError
+from tray.sse import SSEEvent, SSEParser, StreamError, is_comment, is_output, stream_error
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 FAILOVER_KINDS = frozenset({"overloaded", "usage_limit"})
 QUEUE_CHUNKS = 256  # upstream chunks read ahead of a slow client before reading pauses
+HOLD_LIMIT = 8 * 1024 * 1024  # bytes held back before the first output (Codex's preamble: kilobytes)
+COMMENT_LIMIT = 256 * 1024  # of them, comment bytes (a keep-alive is 14 bytes, sent every few seconds)
+INFLATE_LIMIT = 256 * 1024 * 1024  # a compressed answer inflating past this is cut (a gzip bomb)
 
 
 @dataclass
@@ -34,7 +41,7 @@ class Opened:
     response: httpx.Response
     chunks: AsyncIterator[bytes]
     held: list[bytes] = field(default_factory=list)
-    events: list[SSEEvent] = field(default_factory=list)  # the events parsed before the commit
+    events: list[SSEEvent] = field(default_factory=list)  # the events (not comments) read before the commit
     parser: SSEParser = field(default_factory=SSEParser)  # holds any partial event after them
 
 
@@ -42,7 +49,7 @@ class Opened:
 class EarlyFailure:
     """The stream failed before any output: fail over."""
 
-    kind: str  # "overloaded", "usage_limit", "ended", "transport"
+    kind: str  # "overloaded", "usage_limit", "ended", "transport", "oversized"
     message: str
     error: StreamError | None = None
 
@@ -52,42 +59,62 @@ def is_event_stream(response: httpx.Response) -> bool:
     return content_type.split(";")[0].strip().lower() == "text/event-stream"
 
 
-def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body's chunks as they arrive. Without a content-encoding to undo, straight from the
-    transport's stream: httpx's decoding and re-chunking layers cost CPU per chunk and do nothing."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity") and isinstance(response.stream, httpx.AsyncByteStream):
-        return response.stream.__aiter__()
-    return response.aiter_bytes()
-
-
 async def open_stream(response: httpx.Response) -> Opened | EarlyFailure:
-    """Read ``response`` (2xx) until its first output event; close it and report on early failure."""
-    chunks = body_chunks(response)
+    """Read ``response`` (2xx) until its first output event; close it and report on early failure.
+
+    What is held back meanwhile is bounded (:data:`HOLD_LIMIT` bytes, :data:`COMMENT_LIMIT` of them
+    comments): past either, upstream is not answering sensibly and the attempt fails over."""
+    chunks = body_chunks(response, inflate_limit=INFLATE_LIMIT)
     if not is_event_stream(response):
         return Opened(response, chunks)
     opened = Opened(response, chunks)
-    parser = opened.parser
     try:
-        async for chunk in chunks:
-            opened.held.append(chunk)
-            for event in parser.feed(chunk):
-                opened.events.append(event)
-                err = stream_error(event)
-                if err is not None and err.kind in FAILOVER_KINDS:
-                    await response.aclose()
-                    return EarlyFailure(err.kind, err.message or err.code or err.kind, err)
-                if err is not None or is_output(event):
-                    return opened
-    except httpx.HTTPError as exc:
+        found = await _hold_back(opened)
+    except READ_ERRORS as exc:
+        found = EarlyFailure("transport", f"stream broke before any output ({_why(exc)})")
+    except BaseException:
+        await response.aclose()  # cancelled: the client left
+        raise
+    if isinstance(found, EarlyFailure):
         await response.aclose()
-        return EarlyFailure("transport", f"stream broke before any output ({type(exc).__name__})")
-    await response.aclose()
+    return found
+
+
+async def _hold_back(opened: Opened) -> Opened | EarlyFailure:
+    parser, held, comments = opened.parser, 0, 0
+    async for chunk in opened.chunks:
+        opened.held.append(chunk)
+        held += len(chunk)
+        events = parser.feed(chunk)
+        # Every event of this read is kept, even those after the first output: the read may
+        # already hold the whole answer, and the parser has moved past all of them.
+        for event in events:
+            if is_comment(event):
+                comments += len(event.raw)
+            else:
+                opened.events.append(event)
+        for event in events:
+            err = stream_error(event)
+            if err is not None and err.kind in FAILOVER_KINDS:
+                return EarlyFailure(err.kind, err.message or err.code or err.kind, err)
+            if err is not None or is_output(event):
+                return opened
+        if held > HOLD_LIMIT or comments > COMMENT_LIMIT:
+            return EarlyFailure("oversized", f"{held // 1024} kB before any output ({comments // 1024} kB"
+                                f" of them comments)")
     return EarlyFailure("ended", "stream ended before any output")
 
 
+def _why(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, UpstreamError) else type(exc).__name__
+
+
 class Relay(Response):
-    """ASGI response streaming an :class:`Opened` answer. ``on_end(completed)`` runs once at the end.
+    """ASGI response streaming an :class:`Opened` answer.
+
+    ``on_end(how)`` runs once, with how the answer ended: ``"completed"`` (before the client gets the
+    final chunk, so what it triggers is under way when the client sees the end), ``"dropped"``
+    (upstream broke after output started: passed on as a broken connection) or ``"client gone"``.
 
     A reader task moves upstream chunks into a small buffer (:class:`_Feed`) and the writer sends what
     is there in one write: chunks that arrived together leave together (fewer syscalls under load), and a
@@ -100,7 +127,7 @@ class Relay(Response):
         status: int,
         headers: list[tuple[str, str]],
         *,
-        on_end: Callable[[bool], None] | None = None,
+        on_end: Callable[[str], None] | None = None,
     ) -> None:
         self.opened = opened
         self.status_code = status
@@ -108,14 +135,19 @@ class Relay(Response):
         self.background = None
         self.on_end = on_end
 
+    def _ended(self, how: str) -> None:
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None:
+            on_end(how)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        completed = False
+        how = "client gone"
         pump = asyncio.ensure_future(self._pump(send))
         watch = asyncio.ensure_future(_wait_disconnect(receive))
         try:
             done, _ = await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
             if pump in done:
-                completed = pump.result()
+                how = pump.result()
             else:
                 log.info("client went away mid-stream; closing the upstream answer")
         finally:
@@ -125,10 +157,9 @@ class Relay(Response):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self.opened.response.aclose()
-            if self.on_end is not None:
-                self.on_end(completed)
+            self._ended(how)
 
-    async def _pump(self, send: Send) -> bool:
+    async def _pump(self, send: Send) -> str:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_list})
         if self.opened.held:
             await send({"type": "http.response.body", "body": b"".join(self.opened.held), "more_body": True})
@@ -147,14 +178,15 @@ class Relay(Response):
                     # so the client sees a broken stream rather than a short but "complete" one.
                     log.warning("upstream stream dropped after output started (%s); passing the drop on",
                                 type(end).__name__)
-                    return False
+                    return "dropped"
                 break
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+        self._ended("completed")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        return True
+        return "completed"
 
 
 class _Feed:
@@ -179,7 +211,7 @@ class _Feed:
                 if len(self.parts) >= QUEUE_CHUNKS:
                     self._space = self._loop.create_future()
                     await self._space
-        except httpx.HTTPError as exc:
+        except READ_ERRORS as exc:
             self.end = exc
         else:
             self.end = True
@@ -207,3 +239,55 @@ async def _wait_disconnect(receive: Receive) -> None:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+class Hangup:
+    """Watches the client's side of the connection while a request is routed, before any answer.
+
+    The body has been read by then, so the next ASGI message is the disconnect (or nothing). Close it
+    before the answer is sent: from then on the answer watches the connection itself."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.left = asyncio.Event()
+        self._watch = asyncio.ensure_future(self._wait(receive))
+
+    async def _wait(self, receive: Receive) -> None:
+        await _wait_disconnect(receive)
+        self.left.set()
+
+    @property
+    def gone(self) -> bool:
+        return self.left.is_set()
+
+    async def unless_gone(self, work: Awaitable[T], discard: Callable[[T], Awaitable[None]]) -> T | None:
+        """``work``'s result, or None once the client left first (``work`` is then cancelled, and a
+        result it produced anyway is handed to ``discard``)."""
+        task = asyncio.ensure_future(work)
+        gone = asyncio.ensure_future(self.left.wait())
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            gone.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if task.cancelled():
+            return None
+        result = task.result()  # done before we could cancel it: an error is still an error
+        if self.gone:
+            await discard(result)
+            return None
+        return result
+
+    def close(self) -> None:
+        self._watch.cancel()
+
+
+async def discard(answer: object) -> None:
+    """Let go of an answer nobody will read (the upstream connection of a :class:`Relay`)."""
+    if isinstance(answer, Relay):
+        await answer.opened.response.aclose()

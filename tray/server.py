@@ -1,7 +1,10 @@
 """uvicorn on a daemon thread with its own asyncio loop; knows nothing of routes.
 
 We bind the listening socket ourselves before uvicorn starts, so a port in use fails fast with a
-:class:`ServerError` naming the port and the config key instead of a log line on another thread.
+:class:`ServerError` naming the port, the program holding it where the platform can tell, and the
+config key, instead of a log line on another thread. uvicorn runs with the connection limits of
+:mod:`tray.limits` (header timeout and size, connection cap), after the process has raised its
+open-files limit and turned core dumps off.
 
 A response that the app starts and then returns from without finishing is how the proxy passes an
 upstream drop on to its client (uvicorn then cuts the connection, so the client sees a broken
@@ -20,6 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import uvicorn
@@ -27,6 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tray.config import is_loopback
 from tray.errors import ServerError
+from tray.limits import Limits, connection_cap, harden_process, protocol_for
+from tray.portholder import Holder, holder
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +125,10 @@ def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.s
     except OSError as exc:
         sock.close()
         if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-            why = "is already in use" if exc.errno == errno.EADDRINUSE else "is not allowed"
+            why = "is not allowed"
+            if exc.errno == errno.EADDRINUSE:  # say who, so clients pointed here are not trusted to it
+                said = (holder(port) or Holder()).describe()
+                why = f"is held by another program ({said})" if said else "is already in use"
             raise ServerError(
                 f"Port {port} on {host} {why}. Choose another with 'port = <n>' in config.toml "
                 "or 'codex-pool serve --port <n>'."
@@ -142,8 +151,11 @@ class ServerThread:
         allow_remote: bool = False,
         on_start: Callable[[], Awaitable[None]] | None = None,
         on_stop: Callable[[], Awaitable[None]] | None = None,
+        limits: Limits = Limits(),  # noqa: B008 - frozen, never mutated
     ) -> None:
         self.sock = bind_socket(host, port, allow_remote=allow_remote)
+        open_files = harden_process()
+        self.limits = replace(limits, max_connections=connection_cap(open_files, limits.max_connections))
         self.host = host
         self.port: int = self.sock.getsockname()[1]
         quiet_passed_on_drops()
@@ -153,6 +165,8 @@ class ServerThread:
             lifespan="off",
             ws="none",
             access_log=False,
+            http=protocol_for(self.limits),
+            timeout_keep_alive=self.limits.keep_alive,
             proxy_headers=False,  # never trust X-Forwarded-*: clients are on this machine
             timeout_graceful_shutdown=5,
             log_config=None,

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-# Never forwarded upstream: hop-by-hop headers, our own local key, the client's idea of the
-# account, and things that describe the client's connection to *us* rather than the request.
+# Never forwarded upstream: hop-by-hop headers, our own local key and management token, the
+# client's idea of the account, and things that describe the client's connection to *us* (or the
+# proxies in front of it) rather than the request.
 DROP_REQUEST_HEADERS = frozenset(
     {
         "host",
@@ -32,10 +33,16 @@ DROP_REQUEST_HEADERS = frozenset(
         "origin",
         "referer",
         "x-codex-turn-state",
+        "x-codex-pool-token",
+        "forwarded",
+        "x-real-ip",
+        "via",
     }
 )
+DROP_REQUEST_PREFIXES = ("x-forwarded-",)
 # Never passed back to the client: hop-by-hop headers, framing that no longer matches the
-# (decoded, re-chunked) body, and cookies chatgpt.com set for its own origin.
+# (decoded, re-chunked) body, cookies chatgpt.com set for its own origin, CORS grants (the proxy's
+# origin is not chatgpt.com's), and server/date, which our own server sends.
 DROP_RESPONSE_HEADERS = frozenset(
     {
         "connection",
@@ -46,9 +53,15 @@ DROP_RESPONSE_HEADERS = frozenset(
         "set-cookie",
         "alt-svc",
         "strict-transport-security",
+        "server",
+        "date",
     }
 )
+DROP_RESPONSE_PREFIXES = ("access-control-",)
 TURN_STATE = "x-codex-turn-state"
+REDACTED = b"[redacted]"
+MIN_REDACTED = 16  # a shorter part of a token is no secret on its own and could match anything
+ACCEPT_ENCODING = "gzip, deflate"  # the encodings tray.decoding undoes itself, piece by piece
 
 # /v1/responses parameters the Codex backend rejects; dropped with a log line.
 UNSUPPORTED_PARAMS = (
@@ -71,6 +84,16 @@ DEFAULT_INSTRUCTIONS = ""
 DEFAULT_ORIGINATOR = "codex_cli_rs"
 
 
+def hop_by_hop(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """The header names a sender lists in its ``Connection`` headers: they describe that one
+    connection (RFC 9110 §7.6.1) and are not forwarded."""
+    names: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            names.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return frozenset(names)
+
+
 def upstream_headers(
     client_headers: Iterable[tuple[str, str]],
     *,
@@ -81,17 +104,20 @@ def upstream_headers(
 ) -> list[tuple[str, str]]:
     """The headers of one upstream attempt: the client's own minus the dropped ones, with this
     account's credentials and (only when this account issued it) the turn state."""
+    client_headers = list(client_headers)
+    hop = hop_by_hop(client_headers)
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for name, value in client_headers:
         lower = name.lower()
-        if lower in DROP_REQUEST_HEADERS:
+        if lower in DROP_REQUEST_HEADERS or lower in hop or lower.startswith(DROP_REQUEST_PREFIXES):
             continue
         seen.add(lower)
         out.append((lower, value))
     for name, value in (defaults or {}).items():
         if name.lower() not in seen:
             out.append((name.lower(), value))
+    out.append(("accept-encoding", ACCEPT_ENCODING))
     out.append(("authorization", f"Bearer {access_token}"))
     if chatgpt_account_id:
         out.append(("chatgpt-account-id", chatgpt_account_id))
@@ -100,9 +126,26 @@ def upstream_headers(
     return out
 
 
-def client_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Upstream response headers that may go back to the client."""
-    return [(n.lower(), v) for n, v in upstream if n.lower() not in DROP_RESPONSE_HEADERS]
+def client_headers(upstream: Iterable[tuple[str, str]], secret: str | None = None) -> list[tuple[str, str]]:
+    """Upstream response headers that may go back to the client, ``secret`` redacted from them."""
+    kept = [(n.lower(), v) for n, v in upstream
+            if n.lower() not in DROP_RESPONSE_HEADERS and not n.lower().startswith(DROP_RESPONSE_PREFIXES)]
+    if not secret:
+        return kept
+    return [(n, redact(v.encode("latin-1"), secret).decode("latin-1")) for n, v in kept]
+
+
+def redact(data: bytes, secret: str) -> bytes:
+    """``data`` with every copy of ``secret`` (an access token) replaced, and of the parts of it that
+    are a credential or its claims on their own (a JWT's header.payload, payload and signature)."""
+    parts = secret.split(".")
+    pieces = [secret]
+    if len(parts) == 3:
+        pieces += [p for p in (f"{parts[0]}.{parts[1]}", parts[1], parts[2]) if len(p) >= MIN_REDACTED]
+    for piece in pieces:
+        if piece and piece.encode() in data:
+            data = data.replace(piece.encode(), REDACTED)
+    return data
 
 
 def shape_v1_body(body: dict[str, Any]) -> tuple[dict[str, Any], list[str], bool]:

@@ -46,17 +46,9 @@ class StreamError:
     payload: dict[str, Any]  # the error object itself (for cooldown parsing)
 
 
-def _event_end(buffer: bytes, start: int) -> int:
-    """Index just past the blank line ending the event that starts at ``start``, or -1."""
-    idx = buffer.find(b"\n\n", start)
-    if b"\r" not in buffer:  # the common case: plain \n line endings
-        return idx + 2 if idx >= 0 else -1
-    best: tuple[int, int] | None = None
-    for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
-        found = buffer.find(sep, start)
-        if found >= 0 and (best is None or found < best[0]):
-            best = (found, len(sep))
-    return -1 if best is None else best[0] + best[1]
+LF_END = b"\n\n"
+CR_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+LONGEST_END = max(len(sep) for sep in CR_ENDS)
 
 
 def parse_event(raw: bytes) -> SSEEvent:
@@ -92,39 +84,78 @@ class SSEParser:
 
     ``want(raw)`` may say which events are worth decoding; the others come back with only their
     bytes (``type``/``data`` None), which keeps a pass-through observer cheap.
+
+    Work is linear in the bytes fed: a partial event is kept in one growing buffer, and the search
+    for the blank line that ends it resumes where the last feed stopped instead of starting over
+    (``scanned`` counts the bytes searched, so a test can hold the parser to that).
     """
 
     def __init__(self, want: Callable[[bytes], bool] | None = None) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._resume = 0  # the pending bytes before this offset hold no event end
+        self._cr = False  # the pending bytes hold a \r (then three kinds of blank line count)
         self._want = want
+        self.scanned = 0
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        buffer = self._buffer + chunk if self._buffer else chunk
+        buffer = self._buffer
+        buffer += chunk
+        self._cr = self._cr or b"\r" in chunk
+        self.scanned += len(chunk)
+        found: dict[bytes, int] = {}  # per separator: its first index at or after the last search
         events: list[SSEEvent] = []
         start = 0
         while True:
-            end = _event_end(buffer, start)
+            end = self._event_end(buffer, start, found)
             if end < 0:
                 break
-            raw = buffer[start:end]
+            raw = bytes(buffer[start:end])
             start = end
             if self._want is None or self._want(raw):
                 events.append(parse_event(raw))
             else:
                 events.append(SSEEvent(raw=raw, type=None, data=None))
-        self._buffer = buffer[start:]
+        if start:
+            del buffer[:start]  # cheap: bytearray drops a prefix without moving the rest each time
+            self._cr = b"\r" in buffer
+            self.scanned += len(buffer)
+        # A blank line may straddle this chunk and the next: search its last few bytes again.
+        self._resume = max(0, len(buffer) - LONGEST_END + 1)
         return events
+
+    def _event_end(self, buffer: bytearray, start: int, found: dict[bytes, int]) -> int:
+        """Index just past the blank line ending the event that starts at ``start``, or -1."""
+        best, best_len = -1, 0
+        for sep in CR_ENDS if self._cr else (LF_END,):
+            at = found.get(sep)
+            if at is None or 0 <= at < start:
+                origin = max(start, self._resume)
+                at = buffer.find(sep, origin)
+                self.scanned += (at + len(sep) if at >= 0 else len(buffer)) - origin
+                found[sep] = at
+            if at >= 0 and (best < 0 or at < best):
+                best, best_len = at, len(sep)
+        return -1 if best < 0 else best + best_len
 
     def flush(self) -> SSEEvent | None:
         """The trailing bytes of a stream that ended without a final blank line, if any."""
-        rest, self._buffer = self._buffer, b""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        self._resume, self._cr = 0, False
         if not rest.strip():
             return None
         return parse_event(rest)
 
     @property
     def pending(self) -> bytes:
-        return self._buffer
+        return bytes(self._buffer)
+
+
+def is_comment(event: SSEEvent) -> bool:
+    """True for a block of comment lines only (``: keep-alive``)."""
+    return event.raw[:1] == b":" and event.data is None and all(
+        line.startswith(b":") for line in event.raw.replace(b"\r", b"\n").split(b"\n") if line
+    )
 
 
 def is_preamble(event: SSEEvent) -> bool:

@@ -7,6 +7,12 @@ the socket stays established (the server applies its keep-alive timeout only aft
 :class:`ReclaimingTransport` closes such orphans when a request through it is cancelled. Closing a
 ``NEW`` connection another request is about to use is harmless: that request gets
 ``ConnectionNotAvailable`` inside the pool and the pool opens a fresh connection for it.
+
+That cleanup reads httpx's private ``AsyncHTTPTransport._pool`` (httpcore's pool and its
+``connections``). pyproject.toml bounds httpx and httpcore to the minor versions this was tested
+with, and :class:`ReclaimingTransport` checks at construction (engine start) that the attribute is
+still there: a release that moved it stops the proxy with :class:`~tray.errors.HttpLibraryError`
+instead of quietly leaking connections again.
 """
 
 from __future__ import annotations
@@ -18,7 +24,21 @@ from typing import Any
 
 import httpx
 
+from tray.errors import HttpLibraryError
+
 log = logging.getLogger(__name__)
+
+
+def check_pool(transport: httpx.AsyncHTTPTransport) -> None:
+    """Raise :class:`HttpLibraryError` unless ``transport`` has the httpcore pool :func:`orphans`
+    reads (``_pool.connections``, a list)."""
+    pool = getattr(transport, "_pool", None)
+    if not isinstance(getattr(pool, "connections", None), list):
+        raise HttpLibraryError(
+            f"The installed httpx {httpx.__version__} no longer has the connection pool codex-pool "
+            "cleans up after cancelled requests (AsyncHTTPTransport._pool.connections). Install the "
+            "httpx and httpcore versions codex-pool's pyproject.toml allows."
+        )
 
 
 def orphans(transport: httpx.AsyncBaseTransport) -> list[Any]:
@@ -31,11 +51,14 @@ def orphans(transport: httpx.AsyncBaseTransport) -> list[Any]:
 
 
 class ReclaimingTransport(httpx.AsyncBaseTransport):
-    """Wraps ``inner`` (default: an :class:`httpx.AsyncHTTPTransport` with ``limits``)."""
+    """Wraps ``inner`` (default: an :class:`httpx.AsyncHTTPTransport` with ``limits``). Raises
+    :class:`HttpLibraryError` when an ``AsyncHTTPTransport`` lacks the pool it cleans up."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport | None = None, *,
                  limits: httpx.Limits | None = None) -> None:
         self.inner = inner or httpx.AsyncHTTPTransport(limits=limits or httpx.Limits(), trust_env=False)
+        if isinstance(self.inner, httpx.AsyncHTTPTransport):
+            check_pool(self.inner)
         self.reclaimed = 0  # connections closed after a cancellation (tests read it)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -21,7 +21,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from tray.icon import render
-from tray.menu import Action, Health, MenuItem, MenuModel
+from tray.menu import Action, Health, MenuItem, MenuModel, layout_key
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,57 @@ def copy_to_clipboard(text: str) -> None:
         clipboard.store()
 
 
+GTK_BACKENDS = ("appindicator", "gtk")  # the backends whose menu is a Gtk.Menu we can edit in place
+Path = tuple[int, ...]  # an item's place in the menu: indexes from the top level down
+
+
+def _icon_class(pystray: Any) -> Any:
+    class Icon(pystray.Icon):  # type: ignore[misc]  # pystray has no type information
+        """pystray's icon, except that it builds its menu only when it is given a new one.
+
+        pystray rebuilds the whole menu after every click. A rebuilt AppIndicator menu gets new
+        D-Bus ids, and a tray host that still shows the old menu has its next click refused
+        ("does not refer to a menu item we have"): the click is lost. :class:`TrayIcon` keeps
+        the menu current itself, so a rebuild for an unchanged menu is skipped.
+        """
+
+        _built: object = None
+
+        def update_menu(self) -> None:
+            if self.menu is not self._built:
+                self._built = self.menu
+                super().update_menu()
+
+    return Icon
+
+
+def _sync_gtk(menu: Any, old: tuple[MenuItem, ...], new: tuple[MenuItem, ...]) -> bool:
+    """Bring a Gtk.Menu built from ``old`` up to ``new`` (same :func:`~tray.menu.layout_key`) by
+    editing its items in place; False when the widgets do not match ``old`` (then rebuild)."""
+    widgets = menu.get_children()
+    if len(widgets) != len(old):
+        return False
+    for widget, before, item in zip(widgets, old, new, strict=True):
+        if item.separator:
+            continue
+        if item.submenu:
+            submenu = widget.get_submenu()
+            if submenu is None or not _sync_gtk(submenu, before.submenu, item.submenu):
+                return False
+        if item.text != before.text:
+            if item.default:  # pystray shows the default item in bold
+                from gi.repository import GLib
+
+                widget.get_child().set_markup(f"<b>{GLib.markup_escape_text(item.text)}</b>")
+            else:
+                widget.set_label(item.text)
+        if item.enabled != before.enabled:
+            widget.set_sensitive(item.enabled)
+        if item.checked is not None and item.checked != before.checked:
+            widget.set_active(item.checked)  # emits "activate": TrayIcon ignores it while syncing
+    return True
+
+
 class TrayIcon:
     """The icon and its menu. Create and :meth:`run` on the main thread."""
 
@@ -131,12 +182,14 @@ class TrayIcon:
         self._on_action = on_action
         self._shown: tuple[MenuModel, Health, str] | None = None
         self._lock = threading.Lock()
+        self._menu: MenuModel | None = None  # the model on screen (GUI thread only)
+        self._syncing = False  # GUI thread only: set while items are edited in place
         # AppIndicator needs a non-empty menu with a default item from the start, or it never shows.
         starting = pystray.Menu(pystray.MenuItem("codex-pool is starting…", lambda *_: None, enabled=False,
                                                  default=True))
-        self._icon: Any = pystray.Icon(name.replace("-", "_"), render("stopped", ICON_SIZE), "codex-pool",
-                                       starting)
-        self.backend = type(self._icon).__module__.rsplit("._", 1)[-1]
+        self._icon: Any = _icon_class(pystray)(name.replace("-", "_"), render("stopped", ICON_SIZE),
+                                               "codex-pool", starting)
+        self.backend = type(self._icon).__mro__[1].__module__.rsplit("._", 1)[-1]
 
     def run(self, on_ready: Callable[[], None]) -> None:
         """Show the icon and run the GUI loop until :meth:`stop`. ``on_ready`` runs once the icon
@@ -170,31 +223,71 @@ class TrayIcon:
             status_icon = getattr(self._icon, "_status_icon", None)  # GTK backend: a real tooltip
             if status_icon is not None:
                 status_icon.set_tooltip_text(tooltip)
-        if old is None or old[0] != model:
-            self._icon.menu = self._pystray.Menu(*self._items(model.items))
+        if self._menu != model:
+            self._show_menu(model)
 
-    def _items(self, items: tuple[MenuItem, ...]) -> list[Any]:
+    def _show_menu(self, model: MenuModel) -> None:
+        """Put ``model`` on screen (GUI thread). When only texts and states changed, the items are
+        edited in place: a click the tray host sends for the menu it showed a moment ago still
+        finds its item. Otherwise the menu is built anew."""
+        shown, self._menu = self._menu, model
+        handle = getattr(self._icon, "_menu_handle", None) if self.backend in GTK_BACKENDS else None
+        if shown is not None and handle is not None and layout_key(shown.items) == layout_key(model.items):
+            self._syncing = True
+            try:
+                if _sync_gtk(handle, shown.items, model.items):
+                    return
+            finally:
+                self._syncing = False
+        self._icon.menu = self._pystray.Menu(*self._items(model.items, ()))
+
+    def _item(self, path: Path) -> MenuItem | None:
+        """The item at ``path`` in the menu on screen."""
+        items = self._menu.items if self._menu is not None else ()
+        item = None
+        for index in path:
+            if index >= len(items):
+                return None
+            item = items[index]
+            items = item.submenu
+        return item
+
+    def _items(self, items: tuple[MenuItem, ...], parent: Path) -> list[Any]:
+        # Texts and states are read from the menu on screen when pystray asks, so a rebuild by
+        # pystray itself never brings back texts that were since edited in place.
         pystray = self._pystray
         out: list[Any] = []
-        for item in items:
+        for index, item in enumerate(items):
+            path = (*parent, index)
             if item.separator:
                 out.append(pystray.Menu.SEPARATOR)
             elif item.submenu:
-                out.append(pystray.MenuItem(item.text, pystray.Menu(*self._items(item.submenu)),
-                                            enabled=item.enabled))
+                out.append(pystray.MenuItem(self._text(path), pystray.Menu(*self._items(item.submenu, path)),
+                                            enabled=self._enabled(path)))
             else:
-                checked = None if item.checked is None else (lambda _i, v=item.checked: v)
-                out.append(pystray.MenuItem(item.text, self._handler(item), checked=checked,
-                                            enabled=item.enabled, default=item.default))
+                checked = None if item.checked is None else self._checked(path)
+                out.append(pystray.MenuItem(self._text(path), self._handler(path), checked=checked,
+                                            enabled=self._enabled(path), default=item.default))
         return out
 
-    def _handler(self, item: MenuItem) -> Callable[[Any, Any], None]:
+    def _text(self, path: Path) -> Callable[[Any], str]:
+        return lambda _item: (found.text if (found := self._item(path)) else "")
+
+    def _enabled(self, path: Path) -> Callable[[Any], bool]:
+        return lambda _item: bool((found := self._item(path)) and found.enabled)
+
+    def _checked(self, path: Path) -> Callable[[Any], bool]:
+        return lambda _item: bool((found := self._item(path)) and found.checked)
+
+    def _handler(self, path: Path) -> Callable[[Any, Any], None]:
         def clicked(_icon: Any, _item: Any) -> None:
-            if item.action is not None:
-                try:
-                    self._on_action(item.action, item.arg)
-                except Exception:
-                    log.exception("menu action %s failed", item.action)
+            item = self._item(path)
+            if self._syncing or item is None or item.action is None or not item.enabled:
+                return  # a check item set in place, or an item that cannot be used now
+            try:
+                self._on_action(item.action, item.arg)
+            except Exception:
+                log.exception("menu action %s failed", item.action)
 
         return clicked
 

@@ -4,10 +4,11 @@ pywebview wants to own the main thread's GUI loop, and so does the tray icon, so
 a child process (``python -m tray.window``). The parent talks to it over the child's stdin, one
 word per line:
 
-* first line: the UI address. It carries the management token, so it never goes on the command line
+* first line: the UI address. It carries a one-time code, so it never goes on the command line
   (other users can read a process's arguments);
-* ``show [page]``: bring the window to the front (a second "Open pool window" or a second start),
-  on the UI page named (``accounts``, ``add``, ``add/relogin=3``...) when one is given;
+* ``show [fragment]``: bring the window to the front (a second "Open pool window" or a second
+  start) and move the page to ``#fragment``: a fresh one-time code and, when given, the UI page
+  (``code=...&page=add/relogin=3``); the fresh code replaces a session that has ended;
 * ``close``: close the window and exit.
 
 When the parent dies, stdin reaches end-of-file and the window closes with it.
@@ -53,9 +54,12 @@ class WindowProcess:
         return self._proc.pid if self.is_open and self._proc is not None else None
 
     def open(self, url: str, page: str | None = None) -> bool:
-        """Show the window on ``url`` (and ``page``): start it, or raise the one already open.
-        Returns whether a new window process was started."""
-        show = f"show {page}" if page else "show"
+        """Show the window on ``url`` (a fresh window address) and ``page``: start it, or raise the
+        one already open. Returns whether a new window process was started."""
+        if page:
+            url = f"{url}&page={page}" if "#" in url else f"{url}#page={page}"
+        fragment = url.partition("#")[2]
+        show = f"show {fragment}" if fragment else "show"
         with self._lock:
             if self._proc is not None and self._proc.poll() is None and self._send(show):
                 return False
@@ -72,8 +76,6 @@ class WindowProcess:
                 if stderr is not None:
                     stderr.close()  # the child has its own copy
             self._send(url)
-            if page:
-                self._send(show)
             return True
 
     def failed(self, within: float) -> str | None:
@@ -144,17 +146,18 @@ def _icon_path() -> str | None:
 
 def _listen(window: Any, stdin: IO[str], url: str) -> None:
     """Runs on pywebview's worker thread: obey the parent's commands until close or end-of-file."""
-    window.events.loaded.wait(30)  # the page must have taken its token before we change pages
+    window.events.loaded.wait(30)  # the page must have taken its code before we change pages
     base = url.split("#", 1)[0]
     for line in stdin:
-        command, _, page = line.strip().partition(" ")
+        command, _, fragment = line.strip().partition(" ")
         if command == "show":
             window.show()
             window.restore()  # GTK: deiconify + present, i.e. raise and focus
-            if page:
-                # A fragment-only navigation: the page stays, its router switches pages. (The UI's
-                # Content-Security-Policy refuses evaluate_js, which pywebview runs through eval.)
-                window.load_url(f"{base}#{page}")
+            if fragment:
+                # A fragment-only navigation: the page stays (with its session in memory), takes the
+                # new code and switches pages. (The UI's Content-Security-Policy refuses evaluate_js,
+                # which pywebview runs through eval.)
+                window.load_url(f"{base}#{fragment}")
         elif command == "close":
             break
     window.destroy()

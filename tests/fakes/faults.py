@@ -1,4 +1,5 @@
-"""Random but reproducible faults for the fake backend's reliability mode (tests only)."""
+"""Random but reproducible faults for the fake backend's reliability mode: the responses routes
+(:class:`Faults`) and the usage endpoint (:class:`UsageFaults`). Tests only."""
 
 from __future__ import annotations
 
@@ -78,3 +79,31 @@ class Faults:
         if name == "drop":
             return replies.drop(after=1 + int(extra * 8))  # somewhere between created and completed
         return replies.overloaded("error" if extra < 0.5 else "response.failed")
+
+
+@dataclass
+class UsageFaults:
+    """A slow, sometimes failing ``wham/usage`` (as chatgpt.com's usage API is on a bad day): each
+    draw is a reply for one usage call. ``rate_fail`` of them answer 500 or 502, the rest the real
+    payload; ``rate_slow`` of all of them (failing or not) first wait ``delay`` seconds (uniform)."""
+
+    rate_fail: float = 0.3
+    rate_slow: float = 0.5
+    delay: tuple[float, float] = (1.0, 8.0)
+    seed: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def pick(self) -> Reply:
+        with self._lock:
+            fail, slow, wait, status = (self._rng.random(), self._rng.random(),
+                                        self._rng.uniform(*self.delay), self._rng.choice((500, 502)))
+        name = ("slow_" if slow < self.rate_slow else "") + ("fail" if fail < self.rate_fail else "ok")
+        with self._lock:
+            self.counts[name] = self.counts.get(name, 0) + 1
+        reply = replies.server_error(status) if fail < self.rate_fail else replies.ok()
+        return reply.but(first_byte_delay=wait if slow < self.rate_slow else 0.0)

@@ -9,17 +9,18 @@ drop and an in-stream ``server_is_overloaded`` after ``response.created``.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-Kind = Literal["ok", "json", "html", "drop", "stream_error"]
+Kind = Literal["ok", "json", "html", "drop", "stream_error", "raw"]
 
 
 @dataclass(frozen=True)
 class Reply:
     kind: Kind = "ok"
     status: int = 200
-    body: Any = None  # the JSON body of "json" replies; None = built from the account (429 bodies)
+    body: Any = None  # "json": the JSON body (None: built from the account, 429 bodies); "raw": bytes
     error_type: str | None = None  # "usage_limit_reached", "usage_not_included", 401 code...
     headers: tuple[tuple[str, str], ...] = ()
     text: str | None = None  # None = "Hi from <account id>!"
@@ -34,6 +35,8 @@ class Reply:
     turn_state: str | None = None  # x-codex-turn-state response header
     error_style: str = "response.failed"  # "stream_error": "response.failed" or "error"
     usage_headers: bool = True  # send the x-codex-* rate-limit headers
+    hold: threading.Event | None = None  # answer only once this is set (or the caller hangs up)
+    preamble: bytes = b""  # "ok"/"drop": raw bytes sent before the first event (comments, junk)
 
     def but(self, **changes: Any) -> Reply:
         """A copy with some fields changed, e.g. ``ok().but(first_byte_delay=1)``."""
@@ -114,6 +117,16 @@ def server_error(status: int = 500) -> Reply:
 def html_403() -> Reply:
     """A Cloudflare challenge page: 403 with an HTML body."""
     return Reply(kind="html", status=403, usage_headers=False)
+
+
+def raw(body: bytes, *, status: int = 200, content_type: str = "text/event-stream",
+        encoding: str | None = None) -> Reply:
+    """Exactly these body bytes (already compressed when ``encoding`` is given; the wire adds no
+    compression of its own then): a broken or hostile backend."""
+    headers = [("content-type", content_type)]
+    if encoding is not None:
+        headers.append(("content-encoding", encoding))
+    return Reply(kind="raw", status=status, body=body, headers=tuple(headers), usage_headers=False)
 
 
 def drop(after: int = 4, *, deltas: int = 3, event_delay: float = 0.0) -> Reply:

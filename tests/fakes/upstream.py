@@ -15,6 +15,9 @@ Every request needs ``Authorization: Bearer <token>`` with a token registered by
 that catches a proxy mixing up credentials). The answer text names the serving account
 (``Hi from <account id>!``) and the ``x-fake-account`` header does too, so tests can assert routing.
 
+How the answers go on the wire (chunking, keep-alive comments, gzip) is seeded-random by default and
+set per test with ``fake.wire(...)`` (see ``tests/fakes/upstream_shape.py``).
+
 Which reply a Codex request gets: the account's script queue first, then a 429 if its usage says it
 is exhausted, then the fault plan (``faults(...)``), then the account's default (``replies.ok()``).
 ``make_chatgpt()`` serves this fake and the auth fake (``tests/fakes/auth_server.py``) on one server.
@@ -26,20 +29,22 @@ import base64
 import binascii
 import importlib
 import json
+import random
 import threading
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.fakes import replies
 from tests.fakes import upstream_wire as wire
 from tests.fakes.faults import Faults
 from tests.fakes.replies import Reply
 from tests.fakes.upstream_app import build_app
+from tests.fakes.upstream_records import FakeAccount, Recorded
+from tests.fakes.upstream_shape import GzipWire, WireShape, wire_chunks
 from tests.fakes.upstream_wire import parse_sse, sse_event, usage_payload
 
 __all__ = [
@@ -48,6 +53,7 @@ __all__ = [
     "Faults",
     "Recorded",
     "Reply",
+    "WireShape",
     "make_upstream",
     "parse_sse",
     "replies",
@@ -56,47 +62,6 @@ __all__ = [
 ]
 
 DEFAULT_MODELS = ("gpt-5.5", "gpt-5.4", "gpt-5.3-codex")
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """One request the fake received. ``repr`` never shows the Authorization value."""
-
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]  # names lower-cased
-    body: Any  # parsed JSON, the raw text when it was not JSON, None when empty
-    account_id: str | None  # the registered account the bearer token belongs to
-
-    @property
-    def token(self) -> str | None:
-        auth = self.headers.get("authorization", "")
-        return auth[7:] if auth.lower().startswith("bearer ") else None
-
-    def redacted_headers(self) -> dict[str, str]:
-        return {
-            k: ("<redacted>" if k in ("authorization", "x-api-key") else v) for k, v in self.headers.items()
-        }
-
-    def __repr__(self) -> str:
-        return (
-            f"Recorded({self.method} {self.path} account={self.account_id!r} "
-            f"headers={self.redacted_headers()!r})"
-        )
-
-
-@dataclass
-class FakeAccount:
-    account_id: str
-    usage: dict[str, Any]
-    default: Reply = field(default_factory=replies.ok)
-    script: deque[Reply] = field(default_factory=deque)
-    usage_script: deque[Reply] = field(default_factory=deque)
-
-    @property
-    def plan_type(self) -> str:
-        return str(self.usage.get("plan_type") or "plus")
 
 
 class FakeUpstream:
@@ -114,11 +79,14 @@ class FakeUpstream:
         self.open_streams = 0
         self.max_open_streams = 0
         self.completed_streams = 0
-        self.disconnects = 0  # streams the client closed before the fake finished them
+        self.disconnects = 0  # callers that went away before the fake finished answering them
         self.fault_plan: Faults | None = None
         self._lock = threading.Lock()
         self._seq = 0
-        self.app: Starlette = build_app(self)
+        self.shape = WireShape()
+        self._wire_rng = random.Random(0)
+        self.routes = build_app(self)  # the fake's own Starlette app (its state holds the usage knobs)
+        self.app: ASGIApp = GzipWire(self.routes, self._gzip_next)
 
     # ---- accounts and tokens -------------------------------------------------------------------
     def add_account(
@@ -160,6 +128,11 @@ class FakeUpstream:
         """Queue replies (errors, slow answers) for the account's next ``wham/usage`` calls."""
         with self._lock:
             self.accounts[account_id].usage_script.extend(queued)
+
+    def script_models(self, account_id: str, *queued: Reply) -> None:
+        """Queue replies (``raw`` bodies, errors) for the account's next ``codex/models`` calls."""
+        with self._lock:
+            self.accounts[account_id].models_script.extend(queued)
 
     def set_default(self, account_id: str, reply: Reply) -> None:
         with self._lock:
@@ -210,6 +183,24 @@ class FakeUpstream:
             self.fault_plan = plan if plan.total > 0 else None
         return plan
 
+    def wire(self, shape: WireShape | None = None, *, seed: int | None = None, **chances: float) -> WireShape:
+        """Set how answers go on the wire: a whole :class:`WireShape`, or some of its chances changed
+        (``fake.wire(coalesce=1.0)`` sends each answer in one chunk); ``seed`` restarts the draws."""
+        with self._lock:
+            self.shape = WireShape(**{**vars(shape or self.shape), **chances})
+            if seed is not None:
+                self._wire_rng = random.Random(seed)
+            return self.shape
+
+    def chunks(self, frames: list[bytes]) -> list[bytes]:
+        """The chunks one SSE answer goes out in, drawn from the current shape."""
+        with self._lock:
+            return wire_chunks(frames, self.shape, self._wire_rng)
+
+    def _gzip_next(self) -> bool:
+        with self._lock:
+            return self.shape.gzip > 0 and self._wire_rng.random() < self.shape.gzip
+
     # ---- what the app calls --------------------------------------------------------------------
     def identify(self, token: str | None) -> tuple[str | None, str | None]:
         """``(account id, None)`` for a good token, else ``(None, 401 error code)``."""
@@ -255,6 +246,11 @@ class FakeUpstream:
             script = self.accounts[account_id].usage_script
             return script.popleft() if script else None
 
+    def next_models_reply(self, account_id: str) -> Reply | None:
+        with self._lock:
+            script = self.accounts[account_id].models_script
+            return script.popleft() if script else None
+
     def note(self, outcome: str) -> None:
         with self._lock:
             self.outcomes[outcome] += 1
@@ -269,6 +265,11 @@ class FakeUpstream:
             self.open_streams -= 1
             self.completed_streams += completed
             self.disconnects += disconnected
+
+    def hung_up(self) -> None:
+        """A caller went away while its answer was held back (``Reply.hold``)."""
+        with self._lock:
+            self.disconnects += 1
 
     def next_id(self) -> str:
         with self._lock:

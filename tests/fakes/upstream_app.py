@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,20 +39,21 @@ class UsageKnobs:
 
 def usage_knobs(fake: FakeUpstream) -> UsageKnobs:
     """The usage route's knobs of this fake (one set per fake)."""
-    knobs: UsageKnobs = fake.app.state.usage_knobs
+    knobs: UsageKnobs = fake.routes.state.usage_knobs
     return knobs
 
 
 class SSEStream(Response):
-    """Sends SSE frames one chunk at a time; stops early when the client goes away, and with
-    ``complete=False`` ends by closing the connection with no final chunk (a mid-stream drop)."""
+    """Sends an SSE answer's chunks (see ``FakeUpstream.chunks``) one send at a time; stops early when
+    the client goes away, and with ``complete=False`` ends by closing the connection with no final
+    chunk (a mid-stream drop)."""
 
     media_type = "text/event-stream"
 
     def __init__(
         self,
         fake: FakeUpstream,
-        frames: list[bytes],
+        chunks: list[bytes],
         headers: dict[str, str],
         *,
         delay: float,
@@ -59,7 +61,7 @@ class SSEStream(Response):
     ) -> None:
         super().__init__(content=None, status_code=200, headers=headers)
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]  # chunked
-        self.fake, self.frames, self.delay, self.complete = fake, frames, delay, complete
+        self.fake, self.chunks, self.delay, self.complete = fake, chunks, delay, complete
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gone = asyncio.Event()
@@ -74,10 +76,10 @@ class SSEStream(Response):
         sent_all = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            for frame in self.frames:
+            for chunk in self.chunks:
                 if gone.is_set():
                     break
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 # Always yield to the loop, even with no delay: otherwise a client that went away is
                 # only noticed after the whole answer was written into a dead socket.
                 await asyncio.sleep(self.delay)
@@ -133,6 +135,8 @@ def answer(
     fake.note(label)
     if reply.kind == "json":
         return JSONResponse(_error_body(reply, account, now), status_code=reply.status, headers=headers)
+    if reply.kind == "raw":
+        return Response(reply.body, status_code=reply.status, headers=headers)
     if reply.kind == "html":
         headers.update({"server": "cloudflare", "cf-ray": "8f0000000000fake-AMS"})
         return HTMLResponse(wire.CLOUDFLARE_HTML, status_code=reply.status, headers=headers)
@@ -147,7 +151,7 @@ def answer(
             model=model,
             style=reply.error_style,
         )
-        return SSEStream(fake, frames, headers, delay=reply.event_delay, complete=True)
+        return SSEStream(fake, fake.chunks(frames), headers, delay=reply.event_delay, complete=True)
     text = reply.text if reply.text is not None else f"Hi from {account.account_id if account else '?'}!"
     pieces = wire.split_text(text, reply.deltas, reply.delta_size)
     tier = request.get("service_tier")
@@ -159,9 +163,12 @@ def answer(
         return JSONResponse({"output": [item]}, headers=headers)
     if reply.rate_limits_event and account is not None:
         frames.insert(0, wire.rate_limits_event(usage))
+    if reply.preamble:
+        frames.insert(0, reply.preamble)
     if reply.kind == "drop":
-        return SSEStream(fake, frames[: reply.drop_after], headers, delay=reply.event_delay, complete=False)
-    return SSEStream(fake, frames, headers, delay=reply.event_delay, complete=True)
+        chunks = fake.chunks(frames[: reply.drop_after])
+        return SSEStream(fake, chunks, headers, delay=reply.event_delay, complete=False)
+    return SSEStream(fake, fake.chunks(frames), headers, delay=reply.event_delay, complete=True)
 
 
 async def _read(request: Request, fake: FakeUpstream) -> tuple[Any, str | None, str | None]:
@@ -195,6 +202,15 @@ def _check(
     return None
 
 
+async def _held(request: Request, gate: threading.Event) -> bool:
+    """Wait until ``gate`` is set (True) or the caller hangs up first (False)."""
+    while not gate.is_set():
+        if await request.is_disconnected():
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
 def build_app(fake: FakeUpstream) -> Starlette:
     async def responses(request: Request) -> Response:
         body, account_id, problem = await _read(request, fake)
@@ -208,6 +224,9 @@ def build_app(fake: FakeUpstream) -> Starlette:
         assert account_id is not None
         account = fake.accounts[account_id]
         reply = fake.next_reply(account_id)
+        if reply.hold is not None and not await _held(request, reply.hold):
+            fake.hung_up()
+            return Response(status_code=499)  # nobody is listening any more
         if reply.first_byte_delay:
             await asyncio.sleep(reply.first_byte_delay)
         compact = request.url.path.endswith("/compact")
@@ -245,6 +264,10 @@ def build_app(fake: FakeUpstream) -> Starlette:
         refused = _check(fake, request, account_id, problem)
         if refused is not None:
             return refused
+        assert account_id is not None
+        reply = fake.next_models_reply(account_id)
+        if reply is not None:
+            return answer(fake, fake.accounts[account_id], reply, None)
         return JSONResponse({"models": [_model(slug, n) for n, slug in enumerate(fake.models)]})
 
     async def unknown(request: Request) -> Response:

@@ -7,8 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tray import clients
-from tray.commands.status import read_instance
-from tray.config import load_config
+from tray.commands.status import check_listener
 from tray.errors import ClientSetupError
 from tray.paths import Paths, api_key, resolve_paths
 
@@ -35,15 +34,15 @@ def proxy_url(paths: Paths) -> str:
     """The address clients should use: the running proxy's port, else the configured one.
 
     Always ``127.0.0.1`` (never ``localhost``: some clients try IPv6 first), whatever ``host`` the
-    proxy binds, since the client runs on this machine.
+    proxy binds, since the client runs on this machine. Refused when another program holds that
+    port: a client pointed there would send it the key and every prompt.
     """
-    instance = read_instance(paths.instance_file)
-    port: int | None = None
-    if instance is not None:
-        port = urlsplit(str(instance["url"])).port
-    if port is None:
-        port = int(load_config(paths.config_file).config.port)
-    if port == 0:
+    url, listener = check_listener(paths)
+    if listener.state == "other":
+        raise ClientSetupError(f"{listener.refusal}, not codex-pool; nothing was changed. Stop that "
+                               "program or choose another port ('port = <n>' in config.toml) first")
+    port = urlsplit(url).port
+    if port is None or port == 0:
         raise ClientSetupError(
             "The proxy port is 0 (a new free port at each start), so clients cannot be pointed at it: "
             "start codex-pool first, or set 'port' in config.toml"

@@ -1,7 +1,10 @@
 """``codex-pool status [--json]``: the proxy URL, the local key, pool health and each account's quota.
 
 Works whether or not a proxy is running: it reads the instance file the running proxy writes and
-the pool file. ``--json`` has at least ``proxy_url``, ``api_key``, ``ui_url``, ``running``,
+the pool file. Before it shows an address or the key it checks that the listener on the proxy's
+port is this pool's own proxy (:mod:`tray.owner`); when another program holds the port it says so
+and shows neither. The window address carries a one-time code the running proxy mints for it.
+``--json`` has at least ``proxy_url``, ``api_key``, ``ui_url``, ``running``, ``port_holder``,
 ``accounts`` (with their quota windows) and ``forecast`` (per window: the pool's used %, its pace,
 when it runs out and the next reset; see :func:`tray.outlook.forecast_json`).
 """
@@ -15,11 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from tray import outlook
 from tray.commands.accounts import account_row, render_table
 from tray.config import load_config
+from tray.owner import Probe, probe
 from tray.paths import Paths, api_key, resolve_paths, ui_token
 from tray.store import Store
 
@@ -47,18 +49,31 @@ def _pid_alive(pid: object) -> bool:
 
 
 def read_instance(path: Path) -> dict[str, Any] | None:
-    """The running proxy's instance file, when its process is alive and it answers /healthz."""
+    """The running proxy's instance file, when the process that wrote it is alive."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or not _pid_alive(data.get("pid")) or not isinstance(data.get("url"), str):
         return None
-    try:
-        ok = httpx.get(f"{data['url']}/healthz", timeout=2.0, trust_env=False).status_code == 200
-    except httpx.HTTPError:
-        ok = False
-    return data if ok else None
+    return data
+
+
+def proxy_address(paths: Paths) -> tuple[str, dict[str, Any] | None]:
+    """The running proxy's address (from its instance file), else the configured one."""
+    instance = read_instance(paths.instance_file)
+    if instance is not None:
+        return str(instance["url"]), instance
+    config = load_config(paths.config_file).config
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{config.port}", None
+
+
+def check_listener(paths: Paths, *, want_code: bool = False) -> tuple[str, Probe]:
+    """The proxy's address and who listens there (``ours`` / ``nobody`` / ``other``)."""
+    url, _ = proxy_address(paths)
+    return url, probe(url, ui_token(paths), want_code=want_code)
 
 
 def health(rows: list[dict[str, Any]]) -> str:
@@ -71,21 +86,22 @@ def health(rows: list[dict[str, Any]]) -> str:
 
 
 def collect(paths: Paths, now: float) -> dict[str, Any]:
-    instance = read_instance(paths.instance_file)
-    config = load_config(paths.config_file).config
+    url, instance = proxy_address(paths)
+    listener = probe(url, ui_token(paths), want_code=True)
     with Store.open(paths.db_file, backup_dir=paths.backup_dir) as store:
         cooldowns, usages = store.cooldowns(now), store.usages()
         rows = [account_row(i, a, cooldowns.get(a.id), usages.get(a.id), now)
                 for i, a in enumerate(store.accounts(), start=1)]
         forecasts = outlook.forecasts(store, now)
-    url = instance["url"] if instance else f"http://{config.host}:{config.port}"
-    token = ui_token(paths)
+    ours, other = listener.state == "ours", listener.state == "other"
     return {
-        "running": instance is not None,
-        "pid": instance.get("pid") if instance else None,
+        "running": ours,
+        "pid": instance.get("pid") if ours and instance else None,
         "proxy_url": url,
-        "api_key": api_key(paths),
-        "ui_url": instance.get("ui_url") if instance else f"{url}/ui/#token={token}",
+        # A squatter on the port would be sent whatever a client is configured with: no key then.
+        "api_key": None if other else api_key(paths),
+        "ui_url": f"{url}/ui/#code={listener.code}" if ours and listener.code else None,
+        "port_holder": listener.refusal if other else None,
         "codex_base_url": f"{url}/backend-api/codex",
         "openai_base_url": f"{url}/v1",
         "health": health(rows),
@@ -102,17 +118,23 @@ def run(args: argparse.Namespace) -> int:
     forecast_lines = data.pop("forecast_text")
     if args.json:
         print(json.dumps(data, indent=2))
-        return 0
-    state = "running" if data["running"] else "not running"
-    print(f"Proxy:      {data['proxy_url']} ({state})")
-    print(f"Local key:  {data['api_key']}")
-    print(f"Window:     {data['ui_url']}")
-    print(f"Codex CLI:  base_url = {data['codex_base_url']}")
-    print(f"OpenAI:     base_url = {data['openai_base_url']}")
+        return 1 if data["port_holder"] else 0
+    if data["port_holder"]:
+        print(f"Proxy:      {data['port_holder']}; codex-pool is not running there.")
+        print("            Stop that program, or choose another port ('port = <n>' in config.toml),")
+        print("            then start codex-pool. No key or window address is shown meanwhile.")
+    else:
+        state = "running" if data["running"] else "not running"
+        print(f"Proxy:      {data['proxy_url']} ({state})")
+        print(f"Local key:  {data['api_key']}")
+        window = data["ui_url"] or "start codex-pool first (the running proxy makes the window address)"
+        print(f"Window:     {window}")
+        print(f"Codex CLI:  base_url = {data['codex_base_url']}")
+        print(f"OpenAI:     base_url = {data['openai_base_url']}")
     print(f"Pool:       {data['health']}")
     for n, line in enumerate(forecast_lines):
         print(f"{'Forecast:' if n == 0 else '':<12}{line}")
     if data["accounts"]:
         print()
         print(render_table(data["accounts"], now))
-    return 0
+    return 1 if data["port_holder"] else 0

@@ -1,7 +1,8 @@
-// codex-pool window: talks to the management API (/api/) with the token from the URL fragment.
-// One module and one render function per page; no framework, nothing loaded from elsewhere.
+// codex-pool window: talks to the management API (/api/) with a session it gets for the one-time
+// code in the address. One module and one render function per page; no framework, nothing loaded
+// from elsewhere.
 
-import { TOKEN_KEY, api, h, setServerTime } from "./lib.js";
+import { api, h, hasSession, setServerTime, setSession } from "./lib.js";
 import { accountsPage } from "./accounts.js";
 import { addPage } from "./add.js";
 import { activityPage } from "./activity.js";
@@ -20,17 +21,30 @@ const PAGES = {
 };
 let stopPage = () => {};
 
-// The window opens at ui_url (#token=...), optionally with &page=<page> and, for the Add account
+let current = "accounts";
+let linkRefused = false; // the address had a code that was expired or used already
+
+// The window opens at ui_url (#code=...), optionally with &page=<page> and, for the Add account
 // page, &start=browser|device to begin that sign-in at once (the tray menu's Add account items).
-function takeToken() {
-  const match = location.hash.match(/token=([^&]+)/);
-  if (match) {
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-    const page = (location.hash.match(/[#&]page=([a-z]+)/) || [])[1] || "accounts";
-    const start = (location.hash.match(/[#&]start=(browser|device)/) || [])[1];
-    history.replaceState(null, "", location.pathname + location.search + "#" + page + (start ? `/start=${start}` : ""));
+// The code leaves the address (and so the history entry) before it is used; it works once, within a
+// minute, and is traded for a session kept in memory. The tray sends a fresh code each time it shows
+// the window, so a session that ended (idle, or codex-pool restarted) is replaced then.
+async function takeCode() {
+  const params = {};
+  for (const part of location.hash.replace(/^#/, "").split("&")) {
+    const at = part.indexOf("=");
+    if (at > 0) params[part.slice(0, at)] = part.slice(at + 1);
   }
-  return sessionStorage.getItem(TOKEN_KEY);
+  if (!params.code) return;
+  const page = params.page && /^[a-z]+(\/[a-z]+=[\w-]+)?$/.test(params.page) ? params.page : current;
+  const start = /^(browser|device)$/.test(params.start || "") ? `/start=${params.start}` : "";
+  history.replaceState(null, "", location.pathname + location.search + "#" + page + start);
+  try {
+    const res = await fetch("/api/session", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ code: decodeURIComponent(params.code) }) });
+    linkRefused = res.status === 401;
+    if (res.ok) setSession((await res.json()).session);
+  } catch { /* offline: refreshStatus says so */ }
 }
 
 async function refreshStatus() {
@@ -52,11 +66,14 @@ async function refreshStatus() {
     return s;
   } catch (err) {
     document.getElementById("health").dataset.state = "error";
-    document.getElementById("health-text").textContent = "Offline";
+    document.getElementById("health-text").textContent = err.status === 401 ? "Signed out" : "Offline";
     const banner = document.getElementById("banner");
     banner.className = "banner";
+    const why = hasSession() ? "This window's session has ended (codex-pool restarted, or it sat unused for hours)"
+      : linkRefused ? "This window link has expired or was used already (each link works once, for a minute)"
+        : "This page needs a fresh window link (the page was reloaded, or opened without one)";
     banner.textContent = err.status === 401
-      ? "This page needs the pool window's link (open it from the tray menu or `codex-pool status`)."
+      ? `${why}: open the window again from the tray menu, or open the address \`codex-pool status\` prints.`
       : `Cannot reach codex-pool: ${err.message}`;
     banner.hidden = false;
     return null;
@@ -66,6 +83,7 @@ async function refreshStatus() {
 function show() {
   const name = (location.hash.replace(/^#/, "").split(/[/&]/)[0]) || "accounts";
   const page = PAGES[name] ? name : "accounts";
+  current = page;
   stopPage();
   for (const a of document.querySelectorAll("#nav a")) {
     if (a.dataset.page === page) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
@@ -80,8 +98,15 @@ function show() {
   stopPage = PAGES[page].render(root, actions) || (() => {});
 }
 
-takeToken();
-window.addEventListener("hashchange", () => { takeToken(); show(); });  // the tray may re-open ui_url
+sessionStorage.removeItem("codex-pool-token");  // where earlier versions kept a long-lived token
+await takeCode();
+// Opening the window (and the tray showing it again) asks for every account's quota that is not fresh.
+window.addEventListener("hashchange", async () => {  // the tray re-opens the window with a new code
+  const renew = /[#&]code=/.test(location.hash);
+  await takeCode();
+  show();
+  if (renew) refreshStatus().then((s) => { if (s) refreshOnOpen(); });
+});
 refreshStatus().then((s) => { if (s) refreshOnOpen(); });
 setInterval(refreshStatus, 10000);
 document.addEventListener("pool-changed", refreshStatus);

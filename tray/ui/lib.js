@@ -1,8 +1,18 @@
 // Shared plumbing for the pages: the API call, a tiny DOM builder, toasts, the confirm dialog,
 // clipboard, countdowns and timers.
 
-export const TOKEN_KEY = "codex-pool-token";
 let skew = 0; // server clock minus ours, seconds
+// The window's session: held in this page's memory only (never in storage, a cookie or the address),
+// so nothing reusable outlives the page. A reload needs a new window link.
+let session = "";
+
+export function setSession(value) {
+  session = value;
+}
+
+export function hasSession() {
+  return session !== "";
+}
 
 export function setServerTime(serverNow) {
   skew = serverNow - Date.now() / 1000;
@@ -14,7 +24,7 @@ export function poolChanged() {
 }
 
 export async function api(method, path, body) {
-  const headers = { "X-Codex-Pool-Token": sessionStorage.getItem(TOKEN_KEY) || "" };
+  const headers = { "X-Codex-Pool-Session": session };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch("/api" + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   let data = {};

@@ -3,13 +3,9 @@
 
 import { api } from "./lib.js";
 
-let asked = false;
-
-// Once per window: fetch every enabled account's quota now (the answer comes back at once).
+// When the window opens: fetch every enabled account's quota that is not fresh (answers at once).
 export async function refreshOnOpen() {
-  if (asked) return;
-  asked = true;
-  try { await api("POST", "/quota/refresh"); } catch { asked = false; }
+  try { await api("POST", "/quota/refresh"); } catch { /* offline: the status line says so */ }
 }
 
 // { "<account id>": { fetching: bool, error: string|null } }

@@ -83,6 +83,7 @@ export function settingsPage(root) {
     const out = {};
     let bad = 0;
     for (const [key, { input, kind, opts }] of Object.entries(inputs)) {
+      if (input.readOnly) continue;  // changed only by editing config.toml
       if (kind === "bool") { out[key] = input.checked; continue; }
       const problem = checkField(key, kind, opts, input.value);
       setError(key, problem);
@@ -109,6 +110,13 @@ export function settingsPage(root) {
     if (extra.length) {
       sections.push(h("section", { class: "panel card" }, h("h2", {}, "Other"), h("div", { class: "fields" },
         extra.map((key) => field(key, key, typeof data.values[key] === "number" ? "number" : "text", null, help[key], data.values[key])))));
+    }
+    for (const key of data.file_only || []) {
+      if (!inputs[key]) continue;
+      inputs[key].input.readOnly = true;
+      inputs[key].input.setAttribute("aria-readonly", "true");
+      inputs[key].input.closest(".field").append(h("div", { class: "hint locked" },
+        "Read-only in the window."));
     }
     const status = h("span", { class: "small muted", id: "save-status" }, data.problems && data.problems.length
       ? `The config file has problems: ${data.problems.join("; ")}` : "Changes apply as soon as they are saved.");
