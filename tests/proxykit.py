@@ -138,8 +138,10 @@ def running_pool(
     plans: Mapping[str, str] | None = None,
     upstream_timeout: httpx.Timeout | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    stop_timeout: float | None = None,
 ) -> Iterator[Pool]:
-    """``transport``: the engine's upstream transport (default httpx's, with the engine's limits)."""
+    """``transport``: the engine's upstream transport (default httpx's, with the engine's limits);
+    ``stop_timeout``: how long stopping the engine waits for requests in flight."""
     chatgpt = make_chatgpt()
     auth = chatgpt.auth
     assert isinstance(auth, FakeAuth)
@@ -152,6 +154,8 @@ def running_pool(
         extra: dict[str, Any] = {} if upstream_timeout is None else {"upstream_timeout": upstream_timeout}
         if transport is not None:
             extra["transport"] = transport
+        if stop_timeout is not None:
+            extra["stop_timeout"] = stop_timeout
         engine = Engine(resolve_paths(), port=0, import_primary=False, events=events.append, **extra)
         accounts = {
             fid: add_account(engine.store, auth, chatgpt.upstream, fid, (usage or {}).get(fid),
