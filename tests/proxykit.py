@@ -138,11 +138,12 @@ def running_pool(
     plans: Mapping[str, str] | None = None,
     upstream_timeout: httpx.Timeout | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    stop_timeout: float | None = None,
     clock: Clock | None = None,
 ) -> Iterator[Pool]:
-    """``transport``: the engine's upstream transport (default httpx's, with the engine's limits).
-    ``clock`` (default ``time.time``) is the engine's and the fake backend's: a test that moves it
-    moves both."""
+    """``transport``: the engine's upstream transport (default httpx's, with the engine's limits);
+    ``stop_timeout``: how long stopping the engine waits for requests in flight; ``clock`` (default
+    ``time.time``) is the engine's and the fake backend's: a test that moves it moves both."""
     chatgpt = make_chatgpt(make_upstream(clock=clock) if clock is not None else None)
     auth = chatgpt.auth
     assert isinstance(auth, FakeAuth)
@@ -155,6 +156,8 @@ def running_pool(
         extra: dict[str, Any] = {} if upstream_timeout is None else {"upstream_timeout": upstream_timeout}
         if transport is not None:
             extra["transport"] = transport
+        if stop_timeout is not None:
+            extra["stop_timeout"] = stop_timeout
         if clock is not None:
             extra["clock"] = clock
         engine = Engine(resolve_paths(), port=0, import_primary=False, events=events.append, **extra)

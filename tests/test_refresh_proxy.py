@@ -93,6 +93,26 @@ def test_stopping_the_proxy_waits_for_an_answered_refresh_to_be_stored() -> None
         assert (pool.auth.refresh_grants, pool.auth.reuse_attempts) == (1, 0)
 
 
+def test_a_token_answer_slower_than_the_stop_grace_for_requests_is_still_stored() -> None:
+    """Stopping gives requests in flight a short grace and then closes them, but the shutdown still
+    waits for the token endpoint's answer (up to the token call's bound) before the pool file closes."""
+    with running_pool(["a"], stop_timeout=0.5) as pool:
+        old = expire(pool, "a")
+        pool.auth.token_delay = 3.0  # longer than both request grace periods of stopping together
+        client = threading.Thread(target=pool.post)
+        client.start()
+        wait_for(lambda: pool.auth.in_flight >= 1, "the token request to arrive")
+        pool.engine.stop()
+        client.join(30)
+        with Store.open(pool.engine.store.path) as store:
+            row = store.get(old.id)
+        # Booleans, so a failure never prints a token.
+        renewed_and_live = (row is not None and row.tokens.refresh_token != old.tokens.refresh_token
+                            and row.tokens.refresh_token in pool.auth.live)
+        assert renewed_and_live, "the answered rotation was not stored before the pool file closed"
+        assert (pool.auth.refresh_grants, pool.auth.reuse_attempts) == (1, 0)
+
+
 def test_a_client_that_hangs_up_does_not_cancel_the_refresh_it_started() -> None:
     with running_pool(["a"]) as pool:
         old = expire(pool, "a")

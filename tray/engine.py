@@ -39,7 +39,7 @@ from tray.pipeline import Pipeline
 from tray.proxy import ProxyRoutes, build_app
 from tray.quotaservice import QuotaService
 from tray.refresh import TIMER_INTERVAL, Refresher
-from tray.server import ServerThread
+from tray.server import STOP_TIMEOUT, ServerThread
 from tray.sessions import Sessions
 from tray.store import Store
 from tray.transport import ReclaimingTransport
@@ -47,6 +47,7 @@ from tray.transport import ReclaimingTransport
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+SHUTDOWN_MARGIN = 10.0  # seconds for the shutdown hook's other steps (quota tasks, HTTP client)
 CONFIG_WATCH_INTERVAL = 1.0  # seconds between config.toml mtime checks
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=30.0)
 UPSTREAM_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=60.0)
@@ -76,6 +77,7 @@ class Engine:
         upstream_timeout: httpx.Timeout = UPSTREAM_TIMEOUT,
         login_options: dict[str, Any] | None = None,
         refresh_interval: float = TIMER_INTERVAL,
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> None:
         self.paths = paths.ensure()
         self.clock = clock
@@ -106,6 +108,7 @@ class Engine:
         self.http: httpx.AsyncClient | None = None
         self._watch: asyncio.Task[None] | None = None
         self._refresh_interval = refresh_interval
+        self._stop_timeout = stop_timeout  # how long stopping waits for requests in flight
         self._refresh_timer: asyncio.Task[None] | None = None
 
     # ---- config --------------------------------------------------------------------------------
@@ -221,7 +224,8 @@ class Engine:
         app = build_app(routes, extra)
         port = self.config.port if self._port is None else self._port
         self.server = ServerThread(app, self.host, port, allow_remote=self.config.allow_remote,
-                                   on_start=self._on_start, on_stop=self._on_stop)
+                                   on_start=self._on_start, on_stop=self._on_stop,
+                                   stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
         try:
             self.server.start()
         except PoolError:
@@ -230,6 +234,12 @@ class Engine:
         self._write_instance()
         log.info("codex-pool proxy listening on %s", self.url)
         return self.url
+
+    def _shutdown_grace(self) -> float:
+        """How long stopping may take after the requests: the refresher's drain (a token call the
+        endpoint already redeemed is awaited to its bound and stored) plus a margin for the rest."""
+        drain = self.refresher.call_timeout if self.refresher is not None else 0.0
+        return drain + SHUTDOWN_MARGIN
 
     async def _on_start(self) -> None:
         assert self.quota is not None

@@ -152,7 +152,11 @@ class ServerThread:
         on_start: Callable[[], Awaitable[None]] | None = None,
         on_stop: Callable[[], Awaitable[None]] | None = None,
         limits: Limits = Limits(),  # noqa: B008 - frozen, never mutated
+        stop_timeout: float = STOP_TIMEOUT,
+        shutdown_grace: float = 0.0,
     ) -> None:
+        self.stop_timeout = stop_timeout
+        self.shutdown_grace = shutdown_grace
         self.sock = bind_socket(host, port, allow_remote=allow_remote)
         open_files = harden_process()
         self.limits = replace(limits, max_connections=connection_cap(open_files, limits.max_connections))
@@ -225,11 +229,16 @@ class ServerThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish (up to a grace period), then close."""
+        """Stop accepting, let in-flight requests finish (up to ``stop_timeout``), then run the
+        shutdown hook to its end (up to ``shutdown_grace`` more: it stores what must not be lost,
+        such as token rotations the token endpoint already answered), then close."""
         self.server.should_exit = True
         if self.thread.is_alive():
-            self.thread.join(STOP_TIMEOUT)
+            self.thread.join(self.stop_timeout)
         if self.thread.is_alive():
-            self.server.force_exit = True
-            self.thread.join(STOP_TIMEOUT)
+            self.server.force_exit = True  # stop waiting for connections; the shutdown hook still runs
+            self.thread.join(self.stop_timeout + self.shutdown_grace)
+        if self.thread.is_alive():
+            waited = 2 * self.stop_timeout + self.shutdown_grace
+            log.error("The proxy thread did not stop within %.0f s", waited)
         self.sock.close()
