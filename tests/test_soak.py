@@ -40,7 +40,10 @@ def test_thousand_requests_under_faults_over_two_processes(
     # Every request got an answer a client can act on, promptly, and no stream froze in flight.
     assert sum(report.outcomes.values()) == 1000
     assert set(report.outcomes) <= set(GOOD), report.examples
-    assert report.outcomes["completed"] > 900  # the rest: passed-on drops and a few clear errors
+    # The rest: passed-on drops, a few clear errors and "pool exhausted" 429s with Retry-After, whose
+    # number depends on how the fault plan's 429s and the short windows line up (bounded in the report).
+    pooled = report.outcomes.get("pooled_429", 0)
+    assert report.outcomes["completed"] + pooled > 900 and report.outcomes["completed"] > 750
     assert report.longest_stall <= STALL_LIMIT
     # The logins survived: no token presented twice, only the revoked account needs a login.
     assert report.reuse_attempts == 0
