@@ -6,15 +6,27 @@ import { api, h, hasSession, setServerTime, setSession } from "./lib.js";
 import { accountsPage } from "./accounts.js";
 import { addPage } from "./add.js";
 import { activityPage } from "./activity.js";
-import { usagePage } from "./usage.js";
 import { refreshOnOpen } from "./quota.js";
 import { connectPage } from "./connect.js";
 import { settingsPage } from "./settings.js";
 
+// The Usage page (and its chart library) loads on first use, so an engine that cannot load it
+// still gets every other page.
+function lazyUsagePage(root, actions) {
+  let stop = () => {};
+  let gone = false;
+  import("./usage.js").then((m) => {
+    if (!gone) stop = m.usagePage(root, actions) || (() => {});
+  }).catch((err) => {
+    if (!gone) root.textContent = `The Usage page could not load (${err.message}).`;
+  });
+  return () => { gone = true; stop(); };
+}
+
 const PAGES = {
   accounts: { title: "Accounts", render: accountsPage },
   add: { title: "Add account", render: addPage },
-  usage: { title: "Usage", render: usagePage },
+  usage: { title: "Usage", render: lazyUsagePage },
   activity: { title: "Activity", render: activityPage },
   connect: { title: "Connect clients", render: connectPage },
   settings: { title: "Settings", render: settingsPage },
