@@ -53,7 +53,8 @@ async def warm_up(targets: tuple[Target, Target], count: int) -> None:
     for target in targets:  # connections, usage caches, code paths
         for _ in range(count):
             if not (await target.fetch()).complete:
-                raise RuntimeError(f"{target.name}: the warm-up answer was not complete")
+                raise RuntimeError(f"{target.name}: the warm-up answer was not complete:\n"
+                                   f"{target.last_failure}")
 
 
 async def load(targets: tuple[Target, Target], meter: CpuMeter, proc: psutil.Process, streams: int,
@@ -71,7 +72,8 @@ async def load(targets: tuple[Target, Target], meter: CpuMeter, proc: psutil.Pro
             wall, results = await concurrent_round(target, streams)
             meter.stop(f"load {target.name}", before)
             if not all(r.complete for r in results):
-                raise RuntimeError(f"{target.name}: an answer under load was not complete")
+                raise RuntimeError(f"{target.name}: an answer under load was not complete:\n"
+                                   f"{target.last_failure}")
             rates[target.name].append(sum(r.size for r in results) / wall)
             sizes.add(results[0].size)
     stop.set()
@@ -104,7 +106,7 @@ async def one_at_a_time(targets: tuple[Target, Target], meter: CpuMeter, samples
             fetched = await target.fetch()
             meter.stop(f"seq {target.name}", before)
             if not fetched.complete:
-                raise RuntimeError(f"{target.name}: an answer was not complete")
+                raise RuntimeError(f"{target.name}: an answer was not complete:\n{target.last_failure}")
             ttfb[target.name].append(fetched.ttfb)
     d_t, p_t = ttfb["direct"], ttfb["proxy"]
     figures = {

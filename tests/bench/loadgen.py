@@ -29,6 +29,7 @@ class Target:
     auth: str
     headers: list[tuple[str, str]] = field(default_factory=list)  # besides Authorization and framing
     body: bytes = b""
+    last_failure: str = ""  # the head of the last answer that was not a complete 200 stream
 
     def _head(self) -> bytes:
         lines = [f"POST {self.path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}",
@@ -57,6 +58,8 @@ class Target:
         writer.close()
         body = b"".join(chunks)
         ok = status_and_headers.split(b" ", 2)[1] == b"200" and b"event: response.completed" in body
+        if not ok:
+            self.last_failure = (status_and_headers + body[:2000]).decode("latin-1")
         return Fetch(first - started, done - started, len(status_and_headers) + len(body), ok)
 
 

@@ -32,7 +32,7 @@ def free_port() -> int:
 @contextmanager
 def fake_backend(tokens: dict[str, str], deltas: int, delta_size: int) -> Iterator[tuple[str, int]]:
     """The fake backend serving ``tokens``' accounts; yields its URL and process id."""
-    args = [sys.executable, "-m", "tests.bench.fake_backend", "--deltas", str(deltas), "--forget"]
+    args = [sys.executable, "-m", "tests.bench.fake_backend", "--deltas", str(deltas), "--exact", "--forget"]
     args += ["--delta-size", str(delta_size)]
     for account_id, token in tokens.items():
         args += ["--account", f"{account_id}={token}"]
