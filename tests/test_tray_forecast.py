@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.desktop.test_tray import prepare_pool, start_tray, stop, tray_shot
 from tests.fakes.seed import add_account, put_usage
-from tests.gui_fixtures import DbusMenu, Notes
-from tests.test_tray import prepare_pool, start_tray, stop, tray_shot
-from tray.forecast import clock_text
+from tests.support.gui_fixtures import DbusMenu, Notes
+from tray.forecast.pace import clock_text
 from tray.models import Account, UsageSample
-from tray.store import Store
+from tray.store.accounts import Store
 
 pytestmark = pytest.mark.gui
 

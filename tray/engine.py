@@ -27,22 +27,22 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.routing import BaseRoute
 
-from tray import authfiles
-from tray.access import AccessPolicy
+from tray.api.sessions import Sessions
+from tray.auth import files as authfiles
+from tray.auth.login import LoginService
+from tray.auth.oauth import OAuthClient
+from tray.auth.refresh import TIMER_INTERVAL, Refresher
 from tray.config import Config, LoadedConfig, load_config
 from tray.errors import PoolError, ServerError
-from tray.login import LoginService
 from tray.models import Clock, ConfigInvalid, Event, EventSink
-from tray.oauth import OAuthClient
 from tray.paths import Paths, api_key, ui_token, write_secret
-from tray.pipeline import Pipeline
-from tray.proxy import ProxyRoutes, build_app
-from tray.quotaservice import QuotaService
-from tray.refresh import TIMER_INTERVAL, Refresher
+from tray.proxy.access import AccessPolicy
+from tray.proxy.pipeline import Pipeline
+from tray.proxy.routes import ProxyRoutes, build_app
+from tray.proxy.transport import ReclaimingTransport
+from tray.quota.service import QuotaService
 from tray.server import STOP_TIMEOUT, ServerThread
-from tray.sessions import Sessions
-from tray.store import Store
-from tray.transport import ReclaimingTransport
+from tray.store.accounts import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -202,7 +202,7 @@ class Engine:
         self.login = self._login_service(oauth)
         extra: list[BaseRoute] = []
         with contextlib.suppress(ModuleNotFoundError):
-            api = importlib.import_module("tray.api")
+            api = importlib.import_module("tray.api.routes")
             extra += list(api.build_routes(self))
         return extra
 

@@ -2,7 +2,7 @@
 ``priority`` and ``primary``.
 
 An account is named the way ``codex-pool accounts`` shows it: its position (``2`` or ``#2``), its
-id (``id:7``), its label or its email (see :meth:`tray.store.Store.select`).
+id (``id:7``), its label or its email (see :meth:`tray.store.accounts.Store.select`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 from tray.errors import AccountError
 from tray.models import Account, AccountState, Cooldown, QuotaEntry
 from tray.paths import resolve_paths
-from tray.quota import anchor, by_length, parse_usage
-from tray.store import Store
+from tray.quota.usage import anchor, by_length, parse_usage
+from tray.store.accounts import Store
 
 SHORT_WINDOW_MAX = 24 * 3600.0  # windows up to a day are the "5h" kind; longer ones the weekly kind
 LABEL_MAX = 100

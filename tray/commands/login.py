@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 
+from tray.auth.login import LoginService
+from tray.auth.oauth import OAuthClient
 from tray.config import load_config
-from tray.login import LoginService
 from tray.models import Account
-from tray.oauth import OAuthClient
 from tray.paths import resolve_paths
-from tray.store import Store
+from tray.store.accounts import Store
 
 
 def register(sub: Any) -> None:

@@ -16,10 +16,10 @@ from types import FrameType
 from typing import Any
 
 from tray import logs
-from tray.alerts import KINDS, Alerts
 from tray.config import Config
 from tray.engine import Engine
 from tray.models import ConfigInvalid, Event
+from tray.notices.alerts import KINDS, Alerts
 from tray.paths import Paths, resolve_paths
 
 

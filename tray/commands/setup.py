@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 from urllib.parse import urlsplit
 
-from tray import clients
+from tray.clients import files as clients
 from tray.commands.status import check_listener
 from tray.errors import ClientSetupError
 from tray.paths import Paths, api_key, resolve_paths

@@ -3,7 +3,7 @@
 Reads the pool file (no running proxy needed). The text form shows each window's forecast and a
 short summary per account; ``--json`` gives ``{"pool": {"5h": [{"at", "used_percent"}], ...},
 "accounts": [{"id", "email", "samples": {"5h": [...], ...}}], ...}`` (see
-:func:`tray.outlook.usage_json`); ``--csv`` one row per pool point and per sample.
+:func:`tray.forecast.outlook.usage_json`); ``--csv`` one row per pool point and per sample.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import sys
 import time
 from typing import Any
 
-from tray import outlook
 from tray.errors import PoolError
+from tray.forecast import outlook
 from tray.paths import resolve_paths
-from tray.quota import window_label
-from tray.store import Store
+from tray.quota.usage import window_label
+from tray.store.accounts import Store
 
 DEFAULT_HOURS = 24.0
 
