@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tray.config import is_loopback
 from tray.errors import ServerError
 from tray.portholder import Holder, holder
-from tray.proxy.limits import Limits, connection_cap, harden_process, protocol_for
+from tray.proxy import Limits, connection_cap, harden_process, protocol_for
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from tests.bench.report import write_section
 from tray.models import Account, AccountState, Identity, QuotaEntry, TokenSet
 from tray.quota import usage as quota
 from tray.routing import fastmode
-from tray.routing.rank import RoutingSettings, rank
+from tray.routing.ranking import RoutingSettings, rank
 
 NOW = 1_800_000_000.0
 SIZES = (1, 20, 100, 1000)

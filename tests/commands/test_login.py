@@ -14,7 +14,7 @@ from tests.fakes.auth_server import FakeAuth, FakeUser
 from tests.fakes.runner import ServerThread, serving
 from tray.store.accounts import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

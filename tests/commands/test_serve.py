@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.proxykit import write_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(*args: str) -> subprocess.Popen[str]:
@@ -64,8 +64,7 @@ def test_headless_notices_follow_the_switches_once_per_episode(capsys: pytest.Ca
     import time as _time
 
     from tray.commands.serve import StderrNotices
-    from tray.config import Config, Notifications
-    from tray.models import PoolAvailable, PoolExhausted, QuotaLow
+    from tray.models import Config, Notifications, PoolAvailable, PoolExhausted, QuotaLow
 
     notices = StderrNotices()
     notices.configure(Config())

@@ -7,9 +7,10 @@ from dataclasses import replace
 from datetime import UTC
 
 from tests.desktop.test_menu import NOW, snap, usage, view
-from tray.config import Config
-from tray.desktop.menu import Action, build_menu, health, pool_line, tooltip
+from tray.desktop.menu import Action, build_menu, pool_line, tooltip
 from tray.forecast.pace import Forecast
+from tray.health import health
+from tray.models import Config
 from tray.notices.alerts import FORECAST, FORECAST_CLEAR, KINDS, Alerts
 
 H = 3600.0

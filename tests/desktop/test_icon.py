@@ -45,6 +45,6 @@ def test_artwork_files(tmp_path: Path) -> None:
 
 
 def test_the_packaged_icon_is_the_healthy_artwork() -> None:
-    shipped = Path(__file__).resolve().parents[1] / "tray" / "assets" / "codex-pool.png"
+    shipped = Path(__file__).resolve().parents[2] / "tray" / "assets" / "codex-pool.png"
     with Image.open(shipped) as image:
         assert main_colour(image) == COLOURS["healthy"]

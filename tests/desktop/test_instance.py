@@ -13,7 +13,7 @@ from tests.support.attacks import run_as, second_user, stop
 from tray.desktop.instance import INFO_NAME, Instance, ask_running
 from tray.paths import resolve_paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HOLD = (
     "import sys, time\n"
     "from tray.desktop.instance import Instance\n"

@@ -6,18 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from tray.desktop.menu import (
-    AccountView,
-    Action,
-    MenuItem,
-    Snapshot,
-    build_menu,
-    duration,
-    health,
-    soonest_reset,
-    tooltip,
-    window_label,
-)
+from tray.desktop.menu import Action, MenuItem, build_menu, tooltip, window_name
+from tray.health import AccountView, Snapshot, duration, health, soonest_reset
 from tray.models import Account, AccountState, Cooldown, Decision, Identity, TokenSet, Usage, Window
 
 NOW = 1_800_000_000.0
@@ -59,7 +49,7 @@ def texts(items: tuple[MenuItem, ...]) -> list[str]:
 
 def test_account_line_shows_plan_role_both_windows_and_resets() -> None:
     menu = build_menu(snap(view(u=usage(42, 12))))
-    assert "work@x.com · plus · primary · 5h 42% (1h 10m) · wk 12% (3d)" in texts(menu.items)
+    assert "work@x.com · plus · primary · 5h 42% (1h 10m) · weekly 12% (3d)" in texts(menu.items)
 
 
 def test_menu_has_every_entry_of_the_product_in_order() -> None:
@@ -173,7 +163,7 @@ def test_duration(seconds: float, text: str) -> None:
     assert duration(seconds) == text
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(18000, "5h"), (604800, "wk"), (86400, "1d"), (None, "?"),
+@pytest.mark.parametrize(("seconds", "text"), [(18000, "5h"), (604800, "weekly"), (86400, "1d"), (None, "?"),
                                                (1800, "30m")])
-def test_window_label(seconds: float | None, text: str) -> None:
-    assert window_label(seconds) == text
+def test_every_surface_names_windows_alike(seconds: float | None, text: str) -> None:
+    assert window_name(seconds) == text

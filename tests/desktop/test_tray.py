@@ -130,7 +130,7 @@ def test_menu_lists_accounts_and_actions_change_the_store(running: tuple, tmp_pa
     labels = layout.labels
     assert labels[0].startswith("Proxy http://127.0.0.1:") and labels[0].endswith("(click to copy)")
     work = next(label for label in labels if label.startswith("work@x.com"))
-    assert re.match(r"work@x\.com · plus · primary · 5h 42% \(2h 1[01]m\) · wk 12% \(3d", work), work
+    assert re.match(r"work@x\.com · plus · primary · 5h 42% \(2h 1[01]m\) · weekly 12% \(3d", work), work
     assert any(label.startswith("spare@x.com · pro · pool · 5h 5%") for label in labels)
     for entry in ("Add account (browser)…", "Add account (device code)…", "Open pool window…",
                   "Start at login", "Open config file", "Quit"):

@@ -13,7 +13,7 @@ import pytest
 
 from tray.desktop.tray import select_backend
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.filterwarnings("ignore::ImportWarning")  # PyGObject's importer predates exec_module
@@ -43,7 +43,8 @@ def test_why_there_is_no_tray() -> None:
 DRIVE = """
 import json, time
 from gi.repository import GLib
-from tray.desktop.menu import AccountView, Snapshot, build_menu
+from tray.health import AccountView, Snapshot
+from tray.desktop.menu import build_menu
 from tray.desktop.tray import TrayIcon
 from tests.desktop.test_menu import NOW, usage, view
 

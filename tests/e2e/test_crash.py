@@ -31,7 +31,7 @@ from tray.models import Account, AccountState
 from tray.paths import api_key, resolve_paths
 from tray.store.accounts import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---- helpers -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.proxykit import Pool, running_pool
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STEP = 15.0  # seconds of the pool's clock between requests
 REQUESTS = 6  # over 75 s: more than a minute of work
 

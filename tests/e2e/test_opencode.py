@@ -19,7 +19,7 @@ from tray.cli import main
 from tray.clients import files as clients
 from tray.paths import api_key, resolve_paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OPENCODE = Path(os.environ.get("CODEX_POOL_TOOLS", ROOT / ".tools")) / "bin" / "opencode"
 USER = FakeUser(account_id="acc-opencode-1", subject="user-opencode-1", email="opencode@example.com")
 OPENCODE_JSON = b'{\n  "$schema": "https://opencode.ai/config.json",\n  "model": "openai/gpt-5.5"\n}\n'

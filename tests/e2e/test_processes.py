@@ -23,7 +23,7 @@ from tests.support.proxykit import CODEX_HEADERS, DEFAULT_CONFIG, add_account, c
 from tray.paths import api_key, resolve_paths
 from tray.store.accounts import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager

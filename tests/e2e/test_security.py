@@ -32,7 +32,7 @@ from tray.models import AccountState
 from tray.paths import resolve_paths
 from tray.store.accounts import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WRONG = "cpk-not-the-key-4f9a2c"
 
 PROXY_ROUTES = [

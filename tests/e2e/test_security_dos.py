@@ -28,7 +28,7 @@ from tests.support.proxykit import Pool, running_pool
 from tray.proxy.limits import Limits
 from tray.server import ServerThread
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 30.0  # seconds any one wait may take; the limits themselves are a few seconds
 
 

@@ -28,7 +28,7 @@ from tray.api.owner import probe
 from tray.cli import main
 from tray.paths import api_key, resolve_paths, ui_token
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Collector:

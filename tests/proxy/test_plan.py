@@ -13,10 +13,9 @@ import pytest
 
 from tests.fakes.auth_server import FakeAuth, FakeUser
 from tests.support.proxykit import CODEX_HEADERS, codex_body, replies, running_pool, write_lock_held
-from tray.config import Config
-from tray.models import Account, Identity, QuotaEntry
-from tray.proxy.attempt import Incoming
+from tray.models import Account, Config, Identity, QuotaEntry
 from tray.proxy.plan import Router, attempt_body, blocked_until, record_touches
+from tray.proxy.request import Incoming
 from tray.quota.usage import usage_view
 from tray.store.accounts import Store
 

@@ -16,7 +16,7 @@ from tray.quota.usage import (
     should_revalidate,
     usage_view,
     wants_refetch,
-    window_name,
+    window_length,
 )
 
 NOW = 1_800_000_000.0
@@ -138,18 +138,18 @@ def test_usage_view_never_raises(body: dict[str, Any], age: float) -> None:
 def test_windows_are_classified_by_length_not_slot() -> None:
     # Some plans report the weekly window in the primary slot.
     usage = parse_usage(payload(win(20, 3000, 604800), win(60, 3000, 18000)))
-    assert [window_name(w.window_seconds) for _, w in by_length(usage)] == ["5h", "7d"]
+    assert [window_length(w.window_seconds) for _, w in by_length(usage)] == ["5h", "7d"]
     assert [label for label, _ in by_length(usage)] == ["rate.secondary", "rate.primary"]
 
 
 def test_window_names() -> None:
-    assert window_name(18000) == "5h"
-    assert window_name(604800) == "7d"
-    assert window_name(9000) == "2.5h"
-    assert window_name(2592000) == "30d"
-    assert window_name(1800) == "30m"
-    assert window_name(45) == "45s"
-    assert window_name(None) == "?"
+    assert window_length(18000) == "5h"
+    assert window_length(604800) == "7d"
+    assert window_length(9000) == "2.5h"
+    assert window_length(2592000) == "30d"
+    assert window_length(1800) == "30m"
+    assert window_length(45) == "45s"
+    assert window_length(None) == "?"
 
 
 def test_dormant_detection_tolerates_rounding() -> None:

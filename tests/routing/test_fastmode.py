@@ -11,7 +11,7 @@ import pytest
 from tray.models import QuotaEntry, Window
 from tray.quota.usage import UsageView, usage_view
 from tray.routing.fastmode import FastDecision, attempt_body, decide, gate_term, signed
-from tray.routing.rank import RoutingSettings
+from tray.routing.ranking import RoutingSettings
 from tray.routing.scoring import normalized
 
 NOW = 1_800_000_000.0

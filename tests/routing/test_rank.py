@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tray.models import Account, AccountState, Cooldown, Identity, QuotaEntry, TokenSet, Window
 from tray.quota.usage import UsageView, usage_view
-from tray.routing.rank import (
+from tray.routing.ranking import (
     Ranking,
     RoutingSettings,
     dormant_labels,

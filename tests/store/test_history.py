@@ -13,10 +13,11 @@ import pytest
 
 from tests.fakes.upstream_wire import usage_payload
 from tray.models import Identity, TokenSet, UsageSample
+from tray.quota.usage import samples_from_payload
 from tray.store.accounts import Store
-from tray.store.history import HISTORY_DAYS, samples_from_payload
+from tray.store.history import HISTORY_DAYS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
 FIVE_H, WEEK = 18000.0, 604800.0
 

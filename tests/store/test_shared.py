@@ -15,7 +15,7 @@ import pytest
 from tray.models import CandidateScore, Cooldown, Decision, Identity, TokenSet
 from tray.store.accounts import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeClock:

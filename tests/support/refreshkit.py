@@ -23,7 +23,7 @@ from tray.auth.refresh import Refresher
 from tray.models import Account, Event, Identity, TokenSet
 from tray.store.accounts import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ALICE = FakeUser("acc-a", "alice", "alice@example.com", "pro")
 BOB = FakeUser("acc-b", "bob", "bob@example.com", "plus")
 

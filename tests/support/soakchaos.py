@@ -24,7 +24,7 @@ from tests.support.soakload import Load
 from tests.support.soakreport import SoakReport, SoakSettings
 from tray.store.accounts import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def token_chaos(load: Load, settings: SoakSettings, auth: FakeAuth, upstream: FakeUpstream,

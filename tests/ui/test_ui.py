@@ -26,7 +26,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parent.parent / "assets" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[2] / "assets" / "screenshots"
 WINDOW = {"width": 900, "height": 600}
 
 playwright_api = pytest.importorskip("playwright.sync_api")

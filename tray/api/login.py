@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tray.api.guard import BadRequest, account_id, error, field, json_body, ok
+from tray.api.base import BadRequest, account_id, error, field, json_body, ok
 from tray.api.views import account_view
 from tray.errors import AccountNotFoundError, LoginError
 
 if TYPE_CHECKING:
-    from tray.api.routes import ManagedEngine
+    from tray.api.base import ManagedEngine
 
 STATES = {"pending": "waiting", "done": "done", "failed": "failed"}
 KEPT = 50  # tickets remembered for status answers

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tray.api.guard import BadRequest, error, json_body, ok
+from tray.api.base import BadRequest, error, json_body, ok
 from tray.api.sessions import CODE_TTL, SESSION_IDLE, Sessions, client_proof, same, server_proof
 
 OPEN_PATHS = frozenset({"/session", "/owner/hello", "/owner/code"})

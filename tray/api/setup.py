@@ -18,13 +18,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tray import autostart, config
-from tray.api.guard import BadRequest, error, json_body, ok
+from tray.api.base import BadRequest, error, json_body, ok
 from tray.api.views import jsonable
-from tray.clients import files as clients
+from tray.clients import KINDS, apply, config_path, is_applied, snippets, undo
 from tray.errors import AutostartError, ClientSetupError, ConfigError
+from tray.models import Config
 
 if TYPE_CHECKING:
-    from tray.api.routes import ManagedEngine
+    from tray.api.base import ManagedEngine
 
 CLIENT_NAMES = {"codex": "Codex CLI", "opencode": "opencode"}
 # Where the accounts' tokens are sent: a management credential must not be enough to redirect them,
@@ -34,7 +35,7 @@ FILE_ONLY = ("upstream-url", "auth-url")
 
 def settings_view(loaded: config.LoadedConfig) -> dict[str, Any]:
     """Every documented key with its current value, default and help text."""
-    cfg, base = loaded.config, config.Config()
+    cfg, base = loaded.config, Config()
     values: dict[str, Any] = {}
     defaults: dict[str, Any] = {}
     for key in config.SPEC:
@@ -54,7 +55,7 @@ def settings_view(loaded: config.LoadedConfig) -> dict[str, Any]:
     }
 
 
-def check_updates(updates: Mapping[str, Any], current: config.Config) -> dict[str, str]:
+def check_updates(updates: Mapping[str, Any], current: Config) -> dict[str, str]:
     """Per-key problems with ``updates`` (kebab-case keys, ``notifications`` as a table)."""
     problems: dict[str, str] = {}
     known = {k.name for k in config.SPEC}
@@ -80,7 +81,7 @@ def check_updates(updates: Mapping[str, Any], current: config.Config) -> dict[st
     return problems
 
 
-def file_only_changes(updates: Mapping[str, Any], current: config.Config, path: str) -> dict[str, str]:
+def file_only_changes(updates: Mapping[str, Any], current: Config, path: str) -> dict[str, str]:
     """The :data:`FILE_ONLY` keys that ``updates`` would change, each with why it may not."""
     attrs = {k.name: k.attr for k in config.SPEC}
     return {
@@ -126,15 +127,15 @@ class SetupApi:
 
     def _client_views(self) -> list[dict[str, Any]]:
         url, key = self.engine.url, self.engine.api_key
-        texts = clients.snippets(url, key)
+        texts = snippets(url, key)
         views = []
-        for kind in clients.KINDS:
-            applied = clients.is_applied(kind, url)
+        for kind in KINDS:
+            applied = is_applied(kind, url)
             views.append(
                 {
                     "id": kind,
                     "name": CLIENT_NAMES[kind],
-                    "path": str(clients.config_path(kind)),
+                    "path": str(config_path(kind)),
                     "snippet": texts[kind],
                     "applied": applied,
                     "can_undo": applied,
@@ -157,15 +158,15 @@ class SetupApi:
 
     async def client_action(self, request: Request) -> Response:
         kind, action = request.path_params["kind"], request.path_params["action"]
-        if kind not in clients.KINDS or action not in ("apply", "undo"):
+        if kind not in KINDS or action not in ("apply", "undo"):
             return error(404, f"Unknown client action '{kind}/{action}': use codex|opencode, apply|undo.")
         try:
             if action == "apply":
                 result = await run_in_threadpool(
-                    clients.apply, kind, self.engine.url, self.engine.api_key, self.engine.paths
+                    apply, kind, self.engine.url, self.engine.api_key, self.engine.paths
                 )
             else:
-                result = await run_in_threadpool(clients.undo, kind, self.engine.paths)
+                result = await run_in_threadpool(undo, kind, self.engine.paths)
         except ClientSetupError as exc:
             return error(409, str(exc))
         views = await run_in_threadpool(self._client_views)

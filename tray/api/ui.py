@@ -20,8 +20,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tray.proxy.access import AccessPolicy
-from tray.proxy.routes import OriginGuard
+from tray.proxy import AccessPolicy, OriginGuard
 
 POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "

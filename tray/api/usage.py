@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tray.api.guard import BadRequest, field, json_body, ok
+from tray.api.base import BadRequest, field, json_body, ok
 from tray.errors import AccountNotFoundError
-from tray.forecast import outlook
+from tray.forecast import MAX_HOURS, chart_json, report
 from tray.models import Account
-from tray.quota.service import QuotaService
-from tray.store.accounts import Store
+from tray.quota import QuotaService
+from tray.store import Store
 
 DEFAULT_HOURS = 24
 
@@ -55,11 +55,11 @@ class UsageApi:
             hours = float(raw)
         except ValueError as exc:
             raise BadRequest("'hours' must be a number.") from exc
-        if not 0 < hours <= outlook.MAX_HOURS:
-            raise BadRequest(f"'hours' must be more than 0 and at most {outlook.MAX_HOURS}.")
+        if not 0 < hours <= MAX_HOURS:
+            raise BadRequest(f"'hours' must be more than 0 and at most {MAX_HOURS}.")
         now = self.clock()
-        rep = await run_in_threadpool(outlook.report, self.engine.store, now, hours)
-        return ok({**outlook.chart_json(rep), "hours": hours})
+        rep = await run_in_threadpool(report, self.engine.store, now, hours)
+        return ok({**chart_json(rep), "hours": hours})
 
     def _states(self, accounts: list[Account]) -> dict[str, dict[str, Any]]:
         service = self.service

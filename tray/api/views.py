@@ -11,8 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tray.models import Account, AccountState, Cooldown, Decision, QuotaEntry, Window
-from tray.quota.usage import anchor, by_length, parse_usage
-from tray.quota.usage import window_label as window_label  # the window's name lives with the quota parsing
+from tray.quota.usage import anchor, by_length, parse_usage, window_name
 
 SHORT_WINDOW_MAX_S = 24 * 3600  # windows up to a day long are the "5h"-style ones; longer are weekly
 LOW_QUOTA_PERCENT = 90.0  # used % from which an account counts as running low
@@ -22,7 +21,7 @@ def _window_view(window: Window, now: float) -> dict[str, Any]:
     reset_at = window.reset_at
     passed = reset_at is not None and reset_at <= now
     return {
-        "label": window_label(window.window_seconds),
+        "label": window_name(window.window_seconds),
         "kind": "short" if (window.window_seconds or 0) <= SHORT_WINDOW_MAX_S else "long",
         "window_seconds": window.window_seconds,
         # A window whose reset time has passed starts over; the next usage fetch will confirm.

@@ -17,8 +17,8 @@ from typing import Any
 from tray.errors import AccountError
 from tray.models import Account, AccountState, Cooldown, QuotaEntry
 from tray.paths import resolve_paths
-from tray.quota.usage import anchor, by_length, parse_usage
-from tray.store.accounts import Store
+from tray.quota import anchor, by_length, parse_usage
+from tray.store import Store
 
 SHORT_WINDOW_MAX = 24 * 3600.0  # windows up to a day are the "5h" kind; longer ones the weekly kind
 LABEL_MAX = 100

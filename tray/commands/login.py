@@ -17,12 +17,11 @@ from typing import Any
 
 import httpx
 
-from tray.auth.login import LoginService
-from tray.auth.oauth import OAuthClient
+from tray.auth import LoginService, OAuthClient
 from tray.config import load_config
 from tray.models import Account
 from tray.paths import resolve_paths
-from tray.store.accounts import Store
+from tray.store import Store
 
 
 def register(sub: Any) -> None:

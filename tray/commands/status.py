@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tray.api.owner import Probe, probe
+from tray.api import Probe, probe
 from tray.commands.accounts import account_row, render_table
 from tray.config import load_config
-from tray.forecast import outlook
+from tray.forecast import forecast_json, forecasts, status_text
 from tray.paths import Paths, api_key, resolve_paths, ui_token
-from tray.store.accounts import Store
+from tray.store import Store
 
 
 def register(sub: Any) -> None:
@@ -92,7 +92,7 @@ def collect(paths: Paths, now: float) -> dict[str, Any]:
         cooldowns, usages = store.cooldowns(now), store.usages()
         rows = [account_row(i, a, cooldowns.get(a.id), usages.get(a.id), now)
                 for i, a in enumerate(store.accounts(), start=1)]
-        forecasts = outlook.forecasts(store, now)
+        outlooks = forecasts(store, now)
     ours, other = listener.state == "ours", listener.state == "other"
     return {
         "running": ours,
@@ -106,8 +106,8 @@ def collect(paths: Paths, now: float) -> dict[str, Any]:
         "openai_base_url": f"{url}/v1",
         "health": health(rows),
         "accounts": rows,
-        "forecast": outlook.forecast_json(forecasts),
-        "forecast_text": outlook.status_text(forecasts, now),
+        "forecast": forecast_json(outlooks),
+        "forecast_text": status_text(outlooks, now),
     }
 
 

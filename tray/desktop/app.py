@@ -34,17 +34,17 @@ from typing import Any
 
 from tray import autostart
 from tray.desktop.instance import Instance
-from tray.desktop.menu import AccountView, Action, Snapshot, build_menu, health, tooltip
+from tray.desktop.menu import Action, build_menu, tooltip
 from tray.desktop.tray import TrayIcon, copy_to_clipboard
 from tray.desktop.window import WindowProcess
 from tray.engine import Engine
 from tray.errors import PoolError
-from tray.forecast import outlook
+from tray.forecast import forecasts
+from tray.health import AccountView, Snapshot, health
 from tray.models import AccountState, Clock, Event
-from tray.notices.alerts import KINDS, Alerts, Notice
-from tray.notices.delivery import DesktopNotifier, Notifier
+from tray.notices import KINDS, Alerts, DesktopNotifier, Notice, Notifier
 from tray.paths import Paths
-from tray.quota.usage import usage_view
+from tray.quota import usage_view
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class TrayApp:
             for a in store.accounts()
         )
         decisions = store.decisions(1)
-        forecasts = tuple(outlook.forecasts(store, now).values())
+        outlooks = tuple(forecasts(store, now).values())
         try:
             start_at_login: bool | None = autostart.enabled()
         except PoolError:
@@ -204,7 +204,7 @@ class TrayApp:
         return Snapshot(
             now=now, running=running, proxy_url=engine.url if running else None, accounts=views,
             autostart=start_at_login, last_decision=decisions[0] if decisions else None,
-            config_problems=tuple(engine.loaded.problems), forecasts=forecasts,
+            config_problems=tuple(engine.loaded.problems), forecasts=outlooks,
         )
 
     def _refresh(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from tray.desktop.menu import Health
+from tray.health import Health
 
 STATES: tuple[Health, ...] = ("healthy", "degraded", "exhausted", "stopped")
 

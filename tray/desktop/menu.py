@@ -9,17 +9,21 @@ pystray and hands the chosen item's ``action`` and ``arg`` back to the app.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import tzinfo
 from enum import StrEnum
-from typing import Literal
 
-from tray.forecast.pace import Forecast, clock_text
-from tray.models import Account, AccountState, Cooldown, Decision, Usage, Window
-
-Health = Literal["healthy", "degraded", "exhausted", "stopped"]
-LOW_PERCENT_LEFT = 10.0  # a window with this much or less left makes the account "low"
+from tray.forecast.pace import clock_text
+from tray.health import (
+    HEALTH_WORDS,
+    AccountView,
+    Snapshot,
+    duration,
+    health,
+    windows_of,
+)
+from tray.models import AccountState, Window
+from tray.quota.usage import window_name
 
 
 class Action(StrEnum):
@@ -38,28 +42,6 @@ class Action(StrEnum):
     TOGGLE_AUTOSTART = "autostart.toggle"
     OPEN_CONFIG = "config.open"
     QUIT = "quit"
-
-
-@dataclass(frozen=True)
-class AccountView:
-    """One account as the menu sees it: the row, its usable quota (``None`` when unknown) and any
-    active cooldown."""
-
-    account: Account
-    usage: Usage | None = None
-    cooldown: Cooldown | None = None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    now: float
-    running: bool
-    proxy_url: str | None
-    accounts: tuple[AccountView, ...] = ()
-    autostart: bool | None = None  # None: start at login is not available here
-    last_decision: Decision | None = None
-    config_problems: tuple[str, ...] = ()
-    forecasts: tuple[Forecast, ...] = ()  # the pool's windows, 5h first (see tray.forecast.outlook)
 
 
 @dataclass(frozen=True)
@@ -112,70 +94,11 @@ def layout_key(items: tuple[MenuItem, ...]) -> tuple[object, ...]:
 # --- time and quota wording ---------------------------------------------------------------------
 
 
-def duration(seconds: float) -> str:
-    """``42m``, ``1h 10m``, ``1d 5h``, ``3d``: a short human span (rounded up to the minute)."""
-    minutes = max(0, math.ceil(seconds / 60))
-    if minutes < 1:
-        return "now"
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours and days < 3 else f"{days}d"
-    if hours:
-        return f"{hours}h {mins}m" if mins else f"{hours}h"
-    return f"{mins}m"
-
-
-def window_label(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
-        return "?"
-    if seconds >= 6 * 86400:
-        return "wk"
-    for size, unit in ((86400.0, "d"), (3600.0, "h"), (60.0, "m")):
-        if seconds >= size:
-            return f"{seconds / size:.1f}".removesuffix(".0") + unit
-    return f"{seconds:.0f}s"
-
-
-def _windows(usage: Usage | None) -> list[Window]:
-    if usage is None:
-        return []
-    found = [w for w in (usage.primary, usage.secondary) if w is not None]
-    return sorted(found, key=lambda w: w.window_seconds or math.inf)
-
-
-def _reset_at(window: Window) -> float | None:
-    return window.reset_at  # snapshots carry anchored usage (quota.usage_view fills reset_at)
-
-
 def window_text(window: Window, now: float) -> str:
-    label = window_label(window.window_seconds)
+    label = window_name(window.window_seconds)
     used = "?" if window.used_percent is None else f"{round(max(0.0, min(100.0, window.used_percent)))}%"
-    reset = _reset_at(window)
+    reset = window.reset_at
     return f"{label} {used}" + (f" ({duration(reset - now)})" if reset is not None else "")
-
-
-def percent_left(usage: Usage | None) -> float | None:
-    """The smallest share left over the account's windows, in percent (``None``: unknown)."""
-    used = [w.used_percent for w in _windows(usage) if w.used_percent is not None]
-    return None if not used else max(0.0, 100.0 - max(used))
-
-
-def unusable_until(view: AccountView, now: float) -> float | None:
-    """When an enabled account that cannot take requests now will be able to (``math.inf`` when
-    unknown); ``None`` when it is usable now."""
-    waits: list[float] = []
-    if view.cooldown is not None and view.cooldown.until > now:
-        waits.append(view.cooldown.until)
-    usage = view.usage
-    if usage is not None and usage.blocked:
-        full = [_reset_at(w) for w in _windows(usage) if (w.used_percent or 0.0) >= 100.0]
-        known = [t for t in full if t is not None] + ([usage.blocked_until] if usage.blocked_until else [])
-        if known and max(known) <= now:
-            pass  # the blocking window has reset: usable again (routing refetches)
-        else:
-            waits.append(max(known) if known else math.inf)
-    return max(waits) if waits else None
 
 
 def account_line(view: AccountView, now: float) -> str:
@@ -188,7 +111,7 @@ def account_line(view: AccountView, now: float) -> str:
         parts.append("disabled")
     elif account.state is AccountState.NEEDS_LOGIN:
         parts.append("needs login")
-    wins = _windows(view.usage)
+    wins = windows_of(view.usage)
     parts.extend(window_text(w, now) for w in wins)
     if not wins and account.state is AccountState.ENABLED:
         parts.append("quota unknown")
@@ -271,50 +194,9 @@ def build_menu(snapshot: Snapshot, tz: tzinfo | None = None) -> MenuModel:
     return MenuModel(tuple(items))
 
 
-def health(snapshot: Snapshot) -> Health:
-    """``stopped`` when the proxy is not running; ``exhausted`` when accounts exist but none can take
-    a request now; ``degraded`` when some account is cooling, low, blocked or needs login (or there
-    are none, or the config has problems); else ``healthy``."""
-    if not snapshot.running:
-        return "stopped"
-    now = snapshot.now
-    enabled = [v for v in snapshot.accounts if v.account.state is AccountState.ENABLED]
-    usable = [v for v in enabled if unusable_until(v, now) is None]
-    if snapshot.accounts and not usable:
-        return "exhausted"
-    if not snapshot.accounts or snapshot.config_problems or len(usable) < len(enabled):
-        return "degraded"
-    if any(f.early for f in snapshot.forecasts):  # at this pace the pool runs out before a reset
-        return "degraded"
-    if any(v.account.state is AccountState.NEEDS_LOGIN for v in snapshot.accounts):
-        return "degraded"
-    left = [percent_left(v.usage) for v in usable]
-    if any(p is not None and p <= LOW_PERCENT_LEFT for p in left):
-        return "degraded"
-    return "healthy"
-
-
-def soonest_reset(snapshot: Snapshot) -> float | None:
-    """When the first enabled account becomes usable again (``None`` if unknown or one is usable)."""
-    waits = [unusable_until(v, snapshot.now) for v in snapshot.accounts
-             if v.account.state is AccountState.ENABLED]
-    if not waits or any(w is None for w in waits):
-        return None
-    finite = [w for w in waits if w is not None and math.isfinite(w)]
-    return min(finite) if finite else None
-
-
-_HEALTH_WORDS: dict[Health, str] = {
-    "healthy": "all good",
-    "degraded": "some accounts need attention",
-    "exhausted": "every account is out of quota",
-    "stopped": "proxy stopped",
-}
-
-
 def tooltip(snapshot: Snapshot) -> str:
     """Hover text: the proxy URL, the pool's state and the last routing decision."""
-    lines = [f"codex-pool: {_HEALTH_WORDS[health(snapshot)]}"]
+    lines = [f"codex-pool: {HEALTH_WORDS[health(snapshot)]}"]
     if snapshot.running and snapshot.proxy_url:
         lines.append(snapshot.proxy_url)
     pool = pool_line(snapshot)

@@ -21,7 +21,8 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from tray.desktop.icon import render
-from tray.desktop.menu import Action, Health, MenuItem, MenuModel, layout_key
+from tray.desktop.menu import Action, MenuItem, MenuModel, layout_key
+from tray.health import Health
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from tray.forecast import pool as poolview
 from tray.forecast.pace import Forecast
 from tray.forecast.pool import Member
 from tray.models import Account, UsageSample
-from tray.quota.usage import window_label
+from tray.quota import window_name
 
 WINDOWS = ("5h", "weekly")  # always reported, even before any sample
 CHART_POINTS = 289  # one point every 5 minutes over a day, every 35 minutes over a week
@@ -60,7 +60,7 @@ class Report:
 
     @property
     def windows(self) -> list[str]:
-        seen = {window_label(s.window_seconds) for s in self.samples}
+        seen = {window_name(s.window_seconds) for s in self.samples}
         return [*WINDOWS, *sorted(seen - set(WINDOWS))]
 
     def in_range(self) -> list[UsageSample]:
@@ -126,7 +126,7 @@ def usage_json(rep: Report) -> dict[str, Any]:
     by_account: dict[int, dict[str, list[dict[str, Any]]]] = {}
     for sample in rep.in_range():
         window = by_account.setdefault(sample.account_id, {w: [] for w in rep.windows})
-        window.setdefault(window_label(sample.window_seconds), []).append(_sample_json(sample))
+        window.setdefault(window_name(sample.window_seconds), []).append(_sample_json(sample))
     return {
         "since": iso(rep.since),
         "now": iso(rep.now),
@@ -152,7 +152,7 @@ def usage_rows(rep: Report) -> list[tuple[Any, ...]]:
     emails = {a.id: a.email or "" for a in rep.accounts}
     for sample in rep.in_range():
         rows.append((iso(sample.at), "account", sample.account_id, emails.get(sample.account_id, ""),
-                     window_label(sample.window_seconds), _round(sample.used_percent),
+                     window_name(sample.window_seconds), _round(sample.used_percent),
                      iso(sample.reset_at) or "", sample.source))
     return sorted(rows, key=lambda r: (str(r[0]), r[1] != "pool"))
 

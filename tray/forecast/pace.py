@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from tray.forecast.pool import RESET_JITTER, Level, Member, level_at, pool_used
-from tray.models import UsageSample
+from tray.forecast.pool import Level, Member, level_at, pool_used
+from tray.models import RESET_JITTER, UsageSample
 
 LOOKBACK = 3600.0  # seconds of history the pace is taken over
 MIN_SPAN = 20.0  # seconds between the two samples a pace needs at least

@@ -17,11 +17,9 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from tray.models import Account, AccountState, UsageSample
-from tray.quota.usage import window_label
+from tray.models import RESET_JITTER, Account, AccountState, UsageSample
+from tray.quota.usage import window_name
 from tray.routing.scoring import plan_weight
-
-RESET_JITTER = 60.0  # seconds: reset times this close are one reset (rounding in headers, clocks)
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ def members(
     for (account_id, seconds), found in sorted(grouped.items()):
         found.sort(key=lambda s: s.at)
         weight = plan_weight(routed[account_id].plan)
-        out.setdefault(window_label(seconds), []).append(Member(account_id, weight, seconds, tuple(found)))
+        out.setdefault(window_name(seconds), []).append(Member(account_id, weight, seconds, tuple(found)))
     return out
 
 
@@ -130,5 +128,5 @@ def by_window(samples: Iterable[UsageSample]) -> Mapping[str, list[UsageSample]]
     """Samples grouped by window label, oldest first in each."""
     out: dict[str, list[UsageSample]] = {}
     for sample in sorted(samples, key=lambda s: s.at):
-        out.setdefault(window_label(sample.window_seconds), []).append(sample)
+        out.setdefault(window_name(sample.window_seconds), []).append(sample)
     return out

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from tray.desktop.menu import LOW_PERCENT_LEFT, Snapshot, duration, health, percent_left, soonest_reset
 from tray.forecast.pace import warning
+from tray.health import LOW_PERCENT_LEFT, Snapshot, duration, health, percent_left, soonest_reset
 from tray.models import (
     AccountState,
     ConfigInvalid,

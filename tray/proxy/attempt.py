@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.responses import Response
@@ -24,36 +23,13 @@ from tray.proxy import plan as planner
 from tray.proxy.decoding import wire_headers
 from tray.proxy.pooled import Failure
 from tray.proxy.relay import EarlyFailure, Opened, Relay, is_event_stream, open_stream
+from tray.proxy.request import Collaborators, Incoming
 from tray.proxy.shaping import TURN_STATE, client_headers, upstream_headers
 from tray.proxy.sse import SSEEvent
-from tray.quota.usage import UsageView
-
-if TYPE_CHECKING:
-    from tray.proxy.pipeline import Pipeline
+from tray.quota import UsageView
+from tray.routing import for_429, for_failure, is_entitlement_error
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """A client request, read once; every attempt rebuilds its own body from ``obj``/``body``."""
-
-    route: str  # "responses", "compact", "models", "v1.responses", "v1.models"
-    method: str
-    path: str  # below upstream-url, e.g. "/codex/responses"
-    query: str
-    headers: tuple[tuple[str, str], ...]  # the client's, names lower-case
-    body: bytes
-    obj: dict[str, Any] | None  # the JSON object of the body, when it is one
-    mode: str = "stream"  # "stream" | "aggregate" (non-streaming /v1) | "models" (/v1/models)
-    defaults: tuple[tuple[str, str], ...] = ()  # headers added when the client sent none
-    turn_state: str | None = None
-
-    def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
 
 
 def _is_html(response: httpx.Response) -> bool:
@@ -62,7 +38,7 @@ def _is_html(response: httpx.Response) -> bool:
 
 @dataclass
 class Attempt:
-    pipe: Pipeline
+    crew: Collaborators
     inc: Incoming
     plan: planner.Plan
     account: Account
@@ -90,9 +66,9 @@ class Attempt:
             return Failure("pool error", str(exc))
 
     async def _run(self) -> Response | Failure:
-        pipe = self.pipe
+        crew = self.crew
         try:
-            self.account = await pipe.refresher.ensure_fresh(self.account)
+            self.account = await crew.refresher.ensure_fresh(self.account)
         except PermanentRefreshError as exc:
             return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})")
         except TransientRefreshError as exc:
@@ -103,7 +79,7 @@ class Attempt:
         if response.status_code == 401:
             await response.aclose()
             try:
-                self.account = await pipe.refresher.ensure_fresh(self.account, force=True)
+                self.account = await crew.refresher.ensure_fresh(self.account, force=True)
             except PermanentRefreshError as exc:
                 return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})", 401)
             except TransientRefreshError as exc:
@@ -117,10 +93,10 @@ class Attempt:
         return await self._classify(response)
 
     async def _send(self) -> httpx.Response | Failure:
-        pipe, inc = self.pipe, self.inc
+        crew, inc = self.crew, self.inc
         body, self.fast_on, self.fast_note = planner.attempt_body(inc, self.account, self.view, self.plan,
-                                                                  pipe.settings(), pipe.clock())
-        owner = pipe.health.turn_owner(inc.turn_state)
+                                                                  crew.settings(), crew.clock())
+        owner = crew.memory.turn_owner(inc.turn_state)
         headers = upstream_headers(
             inc.headers,
             access_token=self.account.tokens.access_token,
@@ -128,46 +104,51 @@ class Attempt:
             turn_state=inc.turn_state if owner == self.account.id else None,
             defaults=dict(inc.defaults),
         )
-        url = pipe.settings().upstream_url.rstrip("/") + inc.path
+        url = crew.settings().upstream_url.rstrip("/") + inc.path
         # As bytes: a client's header value may hold non-ASCII bytes, which httpx would refuse to
         # encode; latin-1 gives back exactly the bytes the client sent.
         raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-        request = pipe.http.build_request(
+        request = crew.http.build_request(
             inc.method, url, params=inc.query or None, headers=raw_headers,
             content=body if inc.method not in ("GET", "HEAD") else None,
         )
         try:
-            return await pipe.http.send(request, stream=True)
+            return await crew.http.send(request, stream=True)
         except httpx.PoolTimeout:
             # Our own connection limit, shared by every account: no verdict on this one, and the
             # next candidate would wait for the same pool.
             log.warning("upstream connection limit reached; asking the client to retry shortly")
             return Failure("connection limit", "every upstream connection of codex-pool is in use")
         except httpx.TimeoutException as exc:
-            return await self._cool(planner.failure_cooldown(self.account.id, "timeout", 0, pipe.clock()),
+            return await self._cool(for_failure(self.account.id, "timeout", 0, crew.clock()),
                               Failure("timeout", f"{self.account.name}: {type(exc).__name__}"))
         except httpx.HTTPError as exc:
-            return await self._cool(planner.failure_cooldown(self.account.id, "transport", 0, pipe.clock()),
+            return await self._cool(for_failure(self.account.id, "transport", 0, crew.clock()),
                               Failure("transport error", f"{self.account.name}: {type(exc).__name__}"))
+
+    def _cooldown_after_429(self, headers: Mapping[str, str], body: bytes) -> Cooldown:
+        now = self.crew.clock()
+        view = self.crew.quota.view(self.account.id, now)
+        return for_429(self.account.id, headers, body, view.usage if view is not None else None, now)
 
     async def _cool(self, cooldown: Cooldown, failure: Failure) -> Failure:
         # Store writes can wait on another process's write lock: the background batch writes the
         # shared cooldown and the failover goes straight on. If the pool file stays busy, the batch
         # logs it; only the shared cooldown is lost.
-        self.pipe.health.hold(self.account.id, cooldown.until)
-        self.pipe.background(partial(self.pipe.store.set_cooldown, cooldown),
-                             partial(self.pipe.health.release, self.account.id))
+        self.crew.memory.hold(self.account.id, cooldown.until)
+        self.crew.background(partial(self.crew.store.set_cooldown, cooldown),
+                             partial(self.crew.memory.release, self.account.id))
         log.info("%s: %s; cooling down until %.0f (%s)", self.account.name, failure.label,
                  cooldown.until, cooldown.source)
         return Failure(failure.label, failure.message, failure.status, cooldown.until, self.account.id)
 
     async def _durable_401(self) -> Failure:
         reason = "still unauthorized after a token refresh"
-        self.pipe.health.hold(self.account.id, math.inf)
-        self.pipe.background(partial(self.pipe.store.set_state, self.account.id, AccountState.NEEDS_LOGIN,
-                                     reason), partial(self.pipe.health.release, self.account.id))
+        self.crew.memory.hold(self.account.id, math.inf)
+        self.crew.background(partial(self.crew.store.set_state, self.account.id, AccountState.NEEDS_LOGIN,
+                                     reason), partial(self.crew.memory.release, self.account.id))
         log.warning("Account %s needs a new login: %s", self.account.name, reason)
-        self.pipe.emit(NeedsLogin(account_id=self.account.id, name=self.account.name, reason=reason))
+        self.crew.emit(NeedsLogin(account_id=self.account.id, name=self.account.name, reason=reason))
         return Failure("401", f"{self.account.name}: {reason}", 401)
 
     async def _classify(self, response: httpx.Response) -> Response | Failure:
@@ -175,21 +156,19 @@ class Attempt:
         self.response_headers = {k.lower(): v for k, v in response.headers.items()}
         if status == 429:
             body = await answers.read_some(response)
-            if planner.is_entitlement_error(body):
+            if is_entitlement_error(body):
                 log.info("%s: plan does not include Codex; passing the answer on", self.account.name)
                 token = self.account.tokens.access_token
                 return answers.buffered(status, body, wire_headers(response), token)
-            self.pipe.background(partial(self.pipe.quota.observe_429, self.account, self.response_headers,
+            self.crew.background(partial(self.crew.quota.observe_429, self.account, self.response_headers,
                                          body))
-            cooldown = planner.cooldown_after_429(self.account.id, self.response_headers, body,
-                                                  self.pipe.quota.view(self.account.id, self.pipe.clock()),
-                                                  self.pipe.clock())
+            cooldown = self._cooldown_after_429(self.response_headers, body)
             label = "usage limit" if b"usage_limit" in body else "429"
             return await self._cool(cooldown, Failure(label, f"{self.account.name}: HTTP 429", 429))
         if status >= 500 or (status == 403 and _is_html(response)):
             await answers.read_some(response)
             kind = "5xx" if status >= 500 else "html 403"
-            cooldown = planner.failure_cooldown(self.account.id, kind, status, self.pipe.clock())
+            cooldown = for_failure(self.account.id, kind, status, self.crew.clock())
             return await self._cool(cooldown, Failure(kind, f"{self.account.name}: HTTP {status}", status))
         if not 200 <= status < 300:
             return await answers.passed_on(response, self.account.tokens.access_token)
@@ -203,16 +182,15 @@ class Attempt:
         return self._relay(opened, status)
 
     async def _early(self, early: EarlyFailure) -> Failure:
-        now = self.pipe.clock()
+        now = self.crew.clock()
         if early.kind == "usage_limit" and early.error is not None:
             payload = json.dumps({"error": early.error.payload}).encode()
-            self.pipe.background(partial(self.pipe.quota.observe_429, self.account, {}, payload))
-            cooldown = planner.cooldown_after_429(self.account.id, {}, payload,
-                                                  self.pipe.quota.view(self.account.id, now), now)
+            self.crew.background(partial(self.crew.quota.observe_429, self.account, {}, payload))
+            cooldown = self._cooldown_after_429({}, payload)
             failure = Failure("usage limit", f"{self.account.name}: {early.message}", 200)
             return await self._cool(cooldown, failure)
         kind = {"overloaded": "overloaded", "oversized": "oversized answer"}.get(early.kind, "stream ended")
-        cooldown = planner.failure_cooldown(self.account.id, early.kind, 200, now)
+        cooldown = for_failure(self.account.id, early.kind, 200, now)
         return await self._cool(cooldown, Failure(kind, f"{self.account.name}: {early.message}", 200))
 
     def _relay(self, opened: Opened, status: int) -> Response:
@@ -225,12 +203,12 @@ class Attempt:
 
     def _observe(self, event: SSEEvent) -> None:
         if event.type == "codex.rate_limits" and isinstance(event.data, dict):
-            self.pipe.background(partial(self.pipe.quota.observe_event, self.account, event.data))
+            self.crew.background(partial(self.crew.quota.observe_event, self.account, event.data))
 
     # ---- after commit ----------------------------------------------------------------------------
 
     def decision(self, status: int, latency_ms: float) -> Decision:
-        now = self.pipe.clock()
+        now = self.crew.clock()
         age = self.view.age(now) if self.view is not None and self.view.usable else None
         return Decision(at=now, account_id=self.account.id, account_name=self.account.name,
                         reason=self.reason, scores=tuple(self.plan.scores), fast_note=self.fast_note,
@@ -238,18 +216,16 @@ class Attempt:
 
     def after_commit(self, status: int) -> Callable[[], None]:
         """In-memory updates now; returns the store writes to run off the loop."""
-        account, headers, pipe = self.account, self.response_headers, self.pipe
+        account, headers, crew = self.account, self.response_headers, self.crew
         turn = headers.get(TURN_STATE)
         if turn:
-            pipe.health.issued(turn, account.id)
+            crew.memory.issued(turn, account.id)
         ok = 200 <= status < 300
-        if ok:
-            pipe.routing.succeeded(self.inc, self.plan, account, self.fast_on)
 
         def write() -> None:
-            pipe.quota.observe_headers(account, headers)
+            crew.quota.observe_headers(account, headers)
             if ok:
-                pipe.store.clear_cooldown(account.id)
-                planner.record_touches(pipe.store, pipe.settings(), account, self.view, pipe.clock())
+                crew.store.clear_cooldown(account.id)
+                planner.record_touches(crew.store, crew.settings(), account, self.view, crew.clock())
 
         return write

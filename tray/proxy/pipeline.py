@@ -13,67 +13,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from starlette.responses import Response
 
 from tray.errors import PoolError
-from tray.models import Account, Clock, Decision, EventSink, PoolAvailable, PoolExhausted
+from tray.models import Clock, Decision, EventSink, PoolAvailable, PoolExhausted
 from tray.proxy import attempt as attempts
 from tray.proxy import plan as planner
 from tray.proxy import pooled
-from tray.proxy.attempt import Incoming
 from tray.proxy.pooled import Failure
 from tray.proxy.relay import Hangup, Relay, discard
-from tray.quota.service import QuotaService
-from tray.store.accounts import Store
+from tray.proxy.request import Collaborators, FreshTokens, Incoming, PoolHealth
+from tray.quota import QuotaService
+from tray.store import Store
 
 log = logging.getLogger(__name__)
 
-TURN_STATES_KEPT = 10_000
 CLIENT_GONE = 499  # the status recorded for a request whose client left before any answer
 STREAM_DROPPED = 502  # recorded for an answer upstream cut off after output started (sent as 200)
-
-
-class FreshTokens(Protocol):
-    async def ensure_fresh(self, account: Account, *, force: bool = False) -> Account: ...
-
-
-@dataclass
-class PoolHealth:
-    """Per-process memory of whether the last request found the pool exhausted."""
-
-    exhausted: bool = False
-    turn_states: OrderedDict[str, int] = field(default_factory=OrderedDict)
-    # Accounts this process just cooled down or marked needs-login, kept out of its own routing
-    # until the background batch has written that (then the store decides, as for every process).
-    held: dict[int, float] = field(default_factory=dict)  # account id -> until (clock)
-
-    def hold(self, account_id: int, until: float) -> None:
-        self.held[account_id] = max(until, self.held.get(account_id, until))
-
-    def release(self, account_id: int) -> None:
-        self.held.pop(account_id, None)
-
-    def routable(self, accounts: list[Account], now: float) -> list[Account]:
-        for account_id, until in list(self.held.items()):
-            if until <= now:
-                del self.held[account_id]
-        return [a for a in accounts if a.id not in self.held]
-
-    def turn_owner(self, value: str | None) -> int | None:
-        return None if value is None else self.turn_states.get(value)
-
-    def issued(self, value: str, account_id: int) -> None:
-        self.turn_states[value] = account_id
-        self.turn_states.move_to_end(value)
-        while len(self.turn_states) > TURN_STATES_KEPT:
-            self.turn_states.popitem(last=False)
 
 
 class Pipeline:
@@ -103,6 +65,8 @@ class Pipeline:
         self.events = events
         self.health = PoolHealth()
         self.routing = planner.Router(self.reads, settings, clock)
+        self.crew = Collaborators(store=store, quota=quota, refresher=refresher, http=http, settings=settings,
+                                  clock=clock, memory=self.health, background=self.background, emit=self.emit)
         self._bookkeeping: set[asyncio.Task[None]] = set()
         self._pending: list[tuple[Callable[[], object], Callable[[], object] | None]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -121,7 +85,7 @@ class Pipeline:
                     for a, until in plan.held]
         reason = plan.reason
         for account in plan.order:
-            attempt = attempts.Attempt(self, inc, plan, account, views.get(account.id), reason)
+            attempt = attempts.Attempt(self.crew, inc, plan, account, views.get(account.id), reason)
             # A client that left before the first output is not served by anyone: trying the
             # next account would spend its quota for nobody.
             outcome = await (attempt.run() if hangup is None else hangup.unless_gone(attempt.run(), discard))
@@ -148,6 +112,8 @@ class Pipeline:
         decision = attempt.decision(status, latency)
         log.debug("%s %s -> %s (%s): %d after %.1f ms", attempt.inc.method, attempt.inc.route,
                   decision.account_name, decision.reason, status, latency)
+        if 200 <= status < 300:
+            self.routing.succeeded(attempt.inc, attempt.plan, attempt.account, attempt.fast_on)
         work = attempt.after_commit(status)
         if isinstance(answer, Relay):
             # Affinity and the cleared cooldown are written now; the decision once the stream has

@@ -1,7 +1,7 @@
 """The proxy's use of the pure routing core: which accounts to try in which order (affinity, the
 ranking, turn-state ownership), each attempt's body (fast mode), cooldowns and dormant touches.
 
-Everything here is a thin adapter over :mod:`tray.routing.rank`, :mod:`tray.routing.affinity`,
+Everything here is a thin adapter over :mod:`tray.routing.ranking`, :mod:`tray.routing.affinity`,
 :mod:`tray.routing.fastmode` and :mod:`tray.routing.cooldown`; the decisions themselves live there.
 """
 
@@ -11,16 +11,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tray.models import Account, CandidateScore, Clock, Cooldown
-from tray.quota.usage import UsageView
-from tray.routing import cooldown, fastmode
-from tray.routing import rank as routing
-from tray.routing.affinity import AffinityMap, affinity_key
-from tray.routing.rank import RoutingSettings
+from tray.models import Account, CandidateScore, Clock
+from tray.proxy.request import Incoming
+from tray.quota import UsageView
+from tray.routing import (
+    AffinityMap,
+    RoutingSettings,
+    affinity_key,
+    available_at,
+    decide_fast,
+    dormant_labels,
+    fast_body,
+    rank,
+)
 
 if TYPE_CHECKING:
-    from tray.proxy.attempt import Incoming
-    from tray.store.accounts import Store
+    from tray.store import Store
 
 DORMANT_SUPPRESSION = 1800.0  # seconds a touched dormant window is ignored by every process
 CODEX_RESPONSES = ("/codex/responses",)
@@ -61,7 +67,7 @@ class Router:
         entry = self.affinity.get(key) if key is not None else None
         sticky = entry.account_id if entry is not None else None
         touched = {i: frozenset(labels) for i, labels in self.store.dormant_touches(now).items()}
-        ranking = routing.rank(accounts, views, sticky_account=sticky, settings=rsettings,
+        ranking = rank(accounts, views, sticky_account=sticky, settings=rsettings,
                                touched=touched, now=now)
         by_id = {a.id: a for a in accounts}
         order = [by_id[i] for i in ranking.order if i in by_id]
@@ -70,8 +76,8 @@ class Router:
             # The turn state pins this turn to the account that issued it while it can serve.
             order = [by_id[turn_owner], *[a for a in order if a.id != turn_owner]]
             reason = "turn state kept its account"
-        # Decision 3: a blocked account is not tried again before its reset (once the reset passed,
-        # its cache entry expired and was refetched, so it is a candidate again).
+        # A blocked account is not tried again before its reset: upstream would refuse it. Once the
+        # reset passed, its cache entry expired and was refetched, so it is a candidate again.
         held = tuple((a, until) for a in order if (until := blocked_until(views.get(a.id), now)) is not None)
         if held:
             order = [a for a in order if all(a.id != h.id for h, _ in held)]
@@ -89,7 +95,7 @@ def blocked_until(view: UsageView | None, now: float) -> float | None:
     stays a last-resort candidate)."""
     if view is None or view.usage is None or not view.usage.blocked:
         return None
-    until = routing.available_at(view, None, now)
+    until = available_at(view, None, now)
     return until if until is not None and until > now else None
 
 
@@ -101,24 +107,8 @@ def attempt_body(
     if inc.obj is None or not inc.path.startswith(CODEX_RESPONSES) or inc.path.endswith("/compact"):
         return inc.body, False, None
     previous = plan.sticky_fast if plan.sticky_account == account.id else None
-    decision = fastmode.decide(inc.obj, view, RoutingSettings.from_config(config), previous, now)
-    return fastmode.attempt_body(inc.body, inc.obj, decision), decision.on, decision.note
-
-
-def cooldown_after_429(
-    account_id: int, headers: Mapping[str, str], body: bytes, view: UsageView | None, now: float
-) -> Cooldown:
-    until, source = cooldown.after_429(headers, body, view.usage if view is not None else None, now)
-    return Cooldown(account_id, until, 429, "rate limited", source)
-
-
-def failure_cooldown(account_id: int, kind: str, status: int, now: float) -> Cooldown:
-    until = cooldown.after_failure("forbidden" if kind == "html 403" else kind, now)
-    return Cooldown(account_id, until, status, kind, "default")
-
-
-def is_entitlement_error(body: bytes) -> bool:
-    return cooldown.is_entitlement_error(body)
+    decision = decide_fast(inc.obj, view, RoutingSettings.from_config(config), previous, now)
+    return fast_body(inc.body, inc.obj, decision), decision.on, decision.note
 
 
 def record_touches(store: Store, config: Any, account: Account, view: UsageView | None, now: float) -> None:
@@ -127,5 +117,5 @@ def record_touches(store: Store, config: Any, account: Account, view: UsageView 
         return
     if RoutingSettings.from_config(config).dormant_touch == "disabled":
         return
-    for label in routing.dormant_labels(view.usage):
+    for label in dormant_labels(view.usage):
         store.touch_dormant(account.id, label, now + DORMANT_SUPPRESSION)

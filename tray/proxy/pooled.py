@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from starlette.responses import Response
 
 from tray.proxy.shaping import error_body
-from tray.quota import usage as quota
-from tray.routing import rank as routing
-from tray.store.accounts import Store
+from tray.quota import usage_view
+from tray.routing import soonest_reset as soonest_available
+from tray.store import Store
 
 RATE_LIMIT_KINDS = frozenset({"429", "usage limit", "rate limited"})
 LOCAL_KINDS = frozenset({"pool busy"})  # our own pool file, not the account
@@ -65,8 +65,8 @@ def _cooling(store: Store, now: float, failures: Iterable[Failure]) -> dict[int,
 
 def _earliest(store: Store, now: float, failures: Iterable[Failure] = ()) -> float | None:
     enabled = [a.id for a in store.accounts(include_inactive=False)]
-    views = {i: quota.usage_view(store.usage(i), now, account_id=i) for i in enabled}
-    return routing.soonest_reset(enabled, _cooling(store, now, failures), views, now)
+    views = {i: usage_view(store.usage(i), now, account_id=i) for i in enabled}
+    return soonest_available(enabled, _cooling(store, now, failures), views, now)
 
 
 def soonest_reset(store: Store, now: float, failures: Iterable[Failure] = ()) -> float | None:

@@ -28,9 +28,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tray.errors import PoolError, StoreLockedError
 from tray.proxy.access import AccessPolicy, Denied, check_headers, check_request
-from tray.proxy.attempt import Incoming
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.relay import Hangup
+from tray.proxy.request import Incoming
 from tray.proxy.shaping import DEFAULT_ORIGINATOR, TURN_STATE, error_body, shape_v1_body
 
 log = logging.getLogger(__name__)

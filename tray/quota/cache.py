@@ -20,8 +20,7 @@ from tray.models import Account, Clock, EventSink, QuotaLow, Usage
 from tray.quota import signals
 from tray.quota import usage as quota
 from tray.quota.usage import UsageView
-from tray.store import history
-from tray.store.accounts import Store
+from tray.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ class QuotaCache:
     def _record(self, account: Account, payload: Mapping[str, Any], at: float, source: str) -> None:
         # The history is a by-product: a failed sample must not undo the quota it came with.
         try:
-            self.store.record_samples(history.samples_from_payload(account.id, payload, at, source))
+            self.store.record_samples(quota.samples_from_payload(account.id, payload, at, source))
         except PoolError as exc:
             log.info("usage sample for %s not kept: %s", account.name, exc)
 

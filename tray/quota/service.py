@@ -2,9 +2,8 @@
 run in worker threads, since another process may hold the pool file's write lock).
 
 - :meth:`QuotaService.prepare` gives routing a usage view per candidate. An entry whose scored
-  window's reset deadline passed is refetched, but a request waits for that at most
-  :data:`EXPIRED_WAIT` seconds, and only within that long of the fetch's start (later requests
-  do not wait for a fetch still running); meanwhile the account is ranked unknown (neutral).
+  window's reset deadline passed is refetched; a request waits at most :data:`EXPIRED_WAIT` seconds
+  from the fetch's start for it, and meanwhile the account is ranked unknown (neutral).
   Stale or cold entries are used (or ranked neutral) while a background fetch warms them; a window
   reporting ``reset_after_seconds = 0`` triggers at most one refetch per account per minute.
 - A failed fetch is retried in the background with backoff (:data:`RETRY_FIRST` doubling to
@@ -44,7 +43,7 @@ from tray.quota.backoff import Backoff
 from tray.quota.cache import LOW_PERCENT_LEFT, QuotaCache
 from tray.quota.fetcher import UsageFetchError, fetch_usage
 from tray.quota.usage import UsageView
-from tray.store.accounts import Store
+from tray.store import Store
 
 log = logging.getLogger(__name__)
 

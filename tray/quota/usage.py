@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from tray.models import QuotaEntry, Usage, Window
+from tray.models import QuotaEntry, Usage, UsageSample, Window
 from tray.quota.signals import merge_payload as merge_payload  # re-exported: quota is the public face
 from tray.quota.signals import payload_from_429 as payload_from_429
 from tray.quota.signals import payload_from_event as payload_from_event
@@ -24,7 +24,7 @@ from tray.quota.signals import payload_from_headers as payload_from_headers
 
 FRESH_SECONDS = 60.0  # a cached entry younger than this is used without a fetch
 STALE_SECONDS = 3600.0  # older than fresh but younger than this: used while it is re-warmed
-REFETCH_INTERVAL = 60.0  # at most one "just reset" refetch per account per interval (gap 13)
+REFETCH_INTERVAL = 60.0  # at most one "just reset" refetch per account per interval (no refetch loop)
 REVALIDATE_AGE = 180.0  # the poller refetches entries older than this ...
 ACTIVE_SECONDS = 300.0  # ... for accounts that served a request this recently
 DORMANT_TOLERANCE = 0.001  # a window counts as untouched within 0.1 % (at least 1 s) of its length
@@ -116,8 +116,9 @@ def by_length(usage: Usage | None) -> tuple[tuple[str, Window], ...]:
     return tuple(sorted(windows(usage), key=lambda item: item[1].window_seconds or math.inf))
 
 
-def window_name(seconds: float | None) -> str:
-    """``5h``, ``7d``, ``2.5h``, ``30m``, ``45s``: a window named by its length."""
+def window_length(seconds: float | None) -> str:
+    """``5h``, ``7d``, ``2.5h``, ``30m``, ``45s``: a window's length (surfaces show
+    :func:`window_name`)."""
     if seconds is None or not math.isfinite(seconds) or seconds <= 0:
         return "?"
     for size, unit in ((86400.0, "d"), (3600.0, "h"), (60.0, "m")):
@@ -126,12 +127,12 @@ def window_name(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
-def window_label(seconds: float | None) -> str:
-    """What the user calls a window: ``weekly`` for a week-long one (6 to 8 days), else its length
-    (``5h``)."""
+def window_name(seconds: float | None) -> str:
+    """What every surface calls a window (tray, window, ``status``, notices): ``weekly`` for a
+    week-long one (6 to 8 days), else its length (``5h``)."""
     if seconds is not None and 6 * 86400 <= seconds <= 8 * 86400:
         return "weekly"
-    return window_name(seconds)
+    return window_length(seconds)
 
 
 def is_complete(window: Window) -> bool:
@@ -208,7 +209,7 @@ class UsageView:
 
     @property
     def expired(self) -> bool:
-        """An entry exists but is unusable: refetch before ranking (the seed's synchronous prefetch)."""
+        """An entry exists but is unusable: refetch before ranking (briefly; see QuotaService.prepare)."""
         return self.has_entry and self.freshness == "missing"
 
 
@@ -218,7 +219,7 @@ def missing_view(account_id: int) -> UsageView:
 
 def reset_deadline(usage: Usage, observed_at: float) -> float | None:
     """The earliest moment a scored window resets, or a blocked limit lifts (429 body reset).
-    Dormant windows and windows reporting 0 s ("just reset", gap 13) never force expiry."""
+    Dormant windows and windows reporting 0 s ("just reset": rate-limited separately) never force expiry."""
     deadlines = [
         observed_at + w.reset_after_seconds
         for _, w in windows(usage)
@@ -277,3 +278,20 @@ def should_revalidate(view: UsageView, last_active_at: float | None, now: float)
     if last_active_at is None or not 0 <= now - last_active_at <= ACTIVE_SECONDS:
         return False
     return view.updated_at is None or now - view.updated_at > REVALIDATE_AGE
+
+
+def samples_from_payload(
+    account_id: int, payload: Mapping[str, Any] | str | None, at: float, source: str
+) -> list[UsageSample]:
+    """The samples a usage-shaped payload gives: one per window with a known length and used %.
+    A window without a length cannot be named (5h, weekly...) and is left out."""
+    usage = parse_usage(payload)
+    if usage is None:
+        return []
+    found: list[UsageSample] = []
+    for _, window in windows(anchor(usage, at)):
+        if window.window_seconds is None or window.used_percent is None:
+            continue
+        used = max(0.0, min(100.0, window.used_percent))
+        found.append(UsageSample(account_id, window.window_seconds, used, window.reset_at, source, at))
+    return found

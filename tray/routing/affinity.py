@@ -2,8 +2,8 @@
 
 The key comes from the request (``session-id`` header, else ``session_id``, else ``thread-id``, else
 the body's ``prompt_cache_key``); no key means no affinity. :class:`AffinityMap` is an LRU map with a
-TTL, per process (gap 24: the seed's 50-entry prune dropped new sessions). Entries are ordered by their
-last success, so expired ones are always at the head and pruning is amortized O(1).
+TTL, per process (a small fixed prune would drop the newest sessions). Entries are ordered by their last
+success, so expired ones are always at the head and pruning is amortized O(1).
 """
 
 from __future__ import annotations

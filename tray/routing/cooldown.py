@@ -1,6 +1,6 @@
 """How long an account rests after upstream turned a request away.
 
-After a 429 the best signal wins (product decision 3, seed gaps 12 and 23): the error body's
+After a 429 the most precise signal wins, whichever header or body carries it: the error body's
 ``resets_at`` / ``resets_in_seconds``, the ``x-codex-*`` reset of the exhausted window, ``Retry-After``
 (seconds or an HTTP date), the blocking window in cached usage, else 60 s. Transport errors, 5xx and
 HTML 403s get a short cooldown instead; none of these ever disables an account. Pure; never raises.
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import overload
 
-from tray.models import Usage
+from tray.models import Cooldown, Usage
 from tray.quota.signals import error_body, error_kind, lower_headers, payload_from_headers, to_number
 from tray.quota.usage import windows
 
@@ -132,3 +132,18 @@ def after_failure(kind: str | float, now: float | None = None, /) -> float:
     if now is None:
         return float(kind) + FAILURE_COOLDOWN
     return now + _FAILURES.get(str(kind), FAILURE_COOLDOWN)
+
+
+def for_429(
+    account_id: int, headers: Mapping[str, str], body: bytes, usage: Usage | None, now: float
+) -> Cooldown:
+    """The cooldown an account gets after upstream answered 429 (see :func:`after_429`)."""
+    until, source = after_429(headers, body, usage, now)
+    return Cooldown(account_id, until, 429, "rate limited", source)
+
+
+def for_failure(account_id: int, kind: str, status: int, now: float) -> Cooldown:
+    """The cooldown after a failure that says nothing about quota (``kind``: ``timeout``,
+    ``transport``, ``5xx``, ``html 403``, an early stream failure...)."""
+    until = after_failure("forbidden" if kind == "html 403" else kind, now)
+    return Cooldown(account_id, until, status, kind, "default")

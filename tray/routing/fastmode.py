@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, overload
 
 from tray.quota.usage import UsageView, is_complete, windows
-from tray.routing.rank import RoutingSettings
+from tray.routing.ranking import RoutingSettings
 from tray.routing.scoring import LOW_CAP, guard_weight, normalized, plan_weight
 
 GATE_ON = 0.05  # to turn fast mode on, the score must be this far ahead of pace ...
@@ -38,7 +38,7 @@ class FastDecision:
 
 
 def caller_tier(body: Mapping[str, Any]) -> bool:
-    """The caller chose a tier itself (gap 22: a ``null`` value is no choice)."""
+    """The caller chose a tier itself (a ``null`` value is no choice: fast mode still decides)."""
     return any(body.get(key) is not None for key in TIER_KEYS)
 
 
@@ -95,7 +95,7 @@ def decide(
     if usage is None or view is None:
         return _off("no data")
     if usage.blocked:
-        return _off("blocked")  # gap 22c: the seed showed "no data" here
+        return _off("blocked")  # say why: "no data" would hide that the account is at its limit
     present = windows(usage)
     if not present or not all(is_complete(w) for _, w in present):
         return _off("no data")

@@ -181,7 +181,7 @@ def _reduce(scored: list[WindowScore], age: float) -> ScoreResult | None:
 
 def score(usage: Usage | None, age: float = 0.0, *, now: float | None = None) -> ScoreResult:
     """Score an account from its usage and the cache age (seconds). The main (longest) window's raw
-    score is not aged; guards and blocked timers are (as the seed does, gap 14 kept)."""
+    score is not aged (a stale reading of a long window barely moves); guards and blocked timers are."""
     if usage is None:
         return UNKNOWN
     if usage.blocked:

@@ -14,12 +14,9 @@ background batch), never from the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
-from tray.forecast.pool import RESET_JITTER
-from tray.models import UsageSample
-from tray.quota import usage as quota
+from tray.models import RESET_JITTER, UsageSample
 from tray.store.connection import Database, Row
 
 SAMPLE_EVERY = 60.0  # seconds: at most one unchanged sample per account and window this often
@@ -27,23 +24,6 @@ HISTORY_DAYS = 35
 SAMPLES_KEPT = 200_000  # about 20 MB of pool file at most
 
 _COLUMNS = "account_id, window_seconds, used_percent, reset_at, source, at"
-
-
-def samples_from_payload(
-    account_id: int, payload: Mapping[str, Any] | str | None, at: float, source: str
-) -> list[UsageSample]:
-    """The samples a usage-shaped payload gives: one per window with a known length and used %.
-    A window without a length cannot be named (5h, weekly...) and is left out."""
-    usage = quota.parse_usage(payload)
-    if usage is None:
-        return []
-    found: list[UsageSample] = []
-    for _, window in quota.windows(quota.anchor(usage, at)):
-        if window.window_seconds is None or window.used_percent is None:
-            continue
-        used = max(0.0, min(100.0, window.used_percent))
-        found.append(UsageSample(account_id, window.window_seconds, used, window.reset_at, source, at))
-    return found
 
 
 def same_reading(old: UsageSample, new: UsageSample) -> bool:

@@ -179,7 +179,8 @@ def rank(
         dormant = [e for e in ordered if e.pending] if promote else []
         sticky = next((e for e in ordered if e.account.id == affinity), None)
         if dormant:
-            # Gap 11: the dormant accounts go first; every other account stays behind as failover.
+            # A dormant window is started as soon as possible: those accounts go first, every other
+            # account stays behind as failover.
             front = sorted(dormant, key=lambda e: e.touch_rank, reverse=True)
             ordered = front + [e for e in ordered if not e.pending]
             reason, kept = touch_reason(front[0].pending), front[0] is sticky
