@@ -17,7 +17,7 @@ import psutil  # type: ignore[import-untyped]
 
 from tray.models import Identity, TokenSet
 from tray.paths import api_key, resolve_paths
-from tray.store import Store
+from tray.store.accounts import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
