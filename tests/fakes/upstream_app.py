@@ -181,7 +181,7 @@ async def _read(request: Request, fake: FakeUpstream) -> tuple[Any, str | None, 
         except ValueError:
             body = raw.decode(errors="replace")
     headers = {k.lower(): v for k, v in request.headers.items()}
-    fake.record(request.method, request.url.path, request.url.query, headers, body)
+    fake.record(request.method, request.url.path, request.url.query, headers, body, raw)
     auth = headers.get("authorization", "")
     token = auth[7:] if auth.lower().startswith("bearer ") else None
     account_id, problem = fake.identify(token)
