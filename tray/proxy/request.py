@@ -28,7 +28,8 @@ class Background(Protocol):
 
 @dataclass(frozen=True)
 class Incoming:
-    """A client request, read once; every attempt rebuilds its own body from ``obj``/``body``."""
+    """A client request, read once. ``body`` is what goes upstream (the client's own bytes, or the
+    ``/v1`` body shaped once); an attempt in fast mode appends ``service_tier`` to its own copy."""
 
     route: str  # "responses", "compact", "models", "v1.responses", "v1.models"
     method: str
@@ -36,7 +37,7 @@ class Incoming:
     query: str
     headers: tuple[tuple[str, str], ...]  # the client's, names lower-case
     body: bytes
-    obj: dict[str, Any] | None  # the JSON object of the body, when it is one
+    fields: dict[str, Any] | None  # the body's top-level fields routing reads, when it is an object
     mode: str = "stream"  # "stream" | "aggregate" (non-streaming /v1) | "models" (/v1/models)
     defaults: tuple[tuple[str, str], ...] = ()  # headers added when the client sent none
     turn_state: str | None = None

@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,12 +28,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tray.errors import PoolError, StoreLockedError
 from tray.proxy.access import AccessPolicy, Denied, check_headers, check_request
+from tray.proxy.body import NotAnObject, is_blank, parse_object, read_fields, routing_fields
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.relay import Hangup
 from tray.proxy.request import Incoming
 from tray.proxy.shaping import DEFAULT_ORIGINATOR, TURN_STATE, error_body, shape_v1_body
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Codex's model list is gated on the client version; /v1 clients do not send one.
 MODELS_CLIENT_VERSION = "0.169.0"
@@ -48,6 +50,16 @@ class BadInput(PoolError):
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+def _read(body: bytes, read: Callable[[bytes], T]) -> T:
+    """``read(body)``, what it refuses answered 400."""
+    try:
+        return read(body)
+    except NotAnObject as exc:
+        raise BadInput(400, "invalid_json", str(exc)) from exc
+    except ValueError as exc:
+        raise BadInput(400, "invalid_json", f"The request body is not valid JSON: {exc}") from exc
 
 
 def _denied(denied: Denied) -> Response:
@@ -96,7 +108,8 @@ class ProxyRoutes:
         except ClientDisconnect:
             return Response(status_code=499)
 
-    async def _body(self, request: Request) -> tuple[bytes, dict[str, Any] | None]:
+    async def _body(self, request: Request) -> bytes:
+        """The body's bytes as the client sent them, up to the ``max-body-mb`` limit (413)."""
         limit = self.max_body()
         megabytes = limit / (1024 * 1024)
         too_big = BadInput(413, "body_too_large", f"The request body is larger than the {megabytes:g} MB"
@@ -111,47 +124,39 @@ class ProxyRoutes:
             if size > limit:
                 raise too_big
             chunks.append(chunk)
-        body = b"".join(chunks)
-        if not body.strip():
-            return body, None
-        try:
-            parsed = json.loads(body)
-        except ValueError as exc:
-            raise BadInput(400, "invalid_json", f"The request body is not valid JSON: {exc}") from exc
-        if not isinstance(parsed, dict):
-            raise BadInput(400, "invalid_json", "The request body must be a JSON object.")
-        return body, parsed
+        return b"".join(chunks)
 
-    def _incoming(self, request: Request, route: str, path: str, body: bytes, obj: dict[str, Any] | None,
+    def _incoming(self, request: Request, route: str, path: str, body: bytes, fields: dict[str, Any] | None,
                   drop: frozenset[str] = frozenset(), **extra: Any) -> Incoming:
         raw = request.scope["headers"]
         headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw)
         if drop:
             headers = tuple(h for h in headers if h[0] not in drop)
         return Incoming(route=route, method=request.method, path=path, query=request.url.query,
-                        headers=headers, body=body, obj=obj, turn_state=request.headers.get(TURN_STATE),
+                        headers=headers, body=body, fields=fields, turn_state=request.headers.get(TURN_STATE),
                         **extra)
 
     async def _responses(self, request: Request) -> Response:
-        body, obj = await self._body(request)
+        body = await self._body(request)
         path = request.url.path
         if path.startswith("/v1/"):
-            if obj is None:
-                raise BadInput(400, "invalid_json", "The request body must be a JSON object.")
+            obj, encode = _read(body, parse_object)
             shaped, dropped, wants_stream = shape_v1_body(obj)
             if dropped:
                 log.info("/v1/responses: dropped parameters the Codex backend does not take: %s",
                          ", ".join(dropped))
-            body = json.dumps(shaped, separators=(",", ":")).encode()
+            body = encode(shaped)  # the one route whose body is rebuilt: once, for every attempt
             # The upstream answer is always a stream now, whatever the client accepts.
-            inc = self._incoming(request, "v1.responses", "/codex/responses", body, shaped,
+            inc = self._incoming(request, "v1.responses", "/codex/responses", body, routing_fields(shaped),
                                  drop=frozenset({"accept"}),
                                  mode="stream" if wants_stream else "aggregate",
                                  defaults=(("originator", DEFAULT_ORIGINATOR),
                                            ("accept", "text/event-stream")))
         else:
             route = "compact" if path.endswith("/compact") else "responses"
-            inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, obj)
+            # Forwarded as the client's own bytes: only the fields routing needs are read.
+            fields = None if is_blank(body) else _read(body, read_fields)
+            inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, fields)
         return await self._handle(request, inc)
 
     async def _handle(self, request: Request, inc: Incoming) -> Response:
