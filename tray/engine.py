@@ -32,7 +32,7 @@ from tray.config import LoadedConfig, load_config
 from tray.errors import PoolError, ServerError
 from tray.models import Clock, Config, ConfigInvalid, Event, EventSink
 from tray.paths import Paths, api_key, ui_token, write_secret
-from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, ReclaimingTransport, build_app
+from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, ReclaimingTransport, UpstreamTransport, build_app
 from tray.quota import QuotaService
 from tray.server import STOP_TIMEOUT, ServerThread
 from tray.store import Store
@@ -178,7 +178,11 @@ class Engine:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def _build(self) -> list[BaseRoute]:
-        transport = ReclaimingTransport(self._transport, limits=UPSTREAM_LIMITS)
+        # A transport given by the caller (tests) carries every request; by default the responses
+        # stream has its own (see tray/proxy/transport.py).
+        transport: httpx.AsyncBaseTransport = (
+            UpstreamTransport(UPSTREAM_LIMITS) if self._transport is None
+            else ReclaimingTransport(self._transport, limits=UPSTREAM_LIMITS))
         http = httpx.AsyncClient(timeout=self._timeout, transport=transport, follow_redirects=False,
                                  trust_env=False)
         self.http = http

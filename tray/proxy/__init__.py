@@ -9,9 +9,9 @@ from tray.proxy.access import AccessPolicy, check_headers
 from tray.proxy.limits import Limits, connection_cap, harden_process, protocol_for
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.routes import OriginGuard, ProxyRoutes, build_app
-from tray.proxy.transport import ReclaimingTransport
+from tray.proxy.transport import ReclaimingTransport, UpstreamTransport
 
 __all__ = [
     "AccessPolicy", "Limits", "OriginGuard", "Pipeline", "ProxyRoutes", "ReclaimingTransport",
-    "build_app", "check_headers", "connection_cap", "harden_process", "protocol_for",
+    "UpstreamTransport", "build_app", "check_headers", "connection_cap", "harden_process", "protocol_for",
 ]
