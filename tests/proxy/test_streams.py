@@ -226,6 +226,26 @@ def test_an_idle_connection_the_server_closed_is_replaced_without_an_error() -> 
     run(go())
 
 
+def test_an_idle_connection_that_hears_from_upstream_is_not_used_again() -> None:
+    async def go() -> None:
+        async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+            writer.write(SSE_HEAD + chunked(b"a"))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale")  # an answer nobody asked for
+            await writer.drain()
+            return True
+
+        later = answer(SSE_HEAD + chunked(b"b"))
+        async with Upstream(chatty, later) as up, client(StreamTransport()) as http:
+            assert await fetch(http, up.url) == (200, b"a")
+            await asyncio.sleep(0.2)
+            assert await fetch(http, up.url) == (200, b"b")
+            assert up.connections == 2
+
+    run(go())
+
+
 def test_a_request_cancelled_at_any_step_leaves_no_connection_open() -> None:
     async def go() -> None:
         hang = answer(SSE_HEAD, then=5.0)

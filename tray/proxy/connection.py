@@ -57,6 +57,9 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
 
     def data_received(self, data: bytes) -> None:
+        if self._request is None:  # bytes while idle: nothing we asked for, so nothing to trust
+            self._fail(httpx.RemoteProtocolError("upstream sent data on an idle connection"))
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
