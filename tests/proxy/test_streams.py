@@ -228,18 +228,21 @@ def test_an_idle_connection_the_server_closed_is_replaced_without_an_error() -> 
 
 def test_an_idle_connection_that_hears_from_upstream_is_not_used_again() -> None:
     async def go() -> None:
+        hung_up = asyncio.Event()
+
         async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
             writer.write(SSE_HEAD + chunked(b"a"))
             await writer.drain()
-            await asyncio.sleep(0.05)
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale")  # an answer nobody asked for
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale")  # nobody asked for it
             await writer.drain()
-            return True
+            await reader.read()  # until the client hangs up on this connection
+            hung_up.set()
+            return False
 
         later = answer(SSE_HEAD + chunked(b"b"))
         async with Upstream(chatty, later) as up, client(StreamTransport()) as http:
             assert await fetch(http, up.url) == (200, b"a")
-            await asyncio.sleep(0.2)
+            await hung_up.wait()
             assert await fetch(http, up.url) == (200, b"b")
             assert up.connections == 2
 

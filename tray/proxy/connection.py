@@ -62,6 +62,8 @@ class Connection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError:  # raised by on_message_begin: see there
+            self._fail(httpx.RemoteProtocolError("upstream sent an answer nobody asked for"))
         except httptools.HttpParserError as exc:
             self._fail(httpx.RemoteProtocolError(f"upstream sent a malformed answer ({exc})",
                                                  request=self._request))
@@ -80,6 +82,10 @@ class Connection(asyncio.Protocol):
         _wake(drained)
 
     # ---- httptools callbacks --------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._complete:  # a second answer to one request: its bytes must not join the first
+            raise _Unasked
 
     def on_status(self, status: bytes) -> None:
         self._reason += status
@@ -191,6 +197,10 @@ class Connection(asyncio.Protocol):
         self._head = self._waiter = self._drained = None
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
+
+
+class _Unasked(Exception):
+    """An answer began after the one the request asked for had ended."""
 
 
 def _wake(future: asyncio.Future[bool] | None) -> None:
