@@ -249,6 +249,35 @@ def test_an_idle_connection_that_hears_from_upstream_is_not_used_again() -> None
     run(go())
 
 
+def test_a_reused_connection_closed_without_an_answer_is_retried_once_on_a_new_one() -> None:
+    # The race a keep-alive connection has: upstream closes it just as a request goes out. As
+    # browsers do, a request that got no byte back on a reused connection is sent once more.
+    async def go() -> None:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+            return False
+
+        first, last = answer(SSE_HEAD + chunked(b"a")), answer(SSE_HEAD + chunked(b"c"))
+        async with Upstream(first, hang_up, last) as up, client(StreamTransport()) as http:
+            assert await fetch(http, up.url) == (200, b"a")
+            assert await fetch(http, up.url) == (200, b"c")
+            assert up.connections == 2 and len(up.requests) == 3
+
+    run(go())
+
+
+def test_a_new_connection_closed_without_an_answer_is_an_error() -> None:
+    async def go() -> None:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+            return False
+
+        async with Upstream(hang_up) as up, client(StreamTransport()) as http:
+            with pytest.raises(httpx.ReadError):
+                await fetch(http, up.url)
+            assert len(up.requests) == 1
+
+    run(go())
+
+
 def test_a_request_cancelled_at_any_step_leaves_no_connection_open() -> None:
     async def go() -> None:
         hang = answer(SSE_HEAD, then=5.0)
