@@ -126,7 +126,7 @@ async def one_at_a_time(targets: tuple[Target, Target], meter: CpuMeter, samples
 async def measure(targets: tuple[Target, Target], proc: psutil.Process, fake: psutil.Process,
                   args: argparse.Namespace) -> dict[str, Any]:
     procs = {"proxy": proc, "fake": fake, "client": psutil.Process()}
-    out: dict[str, Any] = {"body_bytes": len(body_for("real"))}
+    out: dict[str, Any] = {"body_bytes": len(body_for("real")), "load_average_start": os.getloadavg()[0]}
     for target in targets:
         target.body = body_for("real")
     await warm_up(targets, 20)

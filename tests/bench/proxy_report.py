@@ -48,7 +48,8 @@ def render(figures: dict[str, Any], args: argparse.Namespace) -> str:
     out = [
         f"Measured by `tests/bench/bench_proxy.py` on {time.strftime('%Y-%m-%d', time.gmtime())} "
         f"({os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.machine()}, 1-minute "
-        f"load average {f['load_average_1min']:.1f} at the end): the fake backend and `codex-pool serve` "
+        f"load average {f.get('load_average_start', float('nan')):.1f} at the start and "
+        f"{f['load_average_1min']:.1f} at the end): the fake backend and `codex-pool serve` "
         f"each in their own process on loopback, one answer = {args.events} SSE events (~{answer:.0f} kB), "
         "every request with the headers and body Codex CLI 0.169.0 sends.",
         "",
