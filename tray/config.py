@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import os
-import secrets
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -21,6 +19,7 @@ from urllib.parse import urlsplit
 
 from tray.errors import ConfigError
 from tray.models import Config
+from tray.paths import write_atomic
 
 
 @dataclass(frozen=True)
@@ -343,19 +342,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write atomically (temp file + rename), keeping an existing file's permissions."""
+    """Write atomically (:func:`tray.paths.write_atomic`), keeping an existing file's permissions."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, text, mode=0o644, keep_mode=True)
 

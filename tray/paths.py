@@ -1,16 +1,24 @@
-"""Where codex-pool keeps its files.
+"""Where codex-pool keeps its files, and the one way they are written.
 
 ``CODEX_POOL_HOME=<dir>`` puts config, data and logs under one folder (tests and side-by-side
 instances use it); otherwise platformdirs decides, with the app name ``codex-pool``.
 Folders that hold secrets are created 0700; secret files are written 0600 by their owners
 (see :func:`write_secret`).
+
+Every file codex-pool writes in place (config, keys, the user's ``auth.json``, client configs,
+autostart entries) goes through :func:`write_atomic`: a reader sees the old file or the new one,
+never half of either, on every OS.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import Mapping
+import stat
+import sys
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,20 +91,90 @@ def resolve_paths(environ: Mapping[str, str] | None = None) -> Paths:
     )
 
 
+# Windows refuses to replace a file that another process holds open without FILE_SHARE_DELETE
+# (Codex CLI reading auth.json, an antivirus scan, an editor): ERROR_ACCESS_DENIED (5) or
+# ERROR_SHARING_VIOLATION (32). Such holds are short, so the replace is tried again for a while.
+SHARING_VIOLATIONS = frozenset({5, 32})
+REPLACE_TRIES = 10  # waits of 0.02 s doubling to 0.5 s: about 2.6 s in all
+REPLACE_FIRST_WAIT = 0.02
+REPLACE_MAX_WAIT = 0.5
+
+
+def replace_file(src: Path, dst: Path, *, sleep: Callable[[float], None] | None = None,
+                 tries: int = REPLACE_TRIES) -> None:
+    """``os.replace(src, dst)``, tried again while Windows reports a sharing violation. Any other
+    error (and a sharing violation that outlasts the tries) is raised at once."""
+    wait = REPLACE_FIRST_WAIT
+    for attempt in range(1, tries + 1):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError as exc:
+            # ``winerror`` exists only on Windows: a POSIX EACCES/EPERM is never retried.
+            if getattr(exc, "winerror", None) not in SHARING_VIOLATIONS or attempt == tries:
+                raise
+        (sleep or time.sleep)(wait)
+        wait = min(wait * 2, REPLACE_MAX_WAIT)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable: the new directory entry survives a power cut. POSIX only
+    (Windows cannot open a folder this way, and NTFS journals the rename); failures are ignored."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o600, keep_mode: bool = False,
+                 platform: str = sys.platform) -> None:
+    """Replace ``path`` with ``data`` (text is written as UTF-8) so that every reader sees the old
+    file or the new one, on every OS.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and the file is moved
+    over ``path`` (retried on Windows sharing violations, see :func:`replace_file`); on POSIX the
+    folder is synced too. The new file gets ``mode`` (or, with ``keep_mode``, the existing file's
+    permissions): set when the file is created and again exactly on POSIX, whatever the umask; on
+    Windows only the read-only bit exists, and files inherit their folder's ACL. A symlink at
+    ``path`` is followed, so a linked dotfile stays a link. On any failure the old file is left as
+    it was and no temporary file remains; the ``OSError`` is raised for the caller to word.
+    """
+    target = path.resolve() if path.is_symlink() else path
+    if keep_mode:
+        with contextlib.suppress(OSError):
+            mode = stat.S_IMODE(target.stat().st_mode)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    # O_BINARY: without it Windows' C runtime turns every "\n" written into "\r\n".
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(tmp, flags, mode)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if platform != "win32":
+            os.chmod(tmp, mode)  # os.open's mode went through the umask; no os.fchmod (Windows < 3.13)
+        replace_file(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    if platform != "win32":
+        fsync_folder(target.parent)
+
+
 def write_secret(path: Path, text: str) -> None:
     """Write ``text`` atomically to ``path`` with mode 0600 (parent 0700)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        os.chmod(path, 0o600)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(path, text, mode=0o600)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise PoolError(f"Could not write {path}: {exc.strerror or exc}") from exc
 
 

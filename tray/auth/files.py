@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from typing import Any, Protocol
 from tray.auth.claims import expiry, identity_and_meta
 from tray.errors import AuthFileError
 from tray.models import Account, Clock, Identity, TokenSet
+from tray.paths import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -183,21 +183,8 @@ def import_primary(
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
     try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        mode = 0o600
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), mode)
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data, indent=2) + "\n", mode=0o600, keep_mode=True)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise AuthFileError(f"Could not write {path}: {exc.strerror or exc}") from exc
 
 

@@ -6,13 +6,13 @@ removes our file, which also drops a ``Hidden=true`` copy someone else left.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from tray.autostart import texts
 from tray.errors import AutostartError
+from tray.paths import write_atomic
 
 
 def autostart_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
@@ -43,14 +43,10 @@ class LinuxAutostart:
 
     def enable(self) -> None:
         text = texts.desktop_entry(self.command)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_atomic(self.path, text, mode=0o644)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             raise AutostartError(f"Could not write {self.path}: {exc.strerror or exc}") from exc
 
     def disable(self) -> None:

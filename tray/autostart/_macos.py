@@ -9,13 +9,13 @@ running app would just be asked to show its window. Turning it off also unloads 
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tray.autostart import texts
 from tray.errors import AutostartError
+from tray.paths import write_atomic
 
 Launchctl = Callable[[Sequence[str]], None]
 
@@ -57,14 +57,10 @@ class MacAutostart:
 
     def enable(self) -> None:
         data = texts.launch_agent(self.command, label=self.label)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, self.path)
+            write_atomic(self.path, data, mode=0o644)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             raise AutostartError(f"Could not write {self.path}: {exc.strerror or exc}") from exc
 
     def disable(self) -> None:
