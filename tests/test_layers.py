@@ -50,7 +50,7 @@ ROOMS: dict[str, set[str]] = {
     # the desktop never touches the store: the app hands its parts models and callbacks
     "desktop": {"autostart", "engine", "forecast", "health", "notices", "paths", "quota"},
     "commands": {"api", "auth", "autostart", "clients", "config", "desktop", "engine", "forecast", "health",
-                 "logs", "notices", "paths", "quota", "store"},
+                 "logs", "notices", "paths", "portholder", "quota", "store"},
     "cli": {"commands"},
 }
 
