@@ -55,7 +55,7 @@ Job = Callable[[], None]
 def open_path(path: Path) -> None:
     """Open a file with the desktop's default application."""
     if sys.platform == "win32":
-        os.startfile(path)  # type: ignore[attr-defined]  # noqa: S606
+        os.startfile(path)  # type: ignore[attr-defined,unused-ignore]  # noqa: S606
         return
     opener = "open" if sys.platform == "darwin" else "xdg-open"
     subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
