@@ -198,11 +198,12 @@ class TrayIcon:
     """The icon and its menu. Create and :meth:`run` on the main thread."""
 
     def __init__(self, on_action: OnAction, *, name: str = "codex-pool",
-                 dispatcher: Callable[[Any], Dispatcher] | None = None) -> None:
+                 dispatcher: Callable[[Any], Dispatcher] | None = None, platform: str = sys.platform) -> None:
         import pystray
 
         self._pystray: Any = pystray
         self._on_action = on_action
+        self._platform = platform
         self._shown: tuple[MenuModel, Health, str] | None = None
         self._lock = threading.Lock()
         self._menu: MenuModel | None = None  # the model on screen (GUI thread only)
@@ -257,7 +258,7 @@ class TrayIcon:
         if old is None or old[1] != state:
             self._icon.icon = render(state, ICON_SIZE)
         if old is None or old[2] != tooltip:
-            self._icon.title = fit_tooltip(tooltip)  # Windows: 127 characters at most
+            self._icon.title = fit_tooltip(tooltip, self._platform)  # Windows: 127 characters at most
             status_icon = getattr(self._icon, "_status_icon", None)  # GTK backend: a real tooltip
             if status_icon is not None:
                 status_icon.set_tooltip_text(tooltip)
