@@ -212,13 +212,18 @@ class Engine:
                              max_body=lambda: self.config.max_body_bytes)
         app = build_app(routes, extra)
         port = self.config.port if self._port is None else self._port
-        self.server = ServerThread(app, self.host, port, allow_remote=self.config.allow_remote,
-                                   on_start=self._on_start, on_stop=self._on_stop,
-                                   stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
         try:
+            self.server = ServerThread(app, self.host, port, allow_remote=self.config.allow_remote,
+                                       on_start=self._on_start, on_stop=self._on_stop,
+                                       stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
             self.server.start()
         except PoolError:
+            # Nothing started: let go of what _build opened, so a later start (the tray retries)
+            # begins afresh and leaks nothing.
             self.server = None
+            if self._reads is not None:
+                self._reads.close()
+                self._reads = None
             raise
         self._write_instance()
         log.info("codex-pool proxy listening on %s", self.url)
