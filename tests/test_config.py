@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tray.config import KEYS, load_config, render_config, save_config, validate
-from tray.errors import ConfigError
+from tray.config import KEYS, Problem, load_config, render_config, save_config
+from tray.config import validate as validate_keys
+from tray.errors import ConfigError, SettingsRejected
 from tray.models import Config, Notifications
+
+
+def validate(mapping: dict[str, object]) -> tuple[Config, list[str]]:
+    """The config and each problem as the user reads it."""
+    config, problems = validate_keys(mapping)
+    return config, [str(p) for p in problems]
 
 
 def write(path: Path, text: str) -> Path:
@@ -127,8 +134,9 @@ def test_invalid_toml_gives_defaults_and_one_problem_and_leaves_the_file(tmp_pat
     path = write(tmp_path / "config.toml", text)
     loaded = load_config(path)
     assert loaded.config == Config()
-    assert len(loaded.problems) == 1
-    assert str(path) in loaded.problems[0] and "not valid TOML" in loaded.problems[0]
+    assert len(loaded.messages) == 1
+    assert str(path) in loaded.messages[0] and "not valid TOML" in loaded.messages[0]
+    assert loaded.messages[0].endswith("; using the defaults for every key")
     assert path.read_text() == text
 
 
@@ -138,7 +146,7 @@ def test_save_keeps_the_users_values_and_unknown_keys(tmp_path: Path) -> None:
     path.chmod(0o600)
     loaded = save_config(path, {"port": 5000, "notifications.needs-login": False})
     assert loaded.config.port == 5000 and loaded.config.sticky_mode == "always"
-    assert loaded.problems == ('unknown key "mystery" (ignored)',)
+    assert loaded.messages == ('unknown key "mystery" (ignored)',)
     again = load_config(path)
     assert again.config == loaded.config
     assert tomllib.loads(path.read_text())["mystery"] == 3
