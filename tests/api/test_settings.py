@@ -83,7 +83,7 @@ def test_a_save_keeps_every_comment_and_line_it_did_not_change(pool: Pool, api: 
     changed = {i for i, (old, new) in enumerate(zip(before, after, strict=False)) if old != new}
     assert len(after) == len(before), after
     assert [after[i] for i in sorted(changed)] == [
-        "sticky-mode    =   \"disabled\"      # stay put",
+        "sticky-mode    =   'disabled'      # stay put",  # its quoting kept too
         "notifications.needs-login = false",
     ]
     on_disk = tomllib.loads(path.read_text(encoding="utf-8"))
