@@ -43,6 +43,7 @@ LAYERS: dict[str, float] = {
     "access": L1,  # local key / Host / Origin checks
     "sessions": L1,  # window codes, sessions, the owner's challenge proofs (pure state)
     "shaping": L1,  # request/response shaping for the upstream
+    "contentcoding": L1,  # compressed request bodies decoded with a limit
     "backoff": L1,  # exponential backoff per key (usage retries)
     "poolview": L1,  # the pool's levels and used % from the usage history
     "forecast": L1,  # pace and runout of the pool

@@ -120,8 +120,11 @@ class Attempt:
         body, self.fast_on, self.fast_note = planner.attempt_body(inc, self.account, self.view, self.plan,
                                                                   pipe.settings(), pipe.clock())
         owner = pipe.health.turn_owner(inc.turn_state)
+        # A body rebuilt for this attempt is plain JSON: the client's Content-Encoding was for its bytes.
+        sent = inc.headers if body is inc.body else tuple(h for h in inc.headers
+                                                          if h[0] != "content-encoding")
         headers = upstream_headers(
-            inc.headers,
+            sent,
             access_token=self.account.tokens.access_token,
             chatgpt_account_id=self.account.identity.chatgpt_account_id,
             turn_state=inc.turn_state if owner == self.account.id else None,

@@ -13,6 +13,7 @@ mapping of bad input to clear errors. Routing and failover live in :mod:`tray.pi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tray import contentcoding
 from tray.access import AccessPolicy, Denied, check_headers, check_request
 from tray.attempts import Incoming
 from tray.errors import PoolError, StoreLockedError
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 # Codex's model list is gated on the client version; /v1 clients do not send one.
 MODELS_CLIENT_VERSION = "0.169.0"
+INLINE_DECODE = 256 * 1024  # compressed bodies larger than this are decoded in a worker thread
 
 
 class BadInput(PoolError):
@@ -52,6 +55,16 @@ def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> R
 
 def _denied(denied: Denied) -> Response:
     return _json(denied.status, error_body(denied.message, denied.code, "invalid_request_error"))
+
+
+async def decoded(body: bytes, applied: list[str], limit: int) -> bytes:
+    """``body`` with the client's content codings undone (the body limit applies to the decoded
+    size); a large body is decoded off the event loop. The caller keeps the encoded bytes to forward."""
+    if not applied or not body:
+        return body
+    if len(body) <= INLINE_DECODE:
+        return contentcoding.decode(body, applied, limit)
+    return await asyncio.to_thread(contentcoding.decode, body, applied, limit)
 
 
 class ProxyRoutes:
@@ -91,7 +104,7 @@ class ProxyRoutes:
         try:
             response: Response = await handler(request)
             return response
-        except BadInput as exc:
+        except (BadInput, contentcoding.CodingError) as exc:
             return _json(exc.status, error_body(str(exc), exc.code, "invalid_request_error"))
         except ClientDisconnect:
             return Response(status_code=499)
@@ -101,6 +114,7 @@ class ProxyRoutes:
         megabytes = limit / (1024 * 1024)
         too_big = BadInput(413, "body_too_large", f"The request body is larger than the {megabytes:g} MB"
                            " limit (max-body-mb in config.toml).")
+        applied = contentcoding.codings(request.headers.get("content-encoding"))  # 415 before reading
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise too_big
@@ -112,10 +126,11 @@ class ProxyRoutes:
                 raise too_big
             chunks.append(chunk)
         body = b"".join(chunks)
-        if not body.strip():
+        text = await decoded(body, applied, limit)
+        if not text.strip():
             return body, None
         try:
-            parsed = json.loads(body)
+            parsed = json.loads(text)
         except ValueError as exc:
             raise BadInput(400, "invalid_json", f"The request body is not valid JSON: {exc}") from exc
         if not isinstance(parsed, dict):
@@ -145,7 +160,7 @@ class ProxyRoutes:
             body = json.dumps(shaped, separators=(",", ":")).encode()
             # The upstream answer is always a stream now, whatever the client accepts.
             inc = self._incoming(request, "v1.responses", "/codex/responses", body, shaped,
-                                 drop=frozenset({"accept"}),
+                                 drop=frozenset({"accept", "content-encoding"}),
                                  mode="stream" if wants_stream else "aggregate",
                                  defaults=(("originator", DEFAULT_ORIGINATOR),
                                            ("accept", "text/event-stream")))
