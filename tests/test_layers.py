@@ -44,6 +44,8 @@ LAYERS: dict[str, float] = {
     "sessions": L1,  # window codes, sessions, the owner's challenge proofs (pure state)
     "shaping": L1,  # request/response shaping for the upstream
     "contentcoding": L1,  # compressed request bodies decoded with a limit
+    "chatrequest": L1,  # a Chat Completions request as a Responses request
+    "chatanswer": L1,  # Responses answers (final object, stream events) in Chat Completions shape
     "backoff": L1,  # exponential backoff per key (usage retries)
     "poolview": L1,  # the pool's levels and used % from the usage history
     "forecast": L1,  # pace and runout of the pool
@@ -97,6 +99,7 @@ LAYERS: dict[str, float] = {
     "pooled": L3,
     "relay": L3,
     "answers": L3,
+    "chatrelay": L3,  # a streamed answer relayed as chat.completion.chunk events
     # L4: GUI adapters (never the store)
     "icon": L4,
     "trayicon": L4,

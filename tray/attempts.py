@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from starlette.responses import Response
 
-from tray import answers, planner
+from tray import answers, chatanswer, chatrelay, planner
+from tray.chatrequest import ChatOptions
 from tray.decoding import wire_headers
 from tray.errors import PermanentRefreshError, PoolError, RefreshError, StoreError, TransientRefreshError
 from tray.models import Account, AccountState, Cooldown, Decision, NeedsLogin
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 class Incoming:
     """A client request, read once; every attempt rebuilds its own body from ``obj``/``body``."""
 
-    route: str  # "responses", "compact", "models", "v1.responses", "v1.models"
+    route: str  # "responses", "compact", "models", "v1.responses", "v1.chat", "v1.models"
     method: str
     path: str  # below upstream-url, e.g. "/codex/responses"
     query: str
@@ -47,6 +48,7 @@ class Incoming:
     mode: str = "stream"  # "stream" | "aggregate" (non-streaming /v1) | "models" (/v1/models)
     defaults: tuple[tuple[str, str], ...] = ()  # headers added when the client sent none
     turn_state: str | None = None
+    chat: ChatOptions | None = None  # a Chat Completions request: the answer goes back in that shape
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -201,7 +203,8 @@ class Attempt:
         if isinstance(opened, EarlyFailure):
             return await self._early(opened)
         if self.inc.mode == "aggregate" and is_event_stream(response):
-            return await answers.aggregate(opened, self._observe, self.account.name)
+            shape = chatanswer.completion if self.inc.chat is not None else None
+            return await answers.aggregate(opened, self._observe, self.account.name, shape)
         return self._relay(opened, status)
 
     async def _early(self, early: EarlyFailure) -> Failure:
@@ -223,6 +226,8 @@ class Attempt:
         # the ones to watch; the rest of the stream is passed on without being parsed.
         for event in opened.events:
             self._observe(event)
+        if self.inc.chat is not None and is_event_stream(opened.response):
+            opened = chatrelay.translated(opened, self.inc.chat)
         return Relay(opened, status, headers)
 
     def _observe(self, event: SSEEvent) -> None:

@@ -6,6 +6,7 @@ mapping of bad input to clear errors. Routing and failover live in :mod:`tray.pi
 | ``POST /backend-api/codex/responses`` (+ ``/compact``) | Codex CLI passthrough |
 | ``GET /backend-api/codex/models`` | passthrough with the best account |
 | ``POST /v1/responses`` | OpenAI-SDK / opencode: body shaped for the Codex backend |
+| ``POST /v1/chat/completions`` | Chat Completions clients: translated to a Responses request and back |
 | ``GET /v1/models`` | the upstream model list in OpenAI's list shape |
 | ``GET /healthz`` | liveness, no key (the Host/Origin checks apply, as everywhere) |
 | WebSocket upgrade on the responses routes | ``426 Upgrade Required`` (Codex falls back to HTTP) |
@@ -27,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tray import contentcoding
+from tray import chatrequest, contentcoding
 from tray.access import AccessPolicy, Denied, check_headers, check_request
 from tray.attempts import Incoming
 from tray.errors import PoolError, StoreLockedError
@@ -92,6 +93,9 @@ class ProxyRoutes:
     async def models(self, request: Request) -> Response:
         return await self._guarded(request, self._models)
 
+    async def chat(self, request: Request) -> Response:
+        return await self._guarded(request, self._chat)
+
     async def _guarded(self, request: Request, handler: Callable[[Request], Any]) -> Response:
         denied = check_request(self.policy(), request.headers, self.api_key())
         if denied is not None:
@@ -153,21 +157,36 @@ class ProxyRoutes:
         if path.startswith("/v1/"):
             if obj is None:
                 raise BadInput(400, "invalid_json", "The request body must be a JSON object.")
-            shaped, dropped, wants_stream = shape_v1_body(obj)
-            if dropped:
-                log.info("/v1/responses: dropped parameters the Codex backend does not take: %s",
-                         ", ".join(dropped))
-            body = json.dumps(shaped, separators=(",", ":")).encode()
-            # The upstream answer is always a stream now, whatever the client accepts.
-            inc = self._incoming(request, "v1.responses", "/codex/responses", body, shaped,
-                                 drop=frozenset({"accept", "content-encoding"}),
-                                 mode="stream" if wants_stream else "aggregate",
-                                 defaults=(("originator", DEFAULT_ORIGINATOR),
-                                           ("accept", "text/event-stream")))
+            inc = self._v1(request, "v1.responses", obj)
         else:
             route = "compact" if path.endswith("/compact") else "responses"
             inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, obj)
         return await self._handle(request, inc)
+
+    async def _chat(self, request: Request) -> Response:
+        _, obj = await self._body(request)
+        if obj is None:
+            raise BadInput(400, "invalid_json", "The request body must be a JSON object.")
+        try:
+            translated, dropped, options = chatrequest.responses_body(obj)
+        except chatrequest.ChatRequestError as exc:
+            raise BadInput(400, "invalid_request", str(exc)) from exc
+        return await self._handle(request, self._v1(request, "v1.chat", translated, dropped, options))
+
+    def _v1(self, request: Request, route: str, obj: dict[str, Any], dropped: Sequence[str] = (),
+            chat: chatrequest.ChatOptions | None = None) -> Incoming:
+        """A ``/v1`` request shaped for the Codex backend (the body is rebuilt as plain JSON)."""
+        shaped, refused, wants_stream = shape_v1_body(obj)
+        if dropped or refused:
+            log.info("%s: dropped parameters the Codex backend does not take: %s", request.url.path,
+                     ", ".join([*dropped, *refused]))
+        body = json.dumps(shaped, separators=(",", ":")).encode()
+        # The upstream answer is always a stream now, whatever the client accepts.
+        return self._incoming(request, route, "/codex/responses", body, shaped,
+                              drop=frozenset({"accept", "content-encoding"}),
+                              mode="stream" if wants_stream else "aggregate",
+                              defaults=(("originator", DEFAULT_ORIGINATOR), ("accept", "text/event-stream")),
+                              chat=chat)
 
     async def _handle(self, request: Request, inc: Incoming) -> Response:
         """Route ``inc``, watching for the client leaving until the answer is ready to send."""
@@ -239,6 +258,7 @@ class ProxyApp:
             "/backend-api/codex/responses/compact": routes.responses,
             "/backend-api/codex/models": routes.models,
             "/v1/responses": routes.responses,
+            "/v1/chat/completions": routes.chat,
             "/v1/models": routes.models,
         }
 

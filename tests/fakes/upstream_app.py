@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tests.fakes import replies
+from tests.fakes import upstream_requests as checks
 from tests.fakes import upstream_wire as wire
 from tests.fakes.replies import Reply
 
@@ -155,7 +156,15 @@ def answer(
             style=reply.error_style,
         )
         return SSEStream(fake, fake.chunks(frames), headers, delay=reply.event_delay, complete=True)
+    if reply.kind == "tool_call":
+        frames = checks.function_call_events(reply.tool or "tool", reply.text or "{}",
+                                             call_id=f"call_{response_id}", response_id=response_id,
+                                             model=model, pieces=reply.deltas)
+        return SSEStream(fake, fake.chunks(frames), headers, delay=reply.event_delay, complete=True)
     text = reply.text if reply.text is not None else f"Hi from {account.account_id if account else '?'}!"
+    schema = checks.json_format(request)
+    if schema is not None and reply.text is None:
+        text = checks.schema_text(schema["schema"], text)  # structured outputs: the answer fits the schema
     pieces = wire.split_text(text, reply.deltas, reply.delta_size)
     tier = request.get("service_tier")
     frames = wire.response_events(
@@ -248,6 +257,11 @@ def build_app(fake: FakeUpstream) -> Starlette:
             return JSONResponse(
                 {"error": {"message": "Invalid JSON body", "type": "invalid_request_error"}}, 400
             )
+        wrong = checks.problem(body) if isinstance(body, dict) else None
+        if wrong is not None:
+            fake.note("400")
+            error = {"message": wrong, "type": "invalid_request_error", "param": None, "code": None}
+            return JSONResponse({"error": error}, 400)
         assert account_id is not None
         account = fake.accounts[account_id]
         reply = fake.next_reply(account_id)
