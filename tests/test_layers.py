@@ -45,6 +45,7 @@ LAYERS: dict[str, float] = {
     "shaping": L1,  # request/response shaping for the upstream
     "contentcoding": L1,  # compressed request bodies decoded with a limit
     "chatrequest": L1,  # a Chat Completions request as a Responses request
+    "egress": L1,  # which forward proxy each upstream connection goes through
     "chatanswer": L1,  # Responses answers (final object, stream events) in Chat Completions shape
     "backoff": L1,  # exponential backoff per key (usage retries)
     "poolview": L1,  # the pool's levels and used % from the usage history
@@ -61,6 +62,7 @@ LAYERS: dict[str, float] = {
     "usage": L2,
     "transport": L2,
     "decoding": L2,
+    "forwarding": L2,  # the upstream transport behind a forward proxy
     "authfiles": L2,
     "clients": L2,
     "notify": L2,

@@ -57,6 +57,14 @@ class Incoming:
         return None
 
 
+def _proxy_refused(why: str) -> Failure:
+    """The forward proxy turned the connection down: the same for every account, so no account is
+    cooled down and no other one is tried."""
+    log.warning("the forward proxy refused the upstream connection (%s)", why)
+    return Failure("forward proxy", f"the forward proxy refused the connection ({why}); check "
+                                    "upstream-proxy in config.toml or HTTPS_PROXY/HTTP_PROXY/ALL_PROXY")
+
+
 def _is_html(response: httpx.Response) -> bool:
     return "html" in response.headers.get("content-type", "").lower()
 
@@ -147,6 +155,8 @@ class Attempt:
             # next candidate would wait for the same pool.
             log.warning("upstream connection limit reached; asking the client to retry shortly")
             return Failure("connection limit", "every upstream connection of codex-pool is in use")
+        except httpx.ProxyError as exc:
+            return _proxy_refused(type(exc).__name__)
         except httpx.TimeoutException as exc:
             return await self._cool(planner.failure_cooldown(self.account.id, "timeout", 0, pipe.clock()),
                               Failure("timeout", f"{self.account.name}: {type(exc).__name__}"))
@@ -190,6 +200,9 @@ class Attempt:
                                                   self.pipe.clock())
             label = "usage limit" if b"usage_limit" in body else "429"
             return await self._cool(cooldown, Failure(label, f"{self.account.name}: HTTP 429", 429))
+        if status == 407:  # chatgpt.com never asks for proxy credentials: the forward proxy does
+            await answers.read_some(response)
+            return _proxy_refused("407 Proxy Authentication Required")
         if status >= 500 or (status == 403 and _is_html(response)):
             await answers.read_some(response)
             kind = "5xx" if status >= 500 else "html 403"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
+from tray import egress
 from tray.errors import ConfigError
 
 Mode = Literal["auto", "always", "disabled"]
@@ -56,6 +57,7 @@ class Config:
     allow_remote: bool = False
     upstream_url: str = "https://chatgpt.com/backend-api"
     auth_url: str = "https://auth.openai.com"
+    upstream_proxy: str = ""  # "": from HTTPS_PROXY/HTTP_PROXY/ALL_PROXY; "direct"; or a proxy URL
     max_body_mb: float = 64.0
     log_level: LogLevel = "info"
     quota_low_percent: float = 10.0
@@ -140,6 +142,13 @@ def _url(value: Any) -> Any:
     return cast(str, value).strip().rstrip("/")
 
 
+def _proxy(value: Any) -> Any:
+    try:
+        return egress.check(value if isinstance(value, str) else "\0")
+    except egress.BadProxy as bad:
+        raise _Bad(str(bad)) from bad
+
+
 def _host(value: Any) -> Any:
     if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
         raise _Bad("must be a host name or IP address")
@@ -178,6 +187,9 @@ SPEC: tuple[_Key, ...] = (
     _Key("auth-url", "auth_url", _url,
          "The OpenAI sign-in server (authorize, token and device-code endpoints). Like upstream-url,\n"
          "set only in config.toml, from the next start."),
+    _Key("upstream-proxy", "upstream_proxy", _proxy,
+         'Forward proxy for the upstream, usage and token calls: "" uses HTTPS_PROXY/HTTP_PROXY/ALL_PROXY\n'
+         '(and NO_PROXY), "direct" none, or a URL (http://, https://, socks5://). From the next start.'),
     _Key("max-body-mb", "max_body_mb", _number(0, above=True),
          "Largest request body the proxy accepts, in MB; bigger requests get 413."),
     _Key("log-level", "log_level", _choice("debug", "info", "warning", "error"),
@@ -203,7 +215,8 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        text = egress.redacted(value) if "@" in value else value  # a proxy URL's password stays out
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, dict):

@@ -18,6 +18,7 @@ import importlib
 import json
 import logging
 import os
+import ssl
 import time
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.routing import BaseRoute
 
-from tray import authfiles
+from tray import authfiles, egress, forwarding
 from tray.access import AccessPolicy
 from tray.config import Config, LoadedConfig, load_config
 from tray.errors import PoolError, ServerError
@@ -42,7 +43,6 @@ from tray.refresh import TIMER_INTERVAL, Refresher
 from tray.server import STOP_TIMEOUT, ServerThread
 from tray.sessions import Sessions
 from tray.store import Store
-from tray.transport import ReclaimingTransport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,6 +78,7 @@ class Engine:
         login_options: dict[str, Any] | None = None,
         refresh_interval: float = TIMER_INTERVAL,
         stop_timeout: float = STOP_TIMEOUT,
+        upstream_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.paths = paths.ensure()
         self.clock = clock
@@ -87,6 +88,7 @@ class Engine:
         self._import_primary = import_primary
         self._environ = environ
         self._timeout = upstream_timeout
+        self._tls = upstream_tls  # whom upstream TLS trusts (default: the system's CAs; tests: their own)
         self._login_options = dict(login_options or {})  # LoginService keywords (tests: callback_port)
         self.loaded: LoadedConfig = load_config(paths.config_file)
         # Where tokens go is fixed for the engine's life: an edit applies on restart (see reload_config).
@@ -185,7 +187,8 @@ class Engine:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def _build(self) -> list[BaseRoute]:
-        transport = ReclaimingTransport(self._transport, limits=UPSTREAM_LIMITS)
+        transport = forwarding.upstream_transport(self._egress(), self._transport, limits=UPSTREAM_LIMITS,
+                                                  verify=self._tls or True)
         http = httpx.AsyncClient(timeout=self._timeout, transport=transport, follow_redirects=False,
                                  trust_env=False)
         self.http = http
@@ -205,6 +208,13 @@ class Engine:
             api = importlib.import_module("tray.api")
             extra += list(api.build_routes(self))
         return extra
+
+    def _egress(self) -> egress.Egress:
+        """The forward proxies for the upstream client, from upstream-proxy or the environment."""
+        environ = os.environ if self._environ is None else self._environ
+        for problem in egress.problems(environ):
+            log.warning("Proxy setting: %s", problem)
+        return egress.from_settings(environ, self.config.upstream_proxy)
 
     def _login_service(self, oauth: OAuthClient) -> LoginService:
         return LoginService(self.store, oauth, self.clock, self.events, **self._login_options)
