@@ -8,6 +8,7 @@ backend with a certificate from a private CA the engine is told to trust.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import ssl
@@ -59,10 +60,12 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ssl.SSLContext]:
 @contextmanager
 def behind_proxy(env: dict[str, str], *, https: bool, tls: tuple[str, ssl.SSLContext] | None = None,
                  config: dict[str, str] | None = None, host: str = NAME,
-                 credentials: tuple[str, str] | None = LOGIN) -> Iterator[Behind]:
+                 credentials: tuple[str, str] | None = LOGIN, accounts: tuple[str, ...] = ("a",),
+                 primed: bool = False) -> Iterator[Behind]:
     """A running engine whose upstream is the fake at ``host`` (reached through the forward proxy
     for ``chatgpt.test``); ``env`` holds the proxy variables, with ``{proxy}`` standing for the
-    proxy's URL with its credentials (``{socks}`` for the socks5h:// one, ``{port}`` for its port)."""
+    proxy's URL with its credentials (``{socks}`` for the socks5h:// one, ``{port}`` for its port).
+    ``primed``: the accounts' usage is cached already, so no usage fetch runs at start."""
     chatgpt = make_chatgpt()
     auth = chatgpt.auth
     assert isinstance(auth, FakeAuth)
@@ -77,7 +80,11 @@ def behind_proxy(env: dict[str, str], *, https: bool, tls: tuple[str, ssl.SSLCon
         engine = Engine(resolve_paths(), port=0, import_primary=False, environ=environ,
                         upstream_tls=tls[1] if tls else None,
                         upstream_timeout=httpx.Timeout(10.0))
-        add_account(engine.store, auth, chatgpt.upstream, "a")
+        for fake_id in accounts:
+            account = add_account(engine.store, auth, chatgpt.upstream, fake_id)
+            if primed:
+                usage = json.dumps(chatgpt.upstream.usage_of(fake_id))
+                engine.store.put_usage(account.id, usage, time.time())
         engine.start()
         try:
             yield Behind(engine, chatgpt, proxy)
@@ -151,7 +158,8 @@ def test_refused_proxy_credentials_give_a_502_that_names_no_password(
     caplog.set_level(logging.DEBUG)
     wrong = "http://corp-user:pr0xy-s3cret@127.0.0.1:{port}"  # the proxy wants another password
     env = {"HTTPS_PROXY" if https else "HTTP_PROXY": wrong}
-    with behind_proxy(env, https=https, tls=tls, credentials=("corp-user", "other")) as behind:
+    with behind_proxy(env, https=https, tls=tls, credentials=("corp-user", "other"), accounts=("a", "b"),
+                      primed=True) as behind:
         answer = behind.ask()
         assert answer.status_code == 502, answer.text
         message = answer.json()["error"]["message"]
