@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tray import autostart, clients, config, egress
+from tray import autostart, clients, config
 from tray.apiguard import BadRequest, error, json_body, ok
 from tray.apiviews import jsonable
 from tray.errors import AutostartError, ClientSetupError, ConfigError
@@ -39,7 +39,7 @@ def settings_view(loaded: config.LoadedConfig) -> dict[str, Any]:
     for key in config.SPEC:
         values[key.name] = jsonable(getattr(cfg, key.attr))
         defaults[key.name] = jsonable(getattr(base, key.attr))
-    values["upstream-proxy"] = egress.redacted(cfg.upstream_proxy)  # its password stays in the file
+    values["upstream-proxy"] = config.without_credentials(cfg.upstream_proxy)  # the password stays put
     kinds = [k for k in config.NOTIFICATION_SPEC]
     values["notifications"] = {k.name.split(".", 1)[1]: getattr(cfg.notifications, k.attr) for k in kinds}
     defaults["notifications"] = {k.name.split(".", 1)[1]: getattr(base.notifications, k.attr) for k in kinds}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Callable, Mapping
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
-from tray import egress
 from tray.errors import ConfigError
 
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]*@")
 Mode = Literal["auto", "always", "disabled"]
 DormantTouch = Literal["always", "new-session-only", "disabled"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -143,10 +145,23 @@ def _url(value: Any) -> Any:
 
 
 def _proxy(value: Any) -> Any:
+    text = value.strip() if isinstance(value, str) else "\0"
+    if text.lower() in ("", "direct"):
+        return text.lower()
+    text = text if "://" in text else f"http://{text}"
+    parts = urlsplit(text)
     try:
-        return egress.check(value if isinstance(value, str) else "\0")
-    except egress.BadProxy as bad:
-        raise _Bad(str(bad)) from bad
+        fits = bool(parts.hostname) and parts.scheme.lower() in PROXY_SCHEMES and parts.port != 0
+    except ValueError:  # a port out of range
+        fits = False
+    if not fits or parts.path not in ("", "/") or "\0" in text:
+        raise _Bad('must be "direct" or a proxy URL like http://proxy.example:3128')
+    return text
+
+
+def without_credentials(text: str) -> str:
+    """``text`` with the user name and password of any URL in it replaced by ``***``."""
+    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 def _host(value: Any) -> Any:
@@ -215,7 +230,7 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        text = egress.redacted(value) if "@" in value else value  # a proxy URL's password stays out
+        text = without_credentials(value)  # a proxy URL's password stays out of every message
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
