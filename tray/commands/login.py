@@ -17,10 +17,9 @@ from typing import Any
 
 import httpx
 
+from tray.auth import LoginService, OAuthClient
 from tray.config import load_config
-from tray.login import LoginService
 from tray.models import Account
-from tray.oauth import OAuthClient
 from tray.paths import resolve_paths
 from tray.store import Store
 

@@ -16,10 +16,9 @@ from types import FrameType
 from typing import Any
 
 from tray import logs
-from tray.alerts import KINDS, Alerts
-from tray.config import Config
 from tray.engine import Engine
-from tray.models import ConfigInvalid, Event
+from tray.models import Config, ConfigInvalid, Event
+from tray.notices import KINDS, Alerts
 from tray.paths import Paths, resolve_paths
 
 

@@ -1,0 +1,157 @@
+"""What the management API says: plain functions turning models into JSON-ready dicts.
+
+No I/O here. Every function takes the data and the current time, so tests can feed fixed values.
+Nothing returned here ever holds a token: views are built field by field from the models, never
+with ``asdict`` (an :class:`~tray.models.Account` carries its :class:`~tray.models.TokenSet`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tray.models import Account, AccountState, Cooldown, Decision, QuotaEntry, Window
+from tray.quota.usage import anchor, by_length, parse_usage, window_name
+
+SHORT_WINDOW_MAX_S = 24 * 3600  # windows up to a day long are the "5h"-style ones; longer are weekly
+LOW_QUOTA_PERCENT = 90.0  # used % from which an account counts as running low
+
+
+def _window_view(window: Window, now: float) -> dict[str, Any]:
+    reset_at = window.reset_at
+    passed = reset_at is not None and reset_at <= now
+    return {
+        "label": window_name(window.window_seconds),
+        "kind": "short" if (window.window_seconds or 0) <= SHORT_WINDOW_MAX_S else "long",
+        "window_seconds": window.window_seconds,
+        # A window whose reset time has passed starts over; the next usage fetch will confirm.
+        "used_percent": 0.0 if passed else window.used_percent,
+        "reset_at": None if passed else reset_at,
+    }
+
+
+def quota_view(entry: QuotaEntry | None, now: float) -> dict[str, Any]:
+    """Windows shortest first, with used % and absolute reset time, and the age of the data."""
+    usage = parse_usage(entry.raw) if entry is not None else None
+    if entry is None or usage is None:
+        return {"known": False, "windows": [], "blocked": False, "age_seconds": None}
+    usage = anchor(usage, entry.updated_at)
+    blocked_until = usage.blocked_until
+    blocked = usage.blocked and (blocked_until is None or blocked_until > now)
+    return {
+        "known": True,
+        "windows": [_window_view(w, now) for _, w in by_length(usage)],
+        "blocked": blocked,
+        "age_seconds": max(0.0, now - entry.updated_at),
+    }
+
+
+def account_status(
+    account: Account, cooldown: Cooldown | None, quota: Mapping[str, Any], now: float
+) -> tuple[str, str | None]:
+    """The state the UI shows and why: disabled, needs_login, cooling, exhausted, low or ready."""
+    if account.state is AccountState.DISABLED:
+        return "disabled", account.state_reason or "Turned off by you"
+    if account.state is AccountState.NEEDS_LOGIN:
+        return "needs_login", account.state_reason or "Sign in again"
+    if cooldown is not None and cooldown.until > now:
+        return "cooling", cooldown.reason or f"Cooling down after HTTP {cooldown.status}"
+    if quota.get("blocked"):
+        return "exhausted", "Usage limit reached"
+    used = [w["used_percent"] for w in quota.get("windows", []) if w["used_percent"] is not None]
+    if used and max(used) >= LOW_QUOTA_PERCENT:
+        return "low", f"{max(used):.0f}% of a window used"
+    return "ready", None
+
+
+def account_view(
+    account: Account, cooldown: Cooldown | None, entry: QuotaEntry | None, now: float
+) -> dict[str, Any]:
+    quota = quota_view(entry, now)
+    status, reason = account_status(account, cooldown, quota, now)
+    return {
+        "id": account.id,
+        "name": account.name,
+        "label": account.label,
+        "email": account.email,
+        "plan": account.plan,
+        "role": account.role,
+        "primary": account.primary,
+        "priority": account.priority,
+        "enabled": account.state is not AccountState.DISABLED,
+        "state": account.state.value,
+        "status": status,
+        "reason": reason,
+        "cooldown_until": cooldown.until if cooldown is not None and cooldown.until > now else None,
+        "quota": quota,
+        "token_expires_at": account.tokens.expires_at,
+        "created_at": account.created_at,
+    }
+
+
+def health_view(accounts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Pool health from account views: healthy, degraded (some not ready), exhausted (none usable)."""
+    views = list(accounts)
+    usable = [a for a in views if a["status"] in ("ready", "low")]
+    troubled = [a for a in views if a["status"] in ("cooling", "exhausted", "needs_login", "low")]
+    resets = [
+        t
+        for a in views
+        if a["status"] in ("cooling", "exhausted")
+        for t in _blocking_resets(a)
+    ]
+    if not views:
+        state, message = "empty", "No accounts yet: add one to start."
+    elif not usable:
+        state, message = "exhausted", "No account can take requests right now."
+    elif troubled:
+        state, message = "degraded", f"{len(usable)} of {len(views)} accounts ready."
+    else:
+        state, message = "healthy", f"All {len(views)} accounts ready."
+    return {
+        "state": state,
+        "message": message,
+        "usable": len(usable),
+        "total": len(views),
+        "soonest_reset": min(resets) if resets else None,
+    }
+
+
+def _blocking_resets(view: Mapping[str, Any]) -> list[float]:
+    if view.get("cooldown_until"):
+        return [float(view["cooldown_until"])]
+    return [
+        float(w["reset_at"])
+        for w in view["quota"]["windows"]
+        if w["reset_at"] is not None and (w["used_percent"] or 0) >= 100
+    ] or [float(w["reset_at"]) for w in view["quota"]["windows"] if w["reset_at"] is not None]
+
+
+def decision_view(decision: Decision) -> dict[str, Any]:
+    return {
+        "at": decision.at,
+        "account_id": decision.account_id,
+        "account": decision.account_name,
+        "reason": decision.reason,
+        "route": decision.route,
+        "status": decision.status,
+        "latency_ms": decision.latency_ms,
+        "fast_note": decision.fast_note,
+        "cache_age": decision.cache_age,
+        "scores": [
+            {"account_id": s.account_id, "name": s.name, "score": s.score} for s in decision.scores
+        ],
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """Config values as JSON: enums by value, tuples and sets as lists, mappings as dicts."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "value") and not isinstance(value, (int, float, str, bool)):
+        return jsonable(value.value)
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
+    return value

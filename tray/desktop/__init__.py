@@ -1,0 +1,6 @@
+"""The tray process: the app that wires engine, icon, notices and window; the menu model (pure); the
+icon artwork; the pystray adapter; the pool window (a pywebview child process); one tray per pool.
+
+The GUI modules load their toolkits lazily; ``codex-pool`` commands other than the tray never import
+them.
+"""
