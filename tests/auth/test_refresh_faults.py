@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.auth_server import FakeAuth
-from tests.fakes.dblock import LockHolder
+from tests.fakes.locker import LockHolder
 from tests.fakes.runner import ServerThread, serving
 from tests.fakes.upstream import make_chatgpt
 from tests.support.proxykit import DEFAULT_CONFIG, add_account, write_config
