@@ -11,7 +11,6 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,24 +38,6 @@ from tray.paths import resolve_paths
 from tray.store.accounts import Store
 
 # ---- a rotation, once answered, is never lost ----------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> FakeAuth:
-    return FakeAuth()
-
-
-@pytest.fixture
-def server(fake: FakeAuth) -> Iterator[ServerThread]:
-    with serving(fake.app) as running:
-        yield running
-
-
-@pytest.fixture
-def store(pool_home: Path) -> Iterator[Store]:
-    db = Store.open(pool_home / "pool.db", time.time)
-    yield db
-    db.close()
 
 
 def test_tokens_answered_while_another_process_holds_the_write_lock_are_used_then_stored(
