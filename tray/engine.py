@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import ssl
 import time
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -37,7 +38,7 @@ from tray.config import LoadedConfig, load_config
 from tray.errors import PoolError, ServerError
 from tray.models import Clock, Config, ConfigInvalid, Event, EventSink
 from tray.paths import Paths, api_key, ui_token, write_secret
-from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, ReclaimingTransport, build_app
+from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, build_app, upstream_transport
 from tray.quota import QuotaService
 from tray.server import STOP_TIMEOUT, ServerThread
 from tray.store import Store
@@ -83,6 +84,7 @@ class Engine:
         login_options: dict[str, Any] | None = None,
         refresh_interval: float = TIMER_INTERVAL,
         stop_timeout: float = STOP_TIMEOUT,
+        upstream_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.paths = paths.ensure()
         self.clock = clock
@@ -92,6 +94,7 @@ class Engine:
         self._import_primary = import_primary
         self._environ = environ
         self._timeout = upstream_timeout
+        self._tls = upstream_tls  # whom upstream TLS trusts (default: the system's CAs; tests: their own)
         self._login_options = dict(login_options or {})  # LoginService keywords (tests: callback_port)
         self.loaded: LoadedConfig = load_config(paths.config_file)
         # Where tokens go is fixed for the engine's life: an edit applies on restart (see reload_config).
@@ -199,7 +202,9 @@ class Engine:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def _build(self) -> list[BaseRoute]:
-        transport = ReclaimingTransport(self._transport, limits=UPSTREAM_LIMITS)
+        environ = os.environ if self._environ is None else self._environ
+        transport = upstream_transport(environ, self.config.upstream_proxy, self._transport,
+                                       limits=UPSTREAM_LIMITS, verify=self._tls or True)
         http = httpx.AsyncClient(timeout=self._timeout, transport=transport, follow_redirects=False,
                                  trust_env=False)
         self.http = http

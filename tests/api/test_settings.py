@@ -62,8 +62,9 @@ def hand_written(pool: Pool) -> Path:
 
 def as_the_page_sends(api: httpx.Client, **changes: Any) -> dict[str, Any]:
     """Every field's value as the Settings page shows it, with ``changes`` applied (the page sends
-    every field on save, changed or not)."""
-    values: dict[str, Any] = dict(api.get("/settings").json()["values"])
+    every field on save, changed or not, except the read-only ones)."""
+    shown = api.get("/settings").json()
+    values: dict[str, Any] = {k: v for k, v in shown["values"].items() if k not in shown["file_only"]}
     for name, value in changes.items():
         key = name.replace("_", "-")
         if key.startswith("notifications-"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tray.config import KEYS, Problem, load_config, render_config, save_config
+from tray.config import KEYS, load_config, render_config, save_config
 from tray.config import validate as validate_keys
 from tray.errors import ConfigError, SettingsRejected
 from tray.models import Config, Notifications
@@ -236,3 +236,16 @@ def test_a_bad_value_in_the_file_is_replaced_even_by_its_default(tmp_path: Path)
     save_config(path, {"port": 4455, "notifications": {"quota-low": False}})
     assert load_config(path).problems == ()
     assert path.read_text().startswith("port = 4455  # oops\n")
+
+
+def test_upstream_proxy_takes_direct_or_a_proxy_url_and_never_shows_its_password() -> None:
+    for value, kept in (("", ""), (" Direct ", "direct"), ("proxy.corp:3128", "http://proxy.corp:3128"),
+                        ("socks5h://u:pw@socks.corp:1080", "socks5h://u:pw@socks.corp:1080")):
+        config, problems = validate({"upstream-proxy": value})
+        assert (config.upstream_proxy, problems) == (kept, [])
+    for bad in ("ftp://u:s3cret@proxy:21", "http://u:s3cret@proxy:99999", "http://u:s3cret@proxy/path", 3128):
+        config, problems = validate({"upstream-proxy": bad})
+        assert config.upstream_proxy == ""
+        [problem] = problems
+        assert problem.startswith("\"upstream-proxy\" must be \"direct\" or a proxy URL")
+        assert "s3cret" not in problem

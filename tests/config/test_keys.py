@@ -13,7 +13,8 @@ def test_a_bad_value_names_its_key_its_message_and_its_fallback() -> None:
     assert problems == [
         Problem("port", '"port" must be an integer from 0 to 65535 (got "abc")', 4455),
         Problem("sticky-strength", '"sticky-strength" must be a number >= 0 (got -1)', 1.0),
-        Problem("notifications.quota-low", '"notifications.quota-low" must be true or false (got "yes")', False),
+        Problem("notifications.quota-low", '"notifications.quota-low" must be true or false (got "yes")',
+                False),
     ]
     assert [str(p) for p in problems] == [
         '"port" must be an integer from 0 to 65535 (got "abc"); using 4455',

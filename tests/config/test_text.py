@@ -31,7 +31,8 @@ x = 1
 
 def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
     assert len(before.splitlines()) == len(after.splitlines())
-    return [(old, new) for old, new in zip(before.splitlines(), after.splitlines(), strict=True) if old != new]
+    pairs = zip(before.splitlines(), after.splitlines(), strict=True)
+    return [(old, new) for old, new in pairs if old != new]
 
 
 def test_a_value_changes_in_place_with_its_comment_and_spacing() -> None:
