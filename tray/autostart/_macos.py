@@ -2,8 +2,13 @@
 
 Turning it on only writes the plist; launchd picks it up at the next login. Loading it now
 (``launchctl bootstrap``) would start a second copy straight away because of ``RunAtLoad``, and the
-running app would just be asked to show its window. Turning it off also unloads a loaded agent
-(``launchctl bootout``) when launchctl is there; failures of that are harmless and ignored.
+running app would just be asked to show its window. Turning it off only deletes the plist: the
+agent launchd started at login *is* the running tray, and ``launchctl bootout`` would kill it.
+
+Since macOS 13 the user can also switch the agent off under System Settings > General > Login
+Items ("Allow in the Background"); launchd then keeps it disabled, which ``launchctl print-disabled
+gui/<uid>`` reports (:func:`texts.launchd_disabled`), so :meth:`MacAutostart.enabled` reads both,
+as the Windows backend reads StartupApproved.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from tray.autostart import texts
 from tray.errors import AutostartError
 from tray.paths import write_atomic
 
-Launchctl = Callable[[Sequence[str]], None]
+Launchctl = Callable[[Sequence[str]], str]
 
 
-def run_launchctl(args: Sequence[str]) -> None:
-    """Run ``launchctl <args>`` quietly; a missing binary or a non-zero exit is ignored."""
+def run_launchctl(args: Sequence[str]) -> str:
+    """``launchctl <args>``'s output; empty when launchctl is missing or fails."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(["launchctl", *args], capture_output=True, timeout=10, check=False)
+        done = subprocess.run(["launchctl", *args], capture_output=True, text=True, timeout=10, check=False)
+        return done.stdout if done.returncode == 0 else ""
+    return ""
 
 
 class MacAutostart:
@@ -53,7 +60,11 @@ class MacAutostart:
             return False
         except OSError as exc:
             raise AutostartError(f"Could not read {self.path}: {exc.strerror or exc}") from exc
-        return texts.launch_agent_enabled(data)
+        if not texts.launch_agent_enabled(data):
+            return False
+        if self.launchctl is None or self.uid is None:
+            return True
+        return not texts.launchd_disabled(self.launchctl(["print-disabled", f"gui/{self.uid}"]), self.label)
 
     def enable(self) -> None:
         data = texts.launch_agent(self.command, label=self.label)
@@ -64,8 +75,6 @@ class MacAutostart:
             raise AutostartError(f"Could not write {self.path}: {exc.strerror or exc}") from exc
 
     def disable(self) -> None:
-        if self.launchctl is not None and self.uid is not None and self.path.exists():
-            self.launchctl(["bootout", f"gui/{self.uid}/{self.label}"])
         try:
             self.path.unlink(missing_ok=True)
         except OSError as exc:

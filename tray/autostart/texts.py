@@ -155,6 +155,16 @@ def launch_agent_enabled(data: bytes) -> bool:
     return isinstance(agent, dict) and agent.get("RunAtLoad") is True and agent.get("Disabled") is not True
 
 
+def launchd_disabled(listing: str, label: str) -> bool:
+    """Whether ``launchctl print-disabled gui/<uid>`` output lists ``label`` as disabled (lines
+    ``"label" => disabled``; older systems write ``=> true``)."""
+    for line in listing.splitlines():
+        name, arrow, state = line.strip().partition("=>")
+        if arrow and name.strip().strip('"') == label:
+            return state.strip().lower() in ("disabled", "true")
+    return False
+
+
 def windows_run_value(command: Sequence[str]) -> str:
     """The ``HKCU\\...\\Run`` value data: the executable always quoted, the rest as Windows parses it."""
     if not command:
