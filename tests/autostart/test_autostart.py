@@ -168,3 +168,26 @@ def test_current_command_is_this_installs_codex_pool() -> None:
         "tray",
     ]
     assert texts.exec_line(command)
+
+
+def test_macos_refuses_to_turn_on_for_a_translocated_app_but_still_turns_off(tmp_path: Path) -> None:
+    app = "/private/var/folders/x1/T/AppTranslocation/4F2A/d/codex-pool.app/Contents/MacOS/codex-pool"
+    environ = {"HOME": str(tmp_path), "TMPDIR": "/private/var/folders/x1/T"}
+    entry = autostart.backend(platform="darwin", environ=environ, command=[app])
+    with pytest.raises(AutostartError, match="App Translocation"):
+        entry.enable()
+    assert not entry.enabled()
+    entry.disable()
+
+
+def test_windows_says_when_the_pool_variables_cannot_reach_the_entry() -> None:
+    registry = MemoryRegistry()
+    environ = {"CODEX_POOL_HOME": r"D:\pool"}
+    entry = autostart.backend(platform="win32", registry=registry, environ=environ,
+                              command=[r"C:\Program Files\codex-pool\codex-pool-tray.exe"])
+    entry.enable()
+    assert entry.enabled()
+    assert autostart.notes("win32", environ) == [
+        'CODEX_POOL_HOME is set here; the tray started at login sees it only when it is set for your user '
+        'too (setx CODEX_POOL_HOME "D:\\pool").']
+    assert autostart.notes("linux", environ) == [] and autostart.notes("win32", {}) == []

@@ -7,7 +7,7 @@ removes our file, which also drops a ``Hidden=true`` copy someone else left.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tray.autostart import texts
@@ -24,9 +24,11 @@ def autostart_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
 
 
 class LinuxAutostart:
-    def __init__(self, directory: Path, command: Sequence[str]) -> None:
+    def __init__(self, directory: Path, command: Sequence[str],
+                 environment: Mapping[str, str] | None = None) -> None:
         self.path = directory / texts.DESKTOP_FILE_NAME
         self.command = list(command)
+        self.environment = dict(environment or {})
 
     @property
     def location(self) -> str:
@@ -42,7 +44,7 @@ class LinuxAutostart:
         return texts.desktop_entry_enabled(text)
 
     def enable(self) -> None:
-        text = texts.desktop_entry(self.command)
+        text = texts.desktop_entry(self.command, environment=self.environment)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path, text, mode=0o644)

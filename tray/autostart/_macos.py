@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from tray.autostart import texts
@@ -42,12 +42,14 @@ class MacAutostart:
         label: str = texts.LAUNCH_AGENT_LABEL,
         launchctl: Launchctl | None = None,
         uid: int | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.path = agents_dir / f"{label}.plist"
         self.label = label
         self.command = list(command)
         self.launchctl = launchctl
         self.uid = uid
+        self.environment = dict(environment or {})
 
     @property
     def location(self) -> str:
@@ -67,7 +69,7 @@ class MacAutostart:
         return not texts.launchd_disabled(self.launchctl(["print-disabled", f"gui/{self.uid}"]), self.label)
 
     def enable(self) -> None:
-        data = texts.launch_agent(self.command, label=self.label)
+        data = texts.launch_agent(self.command, label=self.label, environment=self.environment)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path, data, mode=0o644)
