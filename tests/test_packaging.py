@@ -56,7 +56,8 @@ def test_pip_install_into_a_fresh_venv_gives_a_working_command(tmp_path: Path) -
     assert install.returncode == 0, install.stderr[-2000:]
     run = subprocess.run([str(env_dir / "bin" / "codex-pool"), "--version"], capture_output=True, text=True)
     assert run.stdout.strip() == f"codex-pool {__version__}", run.stderr
-    tray = subprocess.run([str(env_dir / "bin" / "codex-pool-tray"), "--version"], capture_output=True, text=True)
+    tray = subprocess.run([str(env_dir / "bin" / "codex-pool-tray"), "--version"], capture_output=True,
+                          text=True)
     assert tray.stdout.strip() == f"codex-pool {__version__}", tray.stderr  # pythonw's on Windows: no console
     ui = subprocess.run(
         [

@@ -115,3 +115,43 @@ def test_characters_outside_the_bmp_count_twice_as_windows_counts_them() -> None
     fitted = fit_tooltip(emoji, "win32")
     assert tooltip_units(fitted) <= 127
     assert len(fitted.encode("utf-16-le")) // 2 + 1 <= 128  # the NUL fits as well
+
+
+def test_stop_signals_include_ctrl_break_on_windows() -> None:
+    from tray.desktop.signals import stop_signal_names
+
+    assert stop_signal_names("win32") == ("SIGINT", "SIGTERM", "SIGBREAK")
+    assert stop_signal_names("darwin") == stop_signal_names("linux") == ("SIGINT", "SIGTERM")
+
+
+def test_a_signal_reaches_the_watcher_while_the_main_thread_is_in_a_native_loop() -> None:
+    """macOS and Windows: the main thread sits in AppKit's or Win32's loop, where a Python handler
+    waits for Python to run again. The watcher hears the signal at once all the same (here the main
+    thread blocks in a C call that does not return to Python until the watcher says so)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.support.gui_fixtures import ROOT
+
+    script = textwrap.dedent("""
+        import os, sys, threading
+        from tray.desktop.signals import SignalWatcher
+        r, w = os.pipe()
+        def quit():
+            print("quit on", threading.current_thread().name, flush=True)
+            os.write(w, b"x")
+        watcher = SignalWatcher(quit)
+        print("ready", flush=True)
+        os.read(r, 1)  # the "GUI loop"; a handler that waited for Python would never run
+        watcher.close()
+        print("stopped", flush=True)
+    """)
+    with subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                          text=True) as child:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        os.kill(child.pid, 15)
+        assert child.stdout.readline() == "quit on signals\n"
+        assert child.stdout.readline() == "stopped\n"
+        assert child.wait(10) == 0

@@ -35,6 +35,7 @@ from typing import Any
 from tray import autostart
 from tray.desktop.instance import Instance
 from tray.desktop.menu import Action, build_menu, tooltip
+from tray.desktop.signals import SignalWatcher
 from tray.desktop.tray import TrayIcon, copy_to_clipboard
 from tray.desktop.window import WindowProcess
 from tray.engine import Engine
@@ -92,12 +93,17 @@ class TrayApp:
         if self._notifier is None:
             self._notifier = DesktopNotifier(icon=Path(str(icon)) if icon.is_file() else None)
         self._start_proxy()
+        watcher = None
         try:
             self._tray = TrayIcon(self._on_action)
+            if sys.platform in ("darwin", "win32"):  # Linux: GLib takes the signals (_on_ready)
+                watcher = SignalWatcher(self.quit)
             self._worker.start()
             self._instance.serve(self._on_command)
             self._tray.run(on_ready=self._on_ready)
         finally:
+            if watcher is not None:
+                watcher.close()
             self._shutdown()
         return 0
 
