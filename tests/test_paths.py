@@ -215,3 +215,14 @@ def test_no_module_writes_files_its_own_way() -> None:
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
              if "os.replace(" in line or "os.rename(" in line or "fchmod" in line]
     assert found == []
+
+
+def test_a_custom_pool_folder_gets_a_private_acl_on_windows(tmp_path: Path) -> None:
+    """Windows has no 0700: files inherit their folder's ACL. %LOCALAPPDATA% is the user's alone, a
+    CODEX_POOL_HOME elsewhere may not be, so codex-pool sets one when it creates the folder."""
+    assert paths.resolve_paths({"CODEX_POOL_HOME": str(tmp_path / "pool")}).custom
+    assert not paths.resolve_paths({"XDG_CONFIG_HOME": str(tmp_path)}).custom
+    command = paths.private_acl_command(Path("D:/pool"), r"ACME\ann")
+    assert command[:3] == ["icacls", str(Path("D:/pool")), "/inheritance:r"]
+    assert command[3:] == ["/grant:r", r"ACME\ann:(OI)(CI)F", "/grant:r", "*S-1-5-18:(OI)(CI)F",
+                           "/grant:r", "*S-1-5-32-544:(OI)(CI)F", "/q"]

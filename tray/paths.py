@@ -3,7 +3,9 @@
 ``CODEX_POOL_HOME=<dir>`` puts config, data and logs under one folder (tests and side-by-side
 instances use it); otherwise platformdirs decides, with the app name ``codex-pool``.
 Folders that hold secrets are created 0700; secret files are written 0600 by their owners
-(see :func:`write_secret`).
+(see :func:`write_secret`). Windows has no such modes: files inherit their folder's ACL, and the
+default folders under ``%LOCALAPPDATA%`` are the user's alone; a ``CODEX_POOL_HOME`` folder that
+codex-pool creates gets such an ACL explicitly (:func:`private_acl_command`).
 
 Every file codex-pool writes in place (config, keys, the user's ``auth.json``, client configs,
 autostart entries) goes through :func:`write_atomic`: a reader sees the old file or the new one,
@@ -32,6 +34,7 @@ class Paths:
     config_dir: Path
     data_dir: Path
     log_dir: Path
+    custom: bool = False  # chosen with CODEX_POOL_HOME (not the platform's default folders)
 
     @property
     def config_file(self) -> Path:
@@ -71,9 +74,50 @@ class Paths:
         its writers would otherwise create it with the umask's mode; an existing one is made
         private again."""
         for folder in (self.config_dir, self.data_dir, self.log_dir, self.backup_dir):
+            created = not folder.exists()
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(folder, 0o700)
+            if created and self.custom and sys.platform == "win32":
+                _restrict(folder)
         return self
+
+
+# Well-known SIDs: the folders under %LOCALAPPDATA% grant exactly these and the user.
+SYSTEM_SID, ADMINISTRATORS_SID = "S-1-5-18", "S-1-5-32-544"
+
+
+def private_acl_command(folder: Path, user: str) -> list[str]:
+    """Windows: the ``icacls`` call that leaves ``folder`` (and everything created in it) to
+    ``user``, SYSTEM and Administrators, inheriting nothing from the folder above."""
+    grants = [f"{who}:(OI)(CI)F" for who in (user, f"*{SYSTEM_SID}", f"*{ADMINISTRATORS_SID}")]
+    return ["icacls", str(folder), "/inheritance:r", *(arg for g in grants for arg in ("/grant:r", g)), "/q"]
+
+
+def _restrict(folder: Path) -> None:
+    import logging
+    import subprocess
+
+    domain, name = os.environ.get("USERDOMAIN", ""), os.environ.get("USERNAME", "")
+    if not name:
+        return
+    user = f"{domain}\\{name}" if domain else name
+    try:
+        done = subprocess.run(private_acl_command(folder, user), capture_output=True, text=True, timeout=30,
+                              check=False, creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+    except (OSError, subprocess.SubprocessError) as exc:
+        done = None
+        logging.getLogger(__name__).warning("Could not make %s private: %s", folder, exc)
+    if done is not None and done.returncode != 0:
+        logging.getLogger(__name__).warning("Could not make %s private: %s", folder, done.stderr.strip())
+
+
+def user_home(environ: Mapping[str, str] | None = None, platform: str = sys.platform) -> Path:
+    """The user's home folder as the clients find it: ``$HOME`` on POSIX; on Windows
+    ``%USERPROFILE%`` (Python's own choice), never ``$HOME``, which Git Bash and MSYS set to a
+    POSIX-looking path that Codex CLI and opencode do not use."""
+    env = os.environ if environ is None else environ
+    found = env.get("USERPROFILE") if platform == "win32" else env.get("HOME")
+    return Path(found) if found else Path.home()
 
 
 def resolve_paths(environ: Mapping[str, str] | None = None) -> Paths:
@@ -81,7 +125,7 @@ def resolve_paths(environ: Mapping[str, str] | None = None) -> Paths:
     home = env.get("CODEX_POOL_HOME")
     if home:
         root = Path(home).expanduser()
-        return Paths(config_dir=root, data_dir=root, log_dir=root / "logs")
+        return Paths(config_dir=root, data_dir=root, log_dir=root / "logs", custom=True)
     import platformdirs
 
     return Paths(

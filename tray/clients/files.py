@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from tray.clients import texts as clientconfig
 from tray.errors import ClientSetupError
-from tray.paths import Paths, resolve_paths, write_atomic
+from tray.paths import Paths, resolve_paths, user_home, write_atomic
 
 Kind = Literal["codex", "opencode"]
 KINDS: tuple[Kind, ...] = ("codex", "opencode")
@@ -38,7 +38,7 @@ class SetupResult:
 
 
 def _home(env: Mapping[str, str]) -> Path:
-    return Path(env.get("HOME") or Path.home())
+    return user_home(env)
 
 
 def config_path(kind: Kind, environ: Mapping[str, str] | None = None) -> Path:
