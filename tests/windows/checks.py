@@ -140,3 +140,26 @@ def test_the_users_codex_login_is_written_back_without_fchmod(tmp_path: Path) ->
     _write_atomic(target, {"auth_mode": "chatgpt", "tokens": {"refresh_token": "rt_new"}})
     assert json.loads(target.read_text())["tokens"]["refresh_token"] == "rt_new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["auth.json"]
+
+
+def test_the_toast_app_id_is_registered_for_the_user(tmp_path: Path) -> None:
+    """Windows drops toasts from an app id it does not know: the id gets a name and an icon."""
+    import winreg
+
+    from tray.notices.delivery import APP_ID_KEY, register_app_id
+
+    icon = tmp_path / "codex-pool.png"
+    register_app_id(icon)
+    try:
+        with winreg.OpenKey(winreg.HKEY_CURRENT_USER, APP_ID_KEY) as key:
+            assert winreg.QueryValueEx(key, "DisplayName")[0] == "codex-pool"
+            assert winreg.QueryValueEx(key, "IconUri")[0] == str(icon)
+    finally:
+        winreg.DeleteKey(winreg.HKEY_CURRENT_USER, APP_ID_KEY)
+
+
+def test_a_custom_pool_folder_is_created_and_made_private(tmp_path: Path) -> None:
+    from tray.paths import resolve_paths
+
+    made = resolve_paths({"CODEX_POOL_HOME": str(tmp_path / "pool")}).ensure()
+    assert made.custom and made.data_dir.is_dir() and made.backup_dir.is_dir()
