@@ -114,7 +114,7 @@ def test_a_proxy_that_cannot_start_says_why_and_offers_to_retry() -> None:
     snapshot = Snapshot(now=NOW, running=False, proxy_url=None,
                         start_problem="port 4466 is in use (pid 812: nc)")
     head = build_menu(snapshot).items[0]
-    assert head.text == "Proxy cannot start: port 4466 is in use (pid 812: nc) (retrying; click to retry now)"
+    assert head.text == "Proxy cannot start: port 4466 is in use (pid 812: nc) · retrying, click to retry now"
     assert head.action is Action.RETRY_START and head.enabled
     assert health(snapshot) == "stopped"
 

@@ -325,7 +325,7 @@ def test_a_taken_port_is_named_in_the_menu_and_the_proxy_starts_once_it_frees(
         layout = menu.layout(until=lambda m: bool(m.labels) and "cannot start" in m.labels[0])
         head = layout.labels[0]
         assert head.startswith(f"Proxy cannot start: port {port} is in use"), head
-        assert head.endswith("(retrying; click to retry now)")
+        assert head.endswith(" · retrying, click to retry now")
         squatter.close()
         layout = menu.layout(45, until=lambda m: bool(m.labels) and m.labels[0].startswith("Proxy http"))
         assert layout.labels[0] == f"Proxy http://127.0.0.1:{port} (click to copy)"

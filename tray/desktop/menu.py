@@ -165,7 +165,7 @@ def build_menu(snapshot: Snapshot, tz: tzinfo | None = None) -> MenuModel:
     if snapshot.running and snapshot.proxy_url:
         head = MenuItem(f"Proxy {snapshot.proxy_url} (click to copy)", Action.COPY_URL)
     elif snapshot.start_problem:
-        head = MenuItem(f"Proxy cannot start: {snapshot.start_problem} (retrying; click to retry now)",
+        head = MenuItem(f"Proxy cannot start: {snapshot.start_problem} · retrying, click to retry now",
                         Action.RETRY_START)
     else:
         head = MenuItem("Proxy stopped", enabled=False)
