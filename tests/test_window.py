@@ -154,3 +154,42 @@ def test_a_window_that_cannot_start_reports_why(tmp_path: Path) -> None:
     reason = window.failed(within=10)
     assert reason is not None and "cannot open tray.window" in reason
     window.close()
+
+
+def purple_pixels(path: Path) -> int:
+    """Pixels of the Usage chart's third line (``--chart-3``, #9c36b5 in the light theme)."""
+    image = Image.open(path).convert("RGB")
+    return sum(n for n, (r, g, b) in image.getcolors(1 << 20) or []
+               if abs(r - 0x9C) < 40 and abs(g - 0x36) < 40 and abs(b - 0xB5) < 40)
+
+
+def test_usage_page_draws_its_chart_in_the_gtk_window(pool_home: Path, xvfb: str, session_bus: str,
+                                                      tmp_path: Path) -> None:
+    # A C locale is what minimal desktops and services run with: WebKitGTK then reports the page's
+    # language as "C", which the chart library's number format refused as it loaded.
+    from tests.test_ui_usage import busy_day
+
+    with running_engine() as pool:
+        busy_day(pool.engine.store)
+        env = gui_env(xvfb, session_bus, LANG="C.UTF-8", LC_ALL="C.UTF-8", LANGUAGE="")
+        probe = subprocess.Popen([sys.executable, "-m", "tests.window_probe", "At this pace"], cwd=ROOT,
+                                 env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        assert probe.stdin is not None and probe.stdout is not None
+        try:
+            probe.stdin.write(pool.engine.ui_url + "&page=usage\n")
+            probe.stdin.flush()
+            text = json.loads(probe.stdout.readline() or "{}").get("text", "")
+            assert "could not load" not in text, text
+            assert "At this pace the pool's 5-hour quota runs out at" in text, text
+            box = geometry(xvfb, window_id(xvfb, probe.pid))
+            shot = tmp_path / "usage-gtk.png"
+            assert wait_shot(xvfb, shot, box, lambda p: purple_pixels(p) > 150), \
+                "the Usage page's chart never drew its lines"
+        finally:
+            probe.stdin.close()
+            probe.wait(20)
+            probe.stdout.close()
+            if probe.stderr is not None:
+                probe.stderr.close()
+    assert probe.returncode == 0

@@ -2,7 +2,7 @@
 // code in the address. One module and one render function per page; no framework, nothing loaded
 // from elsewhere.
 
-import { api, h, hasSession, setServerTime, setSession } from "./lib.js";
+import { api, h, hasSession, setServerTime, setSession, usableLanguage } from "./lib.js";
 import { accountsPage } from "./accounts.js";
 import { addPage } from "./add.js";
 import { activityPage } from "./activity.js";
@@ -15,6 +15,7 @@ import { settingsPage } from "./settings.js";
 function lazyUsagePage(root, actions) {
   let stop = () => {};
   let gone = false;
+  usableLanguage();
   import("./usage.js").then((m) => {
     if (!gone) stop = m.usagePage(root, actions) || (() => {});
   }).catch((err) => {

@@ -14,6 +14,17 @@ export function hasSession() {
   return session !== "";
 }
 
+// WebKitGTK under a C or POSIX locale reports navigator.language as "C", a tag Intl refuses; uPlot
+// builds a number format from it as it loads, so the Usage page failed there. Such a page gets a
+// language Intl accepts instead (the engine's own default formats stay as they are).
+export function usableLanguage() {
+  try {
+    new Intl.NumberFormat(navigator.language);
+  } catch {
+    Object.defineProperty(navigator, "language", { value: "en-US", configurable: true });
+  }
+}
+
 export function setServerTime(serverNow) {
   skew = serverNow - Date.now() / 1000;
 }
