@@ -69,6 +69,7 @@ LAYERS: dict[str, float] = {
     "portholder": L2,  # which program holds a port (/proc, lsof, netstat)
     "owner": L2,  # the CLI's side of the owner's challenge
     "logs": L2,  # log file + stderr handlers, secret redaction
+    "browser": L2,  # opening a page in the user's browser (the browser sign-in)
     # L2.5: services over adapters
     "refresh": L2_5,
     "lease": L2_5,  # the refresh lease: take, heartbeat, confirm, release
@@ -87,6 +88,7 @@ LAYERS: dict[str, float] = {
     "apiui": L3,  # the window page: static files and the headers that guard them
     "apisession": L3,  # window codes, sessions and the owner's challenge over HTTP
     "apiusage": L3,  # the Usage page's data and the quota fetch state
+    "apirestart": L3,  # restarting the proxy for the settings that apply then
     "server": L3,
     "limits": L3,  # header timeout and size, connection cap, the process's own limits
     "engine": L3,

@@ -28,6 +28,7 @@ from tray import __version__, apiviews
 from tray.access import AccessPolicy
 from tray.apiguard import BadRequest, Guard, account_id, error, field, json_body, mapped, ok, send_json
 from tray.apilogin import login_routes
+from tray.apirestart import restart_routes
 from tray.apisession import OPEN_PATHS, session_routes
 from tray.apisetup import setup_routes
 from tray.apiui import ui_routes
@@ -64,6 +65,12 @@ class ManagedEngine(Protocol):
 
     def policy(self) -> AccessPolicy: ...
 
+    def pending_restart(self) -> list[str]: ...
+
+    def check_address(self) -> tuple[str, int]: ...
+
+    def restart(self, port: int | None = None) -> str: ...
+
 
 def port_of(url: str) -> int:
     return urlsplit(url).port or 80
@@ -92,9 +99,12 @@ class AccountsApi:
 
     async def status(self, request: Request) -> Response:
         views = await _threaded(self.views)
+        engine = self.engine
         return ok(
             {
                 "version": __version__,
+                # Changes when the accounts or the settings do, whichever process changed them.
+                "revision": apiviews.revision(views, engine.config, engine.pending_restart()),
                 "proxy_url": self.engine.url,
                 "api_key": self.engine.api_key,
                 "health": apiviews.health_view(views),
@@ -191,6 +201,7 @@ def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) 
         Route("/activity", mapped(accounts.activity), methods=["GET"]),
     ]
     extra = setup_routes(engine, clock) + login_routes(engine, clock) + usage_routes(engine, clock)
+    extra += restart_routes(engine)
     extra += session_routes(engine.sessions, lambda: engine.ui_token, port)
     routes += [Route(r.path, mapped(r.endpoint), methods=r.methods) for r in extra]
     router = Router(routes=routes, default=_not_found)

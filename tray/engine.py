@@ -5,8 +5,9 @@ service, the proxy routes, the management API and UI, and the server thread.
 run one. Public attributes the management API and the GUI read: ``paths``, ``store``, ``config``
 (the current :class:`~tray.config.Config`), ``loaded`` (with its problems), ``url``, ``ui_url``
 (with a fresh one-time code each time it is read), ``sessions``, ``api_key``, ``ui_token``,
-``login`` (the login service, when available), ``reload_config()`` and ``submit(coro)`` (run a
-coroutine on the proxy's loop from any thread).
+``login`` (the login service, when available), ``reload_config()``, ``submit(coro)`` (run a
+coroutine on the proxy's loop from any thread), and for settings that apply on restart
+``pending_restart()``, ``check_address()`` and ``restart()``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -39,7 +40,7 @@ from tray.pipeline import Pipeline
 from tray.proxy import ProxyRoutes, build_app
 from tray.quotaservice import QuotaService
 from tray.refresh import TIMER_INTERVAL, Refresher
-from tray.server import STOP_TIMEOUT, ServerThread
+from tray.server import STOP_TIMEOUT, ServerThread, bind_socket, url_for
 from tray.sessions import Sessions
 from tray.store import Store
 from tray.transport import ReclaimingTransport
@@ -78,6 +79,7 @@ class Engine:
         login_options: dict[str, Any] | None = None,
         refresh_interval: float = TIMER_INTERVAL,
         stop_timeout: float = STOP_TIMEOUT,
+        open_browser: Callable[[str], None] | None = None,
     ) -> None:
         self.paths = paths.ensure()
         self.clock = clock
@@ -88,6 +90,7 @@ class Engine:
         self._environ = environ
         self._timeout = upstream_timeout
         self._login_options = dict(login_options or {})  # LoginService keywords (tests: callback_port)
+        self._open_browser = open_browser  # the browser sign-in's opener (the tray's: the system browser)
         self.loaded: LoadedConfig = load_config(paths.config_file)
         # Where tokens go is fixed for the engine's life: an edit applies on restart (see reload_config).
         first = self.loaded.config
@@ -110,6 +113,7 @@ class Engine:
         self._refresh_interval = refresh_interval
         self._stop_timeout = stop_timeout  # how long stopping waits for requests in flight
         self._refresh_timer: asyncio.Task[None] | None = None
+        self._remote = False  # the allow-remote the running proxy started with
 
     # ---- config --------------------------------------------------------------------------------
 
@@ -207,10 +211,13 @@ class Engine:
         return extra
 
     def _login_service(self, oauth: OAuthClient) -> LoginService:
-        return LoginService(self.store, oauth, self.clock, self.events, **self._login_options)
+        options: dict[str, Any] = {"open_browser": self._open_browser, **self._login_options}
+        return LoginService(self.store, oauth, self.clock, self.events, **options)
 
-    def start(self) -> str:
-        """Start the proxy thread; returns its URL. Raises :class:`ServerError` (port in use...)."""
+    def start(self, port: int | None = None, host: str | None = None,
+              allow_remote: bool | None = None) -> str:
+        """Start the proxy thread; returns its URL. Raises :class:`ServerError` (port in use...).
+        ``port``/``host``/``allow_remote`` replace the configured ones for this start (restarts)."""
         if self.server is not None:
             return self.url
         if self._import_primary and not self.store.accounts():
@@ -222,14 +229,19 @@ class Engine:
         routes = ProxyRoutes(self.pipeline, api_key=lambda: self.api_key, policy=self.policy,  # type: ignore[arg-type]
                              max_body=lambda: self.config.max_body_bytes)
         app = build_app(routes, extra)
-        port = self.config.port if self._port is None else self._port
-        self.server = ServerThread(app, self.host, port, allow_remote=self.config.allow_remote,
-                                   on_start=self._on_start, on_stop=self._on_stop,
-                                   stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
+        target_host, target_port, target_remote = self._target()
+        self._remote = target_remote if allow_remote is None else allow_remote
         try:
+            self.server = ServerThread(app, host or target_host, target_port if port is None else port,
+                                       allow_remote=self._remote,
+                                       on_start=self._on_start, on_stop=self._on_stop,
+                                       stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
             self.server.start()
         except PoolError:
             self.server = None
+            if self._reads is not None:  # the parts built for this start go with it
+                self._reads.close()
+                self._reads = None
             raise
         self._write_instance()
         log.info("codex-pool proxy listening on %s", self.url)
@@ -286,6 +298,67 @@ class Engine:
         if self.http is not None:
             await self.http.aclose()
 
+    # ---- restart -------------------------------------------------------------------------------
+
+    def _target(self) -> tuple[str, int, bool]:
+        """Where the proxy listens after a (re)start: the config's host, port and allow-remote; the
+        command line's ``--host``/``--port`` still win."""
+        port = self.config.port if self._port is None else self._port
+        return self.host, port, self.config.allow_remote
+
+    def pending_restart(self) -> list[str]:
+        """The settings saved but not in effect until the proxy restarts (``host``, ``port``,
+        ``allow-remote``); empty while it is stopped. A port of 0 (any free port) is never pending."""
+        server = self.server
+        if server is None:
+            return []
+        host, port, remote = self._target()
+        pending = []
+        if host != server.host:
+            pending.append("host")
+        if port not in (0, server.port):
+            pending.append("port")
+        if remote != self._remote:
+            pending.append("allow-remote")
+        return pending
+
+    def check_address(self) -> tuple[str, int]:
+        """The URL and port a restart would listen on, checked: a new address is bound and let go
+        again (a port of 0 becomes the free port found). Raises :class:`ServerError` saying what to
+        change when it cannot be used. Blocks briefly: call it off the event loop."""
+        host, port, remote = self._target()
+        server = self.server
+        if server is not None and host == server.host and port in (0, server.port):
+            return server.url, server.port
+        with bind_socket(host, port, allow_remote=remote) as sock:
+            found = int(sock.getsockname()[1])
+        return url_for(host, found), found
+
+    def restart(self, port: int | None = None) -> str:
+        """Stop the proxy and start it again with the current settings; ``port`` (from
+        :meth:`check_address`) pins a configured 0 to the port checked. Returns the new URL. When
+        the new address cannot be used, the proxy comes back where it was and the error is raised.
+        Never call it on the proxy's own loop: stopping waits for that loop's requests."""
+        old, remote = self.server, self._remote
+        if old is None:
+            return self.start(port)
+        self._stop_server()
+        try:
+            return self.start(port)
+        except PoolError:
+            log.warning("The proxy could not restart on its new address; it goes on at %s", old.url)
+            self.start(old.port, old.host, remote)
+            raise
+
+    def _stop_server(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop()
+            self._remove_instance()
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
+
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coro`` on the proxy's event loop (from any thread)."""
         if self.server is None:
@@ -294,13 +367,7 @@ class Engine:
         return self.server.submit(coro)
 
     def stop(self) -> None:
-        server, self.server = self.server, None
-        if server is not None:
-            server.stop()
-            self._remove_instance()
-        if self._reads is not None:
-            self._reads.close()
-            self._reads = None
+        self._stop_server()
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -138,6 +138,14 @@ def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.s
     return sock
 
 
+def url_for(host: str, port: int) -> str:
+    """The proxy's address on ``host``:``port`` (a wildcard host is reached on 127.0.0.1)."""
+    shown = f"[{host}]" if ":" in host else host
+    if shown in ("0.0.0.0", "[::]"):
+        shown = "127.0.0.1"
+    return f"http://{shown}:{port}"
+
+
 class ServerThread:
     """Runs an ASGI app under uvicorn in a daemon thread. ``on_start``/``on_stop`` coroutines run on
     the server's loop (background tasks such as the usage poller live there)."""
@@ -184,10 +192,7 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if host in ("0.0.0.0", "[::]"):
-            host = "127.0.0.1"
-        return f"http://{host}:{self.port}"
+        return url_for(self.host, self.port)
 
     def _run(self) -> None:
         loop = new_event_loop()

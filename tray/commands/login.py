@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
-import webbrowser
 from typing import Any
 
 import httpx
 
+from tray import browser
 from tray.config import load_config
 from tray.login import LoginService
 from tray.models import Account
@@ -42,12 +41,6 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _can_open_browser() -> bool:
-    if sys.platform in ("darwin", "win32"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -71,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _login(store: Store, auth_url: str, args: argparse.Namespace) -> Account:
-    opener = None if args.no_browser or args.device or not _can_open_browser() else _open
+    opener = None if args.no_browser or args.device else browser.system_opener()
     async with httpx.AsyncClient(trust_env=False) as http:
         service = LoginService(store, OAuthClient(http, auth_url, time.time), time.time, open_browser=opener)
         try:
@@ -87,7 +80,3 @@ async def _login(store: Store, auth_url: str, args: argparse.Namespace) -> Accou
             return await service.wait(ticket.id)
         finally:
             await service.close()
-
-
-def _open(url: str) -> None:
-    webbrowser.open(url)

@@ -15,7 +15,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from tray import logs
+from tray import browser, logs
 from tray.alerts import KINDS, Alerts
 from tray.config import Config
 from tray.engine import Engine
@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, paths: Paths) -> int:
     notices = StderrNotices()
-    engine = Engine(paths, events=notices, host=args.host, port=args.port)
+    engine = Engine(paths, events=notices, host=args.host, port=args.port,
+                    open_browser=browser.system_opener())  # the window's browser sign-in
     notices.configure(engine.config)
     logging.getLogger("tray").setLevel(engine.config.log_level.upper())
     stop = threading.Event()
