@@ -5,7 +5,8 @@ service, the proxy routes, the management API and UI, and the server thread.
 run one. Public attributes the management API and the GUI read: ``paths``, ``store``, ``config``
 (the current :class:`~tray.config.Config`), ``loaded`` (with its problems), ``url``, ``ui_url``
 (with a fresh one-time code each time it is read), ``sessions``, ``api_key``, ``ui_token``,
-``login`` (the login service, when available), ``reload_config()``, ``submit(coro)`` (run a
+``login`` (the login service, when available), ``open_browser`` (what its browser sign-in opens
+the page with), ``reload_config()``, ``submit(coro)`` (run a
 coroutine on the proxy's loop from any thread), and for settings that apply on restart
 ``pending_restart()``, ``check_address()`` and ``restart()``.
 """
@@ -90,7 +91,7 @@ class Engine:
         self._environ = environ
         self._timeout = upstream_timeout
         self._login_options = dict(login_options or {})  # LoginService keywords (tests: callback_port)
-        self._open_browser = open_browser  # the browser sign-in's opener (the tray's: the system browser)
+        self.open_browser = open_browser  # the browser sign-in's opener (the tray's: the system browser)
         self.loaded: LoadedConfig = load_config(paths.config_file)
         # Where tokens go is fixed for the engine's life: an edit applies on restart (see reload_config).
         first = self.loaded.config
@@ -211,7 +212,7 @@ class Engine:
         return extra
 
     def _login_service(self, oauth: OAuthClient) -> LoginService:
-        options: dict[str, Any] = {"open_browser": self._open_browser, **self._login_options}
+        options: dict[str, Any] = {"open_browser": self.open_browser, **self._login_options}
         return LoginService(self.store, oauth, self.clock, self.events, **options)
 
     def start(self, port: int | None = None, host: str | None = None,
