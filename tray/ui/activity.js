@@ -9,9 +9,11 @@ const COLUMNS = [
   ["Fast mode", "fast"], ["Latency", "latency"], ["Candidates", "scores"],
 ];
 
+// Each cell carries its column's name, shown only when the table is a stack of cards.
 function cell(column, attrs, ...children) {
   const [label] = COLUMNS.find(([, c]) => c === column);
-  return h("td", { class: `c-${column}`, "data-label": label, ...attrs }, ...children);
+  const named = ["fast", "latency", "scores"].includes(column) ? h("span", { class: "cell-label" }, label) : null;
+  return h("td", { class: `c-${column}`, ...attrs }, named, ...children);
 }
 
 // Long names (emails) are cut short with an ellipsis; hovering shows the full address.
