@@ -84,6 +84,32 @@ def overflow(page: Any) -> int:
         " (m => m.scrollWidth - m.clientWidth)(document.querySelector('main')))"))
 
 
+def covered_buttons(page: Any) -> list[str]:
+    """The buttons and links a toast covers at any scroll position of the page (scrolled through
+    in steps while the toast shows): a covered one is where a click would land on the toast."""
+    return list(page.evaluate("""() => {
+      const main = document.querySelector('main');
+      const toasts = document.getElementById('toasts');
+      const head = document.querySelector('.page-head').getBoundingClientRect();
+      const covered = new Set();
+      for (let top = 0; top <= main.scrollHeight; top += 60) {
+        main.scrollTop = top;
+        for (const b of document.querySelectorAll('button, a.btn, nav a')) {
+          if (b.offsetParent === null || toasts.contains(b)) continue;
+          const r = b.getBoundingClientRect();
+          const x = r.x + r.width / 2, y = r.y + r.height / 2;
+          if (y < 0 || y > innerHeight || x < 0 || x > innerWidth) continue;
+          const inHead = b.closest('.page-head') !== null;
+          if (!inHead && y < head.bottom) continue;  // scrolled under the header, as pages do
+          const hit = document.elementFromPoint(x, y);
+          if (hit && toasts.contains(hit)) covered.add(b.textContent.trim());
+        }
+      }
+      main.scrollTop = 0;
+      return [...covered];
+    }"""))
+
+
 def visible_buttons(page: Any) -> list[dict[str, float]]:
     return list(page.evaluate("""[...document.querySelectorAll('button, a.btn, nav a')]
       .filter(b => b.offsetParent !== null).map(b => b.getBoundingClientRect())
