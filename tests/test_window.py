@@ -193,3 +193,56 @@ def test_usage_page_draws_its_chart_in_the_gtk_window(pool_home: Path, xvfb: str
             if probe.stderr is not None:
                 probe.stderr.close()
     assert probe.returncode == 0
+
+
+class RecordingWindow:
+    """What ``_listen`` drives: a pywebview window that notes the addresses it is sent to."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.events = type("Events", (), {"loaded": threading.Event()})()
+        self.events.loaded.set()
+        self.loaded: list[str] = []
+        self.destroyed = False
+
+    def show(self) -> None: ...
+
+    def restore(self) -> None: ...
+
+    def load_url(self, url: str) -> None:
+        self.loaded.append(url)
+
+    def destroy(self) -> None:
+        self.destroyed = True
+
+
+def test_the_window_follows_the_proxy_to_a_new_port() -> None:
+    import io
+
+    from tray.window import _listen
+
+    window = RecordingWindow()
+    commands = io.StringIO("show http://127.0.0.1:5000/ui/#code=a&page=settings\n"
+                           "show http://127.0.0.1:6000/ui/#code=b\n"  # the proxy restarted on 6000
+                           "show #code=c&page=usage\n"  # an older tray's fragment-only command
+                           "close\n")
+    _listen(window, commands, "http://127.0.0.1:5000/ui/#code=first")
+    assert window.loaded == ["http://127.0.0.1:5000/ui/#code=a&page=settings",
+                             "http://127.0.0.1:6000/ui/#code=b", "http://127.0.0.1:6000/ui/#code=c&page=usage"]
+    assert window.destroyed
+
+
+def test_showing_the_window_again_sends_the_whole_new_address(tmp_path: Path) -> None:
+    record = tmp_path / "stdin.txt"
+    stand_in = tmp_path / "python"  # run as "python -m tray.window": keeps what it is told
+    stand_in.write_text(f"#!/bin/sh\nexec cat > {record}\n")
+    stand_in.chmod(0o755)
+    window = WindowProcess(python=str(stand_in))
+    try:
+        assert window.open("http://127.0.0.1:5000/ui/#code=a") is True
+        assert window.open("http://127.0.0.1:6000/ui/#code=b", "settings") is False  # the same window
+    finally:
+        window.close()
+    assert record.read_text().splitlines() == [
+        "http://127.0.0.1:5000/ui/#code=a", "show http://127.0.0.1:6000/ui/#code=b&page=settings", "close"]

@@ -13,6 +13,7 @@ the proxy's event loop.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -67,9 +68,9 @@ class ManagedEngine(Protocol):
 
     def pending_restart(self) -> list[str]: ...
 
-    def check_address(self) -> tuple[str, int]: ...
+    def reserve_address(self) -> tuple[str, socket.socket]: ...
 
-    def restart(self, port: int | None = None) -> str: ...
+    def restart(self, sock: socket.socket | None = None) -> str: ...
 
 
 def port_of(url: str) -> int:

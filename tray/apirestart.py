@@ -2,9 +2,10 @@
 
 ``host``, ``port`` and ``allow-remote`` are saved at once but the proxy keeps listening where it
 started; the settings answers name them under ``pending_restart``. ``POST /api/proxy/restart``
-checks the new address first (a port another program holds is refused with 409 and the reason,
-and nothing stops), answers with where the proxy will be, then restarts it on a thread of its own:
-stopping waits for the requests on the proxy's loop, this one included, so it cannot run there.
+binds the new address first (a port another program holds is refused with 409 and the reason,
+and nothing stops; a bound one queues connections from then on), answers with where the proxy
+will be, then restarts it on a thread of its own: stopping waits for the requests on the proxy's
+loop, this one included, so it cannot run there.
 
 The answer: ``url`` (the proxy's new address), ``same`` (whether it stays where it is) and
 ``ui_url``, the window's new address with a fresh one-time code: a page on the old address cannot
@@ -14,6 +15,7 @@ call the new one (the page's policy allows its own origin only), so it opens tha
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import Protocol
 
@@ -41,9 +43,9 @@ class RestartableEngine(Protocol):
 
     def pending_restart(self) -> list[str]: ...
 
-    def check_address(self) -> tuple[str, int]: ...
+    def reserve_address(self) -> tuple[str, socket.socket]: ...
 
-    def restart(self, port: int | None = None) -> str: ...
+    def restart(self, sock: socket.socket | None = None) -> str: ...
 
 
 class RestartApi:
@@ -55,18 +57,18 @@ class RestartApi:
         if not self._lock.acquire(blocking=False):
             return error(409, "The proxy is restarting already.")
         try:
-            url, port = await run_in_threadpool(self.engine.check_address)
+            url, sock = await run_in_threadpool(self.engine.reserve_address)
         except ServerError as exc:
             self._lock.release()
             return error(409, f"Not restarted: {exc}")
         same = url == self.engine.url
         code = self.engine.sessions.mint()
-        threading.Thread(target=self._run, args=(port,), name="codex-pool-restart", daemon=True).start()
+        threading.Thread(target=self._run, args=(sock,), name="codex-pool-restart", daemon=True).start()
         return ok({"url": url, "same": same, "ui_url": f"{url}/ui/#code={code}&page=settings"}, 202)
 
-    def _run(self, port: int) -> None:
+    def _run(self, sock: socket.socket) -> None:
         try:
-            url = self.engine.restart(port)
+            url = self.engine.restart(sock)
         except PoolError as exc:
             log.warning("Restarting the proxy failed: %s", exc)
         else:

@@ -8,7 +8,7 @@ run one. Public attributes the management API and the GUI read: ``paths``, ``sto
 ``login`` (the login service, when available), ``open_browser`` (what its browser sign-in opens
 the page with), ``reload_config()``, ``submit(coro)`` (run a
 coroutine on the proxy's loop from any thread), and for settings that apply on restart
-``pending_restart()``, ``check_address()`` and ``restart()``.
+``pending_restart()``, ``reserve_address()`` and ``restart()``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import importlib
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -216,9 +217,10 @@ class Engine:
         return LoginService(self.store, oauth, self.clock, self.events, **options)
 
     def start(self, port: int | None = None, host: str | None = None,
-              allow_remote: bool | None = None) -> str:
+              allow_remote: bool | None = None, sock: socket.socket | None = None) -> str:
         """Start the proxy thread; returns its URL. Raises :class:`ServerError` (port in use...).
-        ``port``/``host``/``allow_remote`` replace the configured ones for this start (restarts)."""
+        ``port``/``host``/``allow_remote`` replace the configured ones for this start, and ``sock``
+        (bound already) the address altogether (restarts)."""
         if self.server is not None:
             return self.url
         if self._import_primary and not self.store.accounts():
@@ -234,7 +236,7 @@ class Engine:
         self._remote = target_remote if allow_remote is None else allow_remote
         try:
             self.server = ServerThread(app, host or target_host, target_port if port is None else port,
-                                       allow_remote=self._remote,
+                                       allow_remote=self._remote, sock=sock,
                                        on_start=self._on_start, on_stop=self._on_stop,
                                        stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
             self.server.start()
@@ -323,30 +325,33 @@ class Engine:
             pending.append("allow-remote")
         return pending
 
-    def check_address(self) -> tuple[str, int]:
-        """The URL and port a restart would listen on, checked: a new address is bound and let go
-        again (a port of 0 becomes the free port found). Raises :class:`ServerError` saying what to
-        change when it cannot be used. Blocks briefly: call it off the event loop."""
+    def reserve_address(self) -> tuple[str, socket.socket]:
+        """The URL a restart would listen on, checked, and its socket, bound and listening already:
+        connections made while the proxy restarts wait in its queue instead of being refused. On
+        the same address it is the running proxy's own socket, kept open across the restart (so
+        nothing has to bind the port again). Raises :class:`ServerError` saying what to change
+        when the address cannot be used. Call it off the event loop."""
         host, port, remote = self._target()
         server = self.server
         if server is not None and host == server.host and port in (0, server.port):
-            return server.url, server.port
-        with bind_socket(host, port, allow_remote=remote) as sock:
-            found = int(sock.getsockname()[1])
-        return url_for(host, found), found
+            return server.url, server.sock.dup()
+        sock = bind_socket(host, port, allow_remote=remote)
+        return url_for(host, int(sock.getsockname()[1])), sock
 
-    def restart(self, port: int | None = None) -> str:
-        """Stop the proxy and start it again with the current settings; ``port`` (from
-        :meth:`check_address`) pins a configured 0 to the port checked. Returns the new URL. When
-        the new address cannot be used, the proxy comes back where it was and the error is raised.
-        Never call it on the proxy's own loop: stopping waits for that loop's requests."""
+    def restart(self, sock: socket.socket | None = None) -> str:
+        """Stop the proxy and start it again with the current settings, on ``sock`` when given (from
+        :meth:`reserve_address`). Returns the new URL. When the proxy cannot start there, it comes
+        back where it was and the error is raised. Never call it on the proxy's own loop: stopping
+        waits for that loop's requests."""
         old, remote = self.server, self._remote
         if old is None:
-            return self.start(port)
+            return self.start(sock=sock)
         self._stop_server()
         try:
-            return self.start(port)
+            return self.start(sock=sock)
         except PoolError:
+            if sock is not None:
+                sock.close()
             log.warning("The proxy could not restart on its new address; it goes on at %s", old.url)
             self.start(old.port, old.host, remote)
             raise

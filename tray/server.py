@@ -162,10 +162,13 @@ class ServerThread:
         limits: Limits = Limits(),  # noqa: B008 - frozen, never mutated
         stop_timeout: float = STOP_TIMEOUT,
         shutdown_grace: float = 0.0,
+        sock: socket.socket | None = None,
     ) -> None:
         self.stop_timeout = stop_timeout
         self.shutdown_grace = shutdown_grace
-        self.sock = bind_socket(host, port, allow_remote=allow_remote)
+        # ``sock``: a socket bound (by :func:`bind_socket`) before the previous server stopped, so
+        # a restart on a new address accepts connections from the first moment.
+        self.sock = sock if sock is not None else bind_socket(host, port, allow_remote=allow_remote)
         open_files = harden_process()
         self.limits = replace(limits, max_connections=connection_cap(open_files, limits.max_connections))
         self.host = host
