@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = (
-    "tests.gui_fixtures",  # Xvfb, private D-Bus, fake notification server, tray host
-    "tests.ciskips",  # in CI (CI=true) every skip fails the run
+    "tests.support.gui_fixtures",  # Xvfb, private D-Bus, fake notification server, tray host
+    "tests.support.ciskips",  # in CI (CI=true) every skip fails the run
 )
 
 

@@ -1,4 +1,4 @@
-"""What keeps CI honest: the rule in tests/ciskips.py, run on tiny test files in a child pytest (with
+"""What keeps CI honest: the rule in tests/support/ciskips.py, run on tiny test files in a child pytest (with
 ``CI=true`` every kind of skip fails the run; without it a skip is still only a skip), and the pins
 in pyproject.toml (exact for the tools that gate the suite, upper bounds where the code reads a
 library's internals)."""
@@ -41,7 +41,8 @@ def run_child(folder: Path, ci: bool) -> subprocess.CompletedProcess[str]:
     if ci:
         env["CI"] = "true"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.ciskips", "-p", "no:cacheprovider", "-q", "-rA", "."],
+        [sys.executable, "-m", "pytest", "-p", "tests.support.ciskips", "-p", "no:cacheprovider", "-q", "-rA",
+         "."],
         cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False,
     )
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tray.config import KEYS, Config, Notifications, load_config, render_config, save_config, validate
+from tray.config import KEYS, load_config, render_config, save_config, validate
 from tray.errors import ConfigError
+from tray.models import Config, Notifications
 
 
 def write(path: Path, text: str) -> Path:

@@ -111,3 +111,13 @@ def test_readme_has_exactly_the_two_set_up_commands() -> None:
     assert [block.strip() for block in blocks] == ["./dev app", "./dev test"]
     all_blocks = re.findall(r"```[^\n]*\n(.*?)```", readme, re.DOTALL)
     assert len(all_blocks) == 2, "README.md's only code blocks are the two set-up commands"
+
+
+def test_every_path_the_architecture_names_exists() -> None:
+    """docs/architecture.md is the map a newcomer reads first: every ``tray/...`` and ``tests/...``
+    path it names is there."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"(?<![\w/.-])((?:tray|tests)/[\w./-]*\w)", text))
+    assert len(named) > 30
+    missing = sorted(path for path in named if not (ROOT / path).exists())
+    assert not missing, f"docs/architecture.md names paths that do not exist: {missing}"

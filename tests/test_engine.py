@@ -14,8 +14,8 @@ import httpx
 from tests.fakes.auth_server import FakeAuth, FakeUser
 from tests.fakes.runner import serving
 from tests.fakes.upstream import make_chatgpt
-from tests.proxykit import DEFAULT_CONFIG, add_account, write_config
-from tray.authfiles import codex_auth_path
+from tests.support.proxykit import DEFAULT_CONFIG, add_account, write_config
+from tray.auth.files import codex_auth_path
 from tray.engine import Engine
 from tray.models import ConfigInvalid, Event
 from tray.paths import resolve_paths
@@ -93,7 +93,7 @@ def mode(engine: Engine) -> str:
 def test_stop_lets_an_in_flight_stream_finish() -> None:
     import threading
 
-    from tests.proxykit import CODEX_HEADERS, codex_body, replies, running_pool
+    from tests.support.proxykit import CODEX_HEADERS, codex_body, replies, running_pool
 
     with running_pool(["a"]) as pool:
         pool.upstream.script("a", replies.ok(deltas=20, event_delay=0.03))

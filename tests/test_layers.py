@@ -1,7 +1,16 @@
-"""The import direction between layers (docs/architecture.md), enforced by walking ``tray/``.
+"""The package's shape (docs/architecture.md), enforced by walking ``tray/``.
 
-Every module must appear in :data:`LAYERS`. A new module is one new line there: pick the lowest
-layer whose modules it needs. Imports may point to the same layer or lower, never higher.
+* Every folder of ``tray/`` is a room, and every top-level module is a room of its own. :data:`ROOMS`
+  says which other rooms each may import; a new room is one new row (and a line of the folder map).
+* Another room is reached through its public face: ``from tray.quota import parse_usage``, never
+  ``from tray.quota.cache import ...``. The face is the room's ``__init__``. Two exceptions: a pure
+  module imports other pure modules directly (a face would load the room's adapters with it), and
+  the ``app`` command reaches the desktop's modules itself (the GUI loads only when the tray starts).
+  ``commands`` has no face: :mod:`tray.cli` dispatches to each command module.
+* The pure core (:data:`PURE`) imports only the standard library and other pure modules.
+* No import cycle between modules, counting imports under ``TYPE_CHECKING``, imports inside
+  functions and ``importlib.import_module("tray....")`` loads.
+* Only the desktop room (and the ``app`` command) imports GUI libraries; no module is over 400 lines.
 """
 
 from __future__ import annotations
@@ -15,104 +24,58 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tray"
 
-L0, L1, L2, L2_5, L3, L4, L5 = 0.0, 1.0, 2.0, 2.5, 3.0, 4.0, 5.0
-LAYER_NAMES = {L0: "L0 data", L1: "L1 pure logic", L2: "L2 adapters", L2_5: "L2.5 services",
-               L3: "L3 service", L4: "L4 GUI adapters", L5: "L5 composition"}
-
-# Module (dotted, without the ``tray.`` prefix) → layer. ``commands.*`` covers every command.
-LAYERS: dict[str, float] = {
-    # L0: data, stdlib only
-    "": L0,  # the package itself (``__version__``)
-    "errors": L0,
-    "models": L0,
-    # L1: pure logic, time passed in
-    "routing": L1,
-    "scoring": L1,
-    "affinity": L1,
-    "fastmode": L1,
-    "cooldown": L1,
-    "quota": L1,
-    "signals": L1,  # live rate-limit signals → usage payloads (re-exported by quota)
-    "pkce": L1,
-    "claims": L1,
-    "sse": L1,
-    "menu": L1,
-    "alerts": L1,
-    "autostart.texts": L1,
-    "clientconfig": L1,
-    "access": L1,  # local key / Host / Origin checks
-    "sessions": L1,  # window codes, sessions, the owner's challenge proofs (pure state)
-    "shaping": L1,  # request/response shaping for the upstream
-    "backoff": L1,  # exponential backoff per key (usage retries)
-    "poolview": L1,  # the pool's levels and used % from the usage history
-    "forecast": L1,  # pace and runout of the pool
-    # L2: adapters (files, SQLite, HTTP, OS)
-    "paths": L2,
-    "config": L2,
-    "store": L2,
-    "database": L2,  # the store's connection and transactions
-    "sharedstate": L2,  # the store's cooldowns, quota cache, leases, dormant touches, decisions
-    "migrations": L2,
-    "history": L2,  # the store's usage samples
-    "oauth": L2,
-    "usage": L2,
-    "transport": L2,
-    "decoding": L2,
-    "authfiles": L2,
-    "clients": L2,
-    "notify": L2,
-    "autostart": L2,
-    "autostart._linux": L2,
-    "autostart._macos": L2,
-    "autostart._windows": L2,
-    "instance": L2,
-    "portholder": L2,  # which program holds a port (/proc, lsof, netstat)
-    "owner": L2,  # the CLI's side of the owner's challenge
-    "logs": L2,  # log file + stderr handlers, secret redaction
-    "browser": L2,  # opening a page in the user's browser (the browser sign-in)
-    # L2.5: services over adapters
-    "refresh": L2_5,
-    "lease": L2_5,  # the refresh lease: take, heartbeat, confirm, release
-    "tokencommit": L2_5,  # storing an answered token set until it is stored
-    "login": L2_5,
-    "quotaservice": L2_5,
-    "quotacache": L2_5,  # usage views and live signals; the base of quotaservice
-    "outlook": L2_5,  # history and forecasts read from the store, shaped for the surfaces
-    # L3: the running service
-    "proxy": L3,
-    "api": L3,
-    "apiguard": L3,
-    "apilogin": L3,
-    "apisetup": L3,
-    "apiviews": L3,
-    "apiui": L3,  # the window page: static files and the headers that guard them
-    "apisession": L3,  # window codes, sessions and the owner's challenge over HTTP
-    "apiusage": L3,  # the Usage page's data and the quota fetch state
-    "apirestart": L3,  # restarting the proxy for the settings that apply then
-    "server": L3,
-    "limits": L3,  # header timeout and size, connection cap, the process's own limits
-    "engine": L3,
-    "pipeline": L3,
-    "planner": L3,
-    "attempts": L3,
-    "pooled": L3,
-    "relay": L3,
-    "answers": L3,
-    # L4: GUI adapters (never the store)
-    "icon": L4,
-    "trayicon": L4,
-    "window": L4,
-    # L5: composition
-    "app": L5,
-    "cli": L5,
-    "commands": L5,
-    "commands.*": L5,
-    "__main__": L5,
+LEAVES = {"errors", "models"}  # every room may import these
+ROOMS: dict[str, set[str]] = {
+    "": set(),  # the package itself (``__version__``)
+    "__main__": {"cli"},
+    "errors": set(),
+    "models": set(),
+    "paths": set(),
+    "config": set(),
+    "logs": {"paths"},
+    "portholder": set(),
+    "store": set(),
+    "quota": {"store"},
+    "routing": {"quota"},
+    "forecast": {"quota", "routing"},
+    "health": {"forecast"},
+    "auth": {"portholder"},
+    "clients": {"paths"},
+    "autostart": set(),
+    "proxy": {"quota", "routing", "store"},
+    "api": {"autostart", "clients", "config", "forecast", "health", "paths", "portholder", "proxy", "quota",
+            "store"},
+    "server": {"config", "portholder", "proxy"},
+    "engine": {"api", "auth", "config", "paths", "proxy", "quota", "server", "store"},
+    "notices": {"forecast", "health"},
+    # the desktop never touches the store: the app hands its parts models and callbacks
+    "desktop": {"autostart", "engine", "forecast", "health", "notices", "paths", "quota"},
+    "commands": {"api", "auth", "autostart", "clients", "config", "desktop", "engine", "forecast", "health",
+                 "logs", "notices", "paths", "quota", "store"},
+    "cli": {"commands"},
 }
 
+# The pure core: decisions as plain functions over data, ``now`` passed in.
+PURE = {
+    "errors", "models", "health",
+    "routing", "routing.ranking", "routing.scoring", "routing.affinity", "routing.fastmode",
+    "routing.cooldown",
+    "quota.usage", "quota.signals", "quota.backoff",
+    "forecast.pool", "forecast.pace",
+    "auth.pkce", "auth.claims",
+    "proxy.access", "proxy.shaping", "proxy.sse",
+    "api.sessions", "api.views",
+    "clients.texts", "autostart.texts",
+    "notices.alerts", "desktop.menu",
+}
+IMPURE_STDLIB = {"sqlite3", "socket", "subprocess", "asyncio", "shutil", "http", "urllib.request",
+                 "multiprocessing", "ctypes", "signal", "fcntl", "msvcrt", "tempfile", "importlib"}
+PURE_LIBRARIES = {"tomlkit"}  # text in, text out
+PURE_EXCEPTIONS = {("autostart.texts", "subprocess")}  # list2cmdline: Windows quoting, no process
 GUI_LIBRARIES = ("pystray", "webview", "PIL", "gi")
-GUI_MODULES = {"icon", "trayicon", "window", "app", "commands.app"}
-STORE_MODULES = {"store", "database", "sharedstate", "migrations", "history"}
+GUI_MODULES = {"desktop.icon", "desktop.tray", "desktop.window", "desktop.app", "commands.app"}
+MAX_LINES = 400
+FACE_EXCEPTIONS = {("commands.app", "desktop")}
 
 
 def module_name(path: Path) -> str:
@@ -122,21 +85,18 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def layer_of(name: str) -> float | None:
-    if name in LAYERS:
-        return LAYERS[name]
-    if "." in name:
-        parent = name.rsplit(".", 1)[0]
-        return LAYERS.get(f"{parent}.*")
-    return None
-
-
 def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+def room_of(name: str) -> str:
+    return name.split(".")[0]
+
+
 def imports(name: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
-    """(imported name, line) for every import in the file; tray modules without the prefix."""
+    """(imported module, line) for every import in the file, at any depth (``TYPE_CHECKING`` and
+    function bodies too) and every ``importlib.import_module("...")`` with a literal name. A
+    ``from package import name`` that names a module counts as that module."""
     is_package = path.name == "__init__.py"
     found: list[tuple[str, int]] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
@@ -152,6 +112,10 @@ def imports(name: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
                 sub = f"{base}.{alias.name}"
                 local = sub.removeprefix("tray.") if sub.startswith("tray.") else None
                 found.append((sub if local in known else base, node.lineno))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "import_module" and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            found.append((node.args[0].value, node.lineno))
     return list(dict.fromkeys(found))
 
 
@@ -161,52 +125,143 @@ def local(imported: str) -> str | None:
     return imported.removeprefix("tray.") if imported.startswith("tray.") else None
 
 
-def test_every_module_has_a_layer() -> None:
-    missing = sorted(name for name in modules() if layer_of(name) is None)
-    assert not missing, (
-        f"modules without a layer: {missing}; add each to LAYERS in tests/test_layers.py "
-        "(and to the table in docs/architecture.md)"
-    )
-
-
-def test_imports_point_down() -> None:
+def graph() -> dict[str, list[tuple[str, int]]]:
     found = modules()
     known = set(found)
-    problems = []
+    edges: dict[str, list[tuple[str, int]]] = {}
     for name, path in found.items():
-        mine = layer_of(name)
-        if mine is None:
-            continue
-        for imported, line in imports(name, path, known):
-            target = local(imported)
-            if target is None:
-                continue
-            theirs = layer_of(target)
-            where = f"tray/{path.relative_to(PACKAGE)}:{line}"
-            if theirs is None:
-                problems.append(f"{where} imports tray.{target}, which has no layer")
-            elif theirs > mine:
-                problems.append(
-                    f"{where}: {name or 'tray'} ({LAYER_NAMES[mine]}) imports tray.{target} "
-                    f"({LAYER_NAMES[theirs]})"
-                )
-            elif mine == L4 and target in STORE_MODULES:
-                problems.append(f"{where}: GUI module {name} imports tray.{target}; pass it a model instead")
+        edges[name] = [(target, line) for imported, line in imports(name, path, known)
+                       if (target := local(imported)) is not None]
+    return edges
+
+
+def where(name: str, line: int) -> str:
+    return f"tray/{modules()[name].relative_to(PACKAGE)}:{line}"
+
+
+def test_every_room_has_a_row() -> None:
+    missing = sorted({room_of(name) for name in modules()} - set(ROOMS))
+    assert not missing, f"rooms without a row in ROOMS (tests/test_layers.py): {missing}"
+
+
+def test_rooms_import_only_what_their_row_allows() -> None:
+    problems = []
+    for name, targets in graph().items():
+        mine = room_of(name)
+        allowed = ROOMS.get(mine, set()) | LEAVES | {mine}
+        for target, line in targets:
+            theirs = room_of(target) if target else ""
+            if theirs not in allowed and target != "":
+                problems.append(f"{where(name, line)}: {name} ({mine}) imports tray.{target} ({theirs})")
     assert not problems, "\n".join(problems)
 
 
-def test_only_gui_modules_import_gui_libraries() -> None:
+def test_other_rooms_are_reached_through_their_face() -> None:
+    found = modules()
+    faces = {name for name, path in found.items() if path.name == "__init__.py"} - {"commands"}
+    problems = []
+    for name, targets in graph().items():
+        for target, line in targets:
+            theirs = room_of(target)
+            if (name, theirs) in FACE_EXCEPTIONS or (name in PURE and target in PURE):
+                continue
+            if theirs != room_of(name) and theirs in faces and target != theirs:
+                problems.append(f"{where(name, line)}: {name} imports tray.{target}; use tray.{theirs}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_pure_core_stays_pure() -> None:
+    found = modules()
+    problems = []
+    for name in sorted(PURE):
+        assert name in found, f"PURE names {name}, which does not exist"
+        for imported, line in imports(name, found[name], set(found)):
+            target = local(imported)
+            top = imported.split(".")[0]
+            if target is not None:
+                if target not in PURE and target != "":
+                    problems.append(f"{where(name, line)}: pure {name} imports tray.{target}")
+            elif (name, imported) in PURE_EXCEPTIONS or top in PURE_LIBRARIES:
+                continue
+            elif top not in sys.stdlib_module_names or imported in IMPURE_STDLIB or top in IMPURE_STDLIB:
+                problems.append(f"{where(name, line)}: pure {name} imports {imported}")
+    assert not problems, "\n".join(problems)
+
+
+def cycles(edges: dict[str, list[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (or a module importing itself)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in edges.get(node, []):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1 or node in edges.get(node, []):
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle() -> None:
+    edges = {name: sorted({t for t, _ in targets} - {""}) for name, targets in graph().items()}
+    found = cycles(edges)
+    assert not found, "import cycles:\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+def test_the_cycle_finder_sees_a_cycle_through_type_checking(tmp_path: Path) -> None:
+    """Guard the test itself: a cycle that exists only under TYPE_CHECKING is still a cycle."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                              "    from tray.b import B\n")
+    (pkg / "b.py").write_text("import importlib\nimportlib.import_module('tray.a')\n")
+    known = {"a", "b"}
+    edges = {n: [t for i, _ in imports(n, pkg / f"{n}.py", known) if (t := local(i))] for n in known}
+    assert cycles(edges) == [["a", "b"]]
+
+
+def test_only_the_desktop_imports_gui_libraries() -> None:
     found = modules()
     problems = [
-        f"tray/{path.relative_to(PACKAGE)}:{line} imports {imported}"
+        f"{where(name, line)} imports {imported}"
         for name, path in found.items()
         if name not in GUI_MODULES
         for imported, line in imports(name, path, set(found))
         if imported.split(".")[0] in GUI_LIBRARIES
     ]
-    assert not problems, "only icon, trayicon, window and app may import GUI libraries:\n" + "\n".join(
-        problems
-    )
+    assert not problems, f"only {sorted(GUI_MODULES)} may import GUI libraries:\n" + "\n".join(problems)
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {f"tray/{p.relative_to(PACKAGE)}": n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"split these modules (at most {MAX_LINES} lines): {long}"
+
+
+def test_the_package_root_holds_at_most_12_modules() -> None:
+    own = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(own) <= 12, own
 
 
 def test_the_walker_sees_relative_and_from_imports(tmp_path: Path) -> None:

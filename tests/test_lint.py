@@ -22,3 +22,16 @@ def test_ruff_is_clean() -> None:
 def test_mypy_strict_is_clean_for_the_package() -> None:
     result = _run("mypy", "--strict", "--no-incremental", "tray")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_comments_speak_of_the_project_itself() -> None:
+    """Docstrings and comments say the rule, not a reference to notes outside the repository
+    ("gap 13", "the seed", "Decision 3")."""
+    import re
+
+    pattern = re.compile(r"\bgaps? \d+|\bthe seed\b|\bseed (plugin|gaps?)\b|\b[Dd]ecision \d+\b")
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+             for path in sorted((ROOT / "tray").rglob("*.py"))
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+             if pattern.search(line)]
+    assert not found, "\n".join(found)

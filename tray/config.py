@@ -1,11 +1,9 @@
 """``config.toml``: reading, validating, rendering and saving codex-pool's settings.
 
-Every key is optional. A bad value is a *problem*, not an error: that key falls back to its
-default, every other key still applies, and the caller shows the problems (a desktop
-notification in the tray, stderr headless). Only :func:`save_config` raises, because a save asked
-for by the user must not write a bad value.
-
-Keys are kebab-case in the file and snake_case attributes on :class:`Config`.
+Every key is optional. A bad value is a *problem*, not an error: that key falls back to its default,
+every other key still applies, and the caller shows the problems (a desktop notification in the
+tray, stderr headless). Only :func:`save_config` raises: a save the user asked for must not write a
+bad value. Keys are kebab-case in the file and snake_case attributes on :class:`Config`.
 """
 
 from __future__ import annotations
@@ -16,54 +14,13 @@ import os
 import secrets
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from tray.errors import ConfigError
-
-Mode = Literal["auto", "always", "disabled"]
-DormantTouch = Literal["always", "new-session-only", "disabled"]
-LogLevel = Literal["debug", "info", "warning", "error"]
-
-
-@dataclass(frozen=True)
-class Notifications:
-    """Which desktop notifications are on (each kind fires once per episode)."""
-
-    config_invalid: bool = True
-    needs_login: bool = True
-    pool_exhausted: bool = True
-    pool_available: bool = True
-    quota_low: bool = False
-    forecast: bool = True
-
-    def enabled(self, kind: str) -> bool:
-        """``kind`` as in the file (``needs-login``) or as an attribute (``needs_login``)."""
-        return bool(getattr(self, kind.replace("-", "_")))
-
-
-@dataclass(frozen=True)
-class Config:
-    fast_mode: Mode = "auto"
-    fast_mode_bias: float = 0.0
-    sticky_mode: Mode = "auto"
-    sticky_strength: float = 1.0
-    dormant_touch: DormantTouch = "always"
-    host: str = "127.0.0.1"
-    port: int = 4455
-    allow_remote: bool = False
-    upstream_url: str = "https://chatgpt.com/backend-api"
-    auth_url: str = "https://auth.openai.com"
-    max_body_mb: float = 64.0
-    log_level: LogLevel = "info"
-    quota_low_percent: float = 10.0
-    notifications: Notifications = field(default_factory=Notifications)
-
-    @property
-    def max_body_bytes(self) -> int:
-        return int(self.max_body_mb * 1024 * 1024)
+from tray.models import Config
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -30,22 +29,16 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.routing import BaseRoute
 
-from tray import authfiles
-from tray.access import AccessPolicy
-from tray.config import Config, LoadedConfig, load_config
+from tray.api import Sessions, build_routes
+from tray.auth import TIMER_INTERVAL, LoginService, OAuthClient, PrimarySync, Refresher, import_primary
+from tray.config import LoadedConfig, load_config
 from tray.errors import PoolError, ServerError
-from tray.login import LoginService
-from tray.models import Clock, ConfigInvalid, Event, EventSink
-from tray.oauth import OAuthClient
+from tray.models import Clock, Config, ConfigInvalid, Event, EventSink
 from tray.paths import Paths, api_key, ui_token, write_secret
-from tray.pipeline import Pipeline
-from tray.proxy import ProxyRoutes, build_app
-from tray.quotaservice import QuotaService
-from tray.refresh import TIMER_INTERVAL, Refresher
+from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, ReclaimingTransport, build_app
+from tray.quota import QuotaService
 from tray.server import STOP_TIMEOUT, ServerThread, bind_socket, url_for
-from tray.sessions import Sessions
 from tray.store import Store
-from tray.transport import ReclaimingTransport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -197,7 +190,7 @@ class Engine:
         self.http = http
         self._reads = Store.open(self.paths.db_file, self.clock, backup_dir=self.paths.backup_dir)
         oauth = OAuthClient(http, self.config.auth_url, self.clock)
-        sync = authfiles.PrimarySync(self.store, self.clock, self._environ)
+        sync = PrimarySync(self.store, self.clock, self._environ)
         self.refresher = Refresher(self.store, oauth, sync, self.clock, self.events)
         self.quota = QuotaService(self.store, http, lambda: self.config.upstream_url, clock=self.clock,
                                   events=self.events, low_percent=lambda: self.config.quota_low_percent,
@@ -206,11 +199,7 @@ class Engine:
                                  settings=lambda: self.config, clock=self.clock, events=self.events,
                                  reads=self._reads)
         self.login = self._login_service(oauth)
-        extra: list[BaseRoute] = []
-        with contextlib.suppress(ModuleNotFoundError):
-            api = importlib.import_module("tray.api")
-            extra += list(api.build_routes(self))
-        return extra
+        return build_routes(self)
 
     def _login_service(self, oauth: OAuthClient) -> LoginService:
         options: dict[str, Any] = {"open_browser": self.open_browser, **self._login_options}
@@ -225,7 +214,7 @@ class Engine:
             return self.url
         if self._import_primary and not self.store.accounts():
             try:
-                authfiles.import_primary(self.store, self.clock, self._environ)
+                import_primary(self.store, self.clock, self._environ)
             except PoolError as exc:
                 log.warning("Could not import your Codex/opencode login: %s", exc)
         extra = self._build()

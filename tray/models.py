@@ -1,7 +1,7 @@
 """Plain data shared by every layer: frozen dataclasses, stdlib only.
 
-Times are Unix epoch **seconds** as ``float`` everywhere (the seed plugin used milliseconds; we
-convert at the edges). Durations are seconds. Code that needs "now" takes a :data:`Clock`.
+Times are Unix epoch **seconds** as ``float`` everywhere (payloads in milliseconds are converted at
+the edges). Durations are seconds. Code that needs "now" takes a :data:`Clock`.
 """
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 Clock = Callable[[], float]
 """Returns the current Unix time in seconds (``time.time`` in production, a fixed value in tests)."""
+
+RESET_JITTER = 60.0  # seconds: reset times this close are one reset (rounding in headers, clocks)
 
 
 class AccountState(StrEnum):
@@ -183,3 +186,48 @@ class QuotaLow:
 
 Event = ConfigInvalid | NeedsLogin | PoolExhausted | PoolAvailable | QuotaLow
 EventSink = Callable[[Event], None]
+
+
+# ---- settings (read and checked by tray.config) --------------------------------------------------
+
+Mode = Literal["auto", "always", "disabled"]
+DormantTouch = Literal["always", "new-session-only", "disabled"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """Which desktop notifications are on (each kind fires once per episode)."""
+
+    config_invalid: bool = True
+    needs_login: bool = True
+    pool_exhausted: bool = True
+    pool_available: bool = True
+    quota_low: bool = False
+    forecast: bool = True
+
+    def enabled(self, kind: str) -> bool:
+        """``kind`` as in the file (``needs-login``) or as an attribute (``needs_login``)."""
+        return bool(getattr(self, kind.replace("-", "_")))
+
+
+@dataclass(frozen=True)
+class Config:
+    fast_mode: Mode = "auto"
+    fast_mode_bias: float = 0.0
+    sticky_mode: Mode = "auto"
+    sticky_strength: float = 1.0
+    dormant_touch: DormantTouch = "always"
+    host: str = "127.0.0.1"
+    port: int = 4455
+    allow_remote: bool = False
+    upstream_url: str = "https://chatgpt.com/backend-api"
+    auth_url: str = "https://auth.openai.com"
+    max_body_mb: float = 64.0
+    log_level: LogLevel = "info"
+    quota_low_percent: float = 10.0
+    notifications: Notifications = field(default_factory=Notifications)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)

@@ -41,7 +41,7 @@ class Paths:
     @property
     def ui_token_file(self) -> Path:
         """The management token: the owner's own scripts may send it to the management API, and it
-        keys the owner's challenge (:mod:`tray.sessions`); never put in an address, never accepted
+        keys the owner's challenge (:mod:`tray.api.sessions`); never put in an address, never accepted
         by the proxy routes."""
         return self.data_dir / "ui-token"
 

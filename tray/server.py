@@ -3,7 +3,7 @@
 We bind the listening socket ourselves before uvicorn starts, so a port in use fails fast with a
 :class:`ServerError` naming the port, the program holding it where the platform can tell, and the
 config key, instead of a log line on another thread. uvicorn runs with the connection limits of
-:mod:`tray.limits` (header timeout and size, connection cap), after the process has raised its
+:mod:`tray.proxy.limits` (header timeout and size, connection cap), after the process has raised its
 open-files limit and turned core dumps off.
 
 A response that the app starts and then returns from without finishing is how the proxy passes an
@@ -31,8 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tray.config import is_loopback
 from tray.errors import ServerError
-from tray.limits import Limits, connection_cap, harden_process, protocol_for
 from tray.portholder import Holder, holder
+from tray.proxy import Limits, connection_cap, harden_process, protocol_for
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from tests.bench.report import write_section
 from tests.fakes.jwt import account_claims, make_jwt
 from tray.models import Identity, TokenSet
 from tray.paths import api_key, resolve_paths
-from tray.store import Store
+from tray.store.accounts import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNTS = ("acc-bench-1", "acc-bench-2")

@@ -30,10 +30,10 @@ import httpx
 from tests.bench.report import write_section
 from tests.fakes.auth_server import FakeAuth, FakeUser
 from tests.fakes.runner import serving
+from tray.auth.oauth import OAuthClient
+from tray.auth.refresh import Refresher
 from tray.models import Identity
-from tray.oauth import OAuthClient
-from tray.refresh import Refresher
-from tray.store import Store
+from tray.store.accounts import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,9 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.bench.report import write_section
-from tray import fastmode, quota
 from tray.models import Account, AccountState, Identity, QuotaEntry, TokenSet
-from tray.routing import RoutingSettings, rank
+from tray.quota import usage as quota
+from tray.routing import fastmode
+from tray.routing.ranking import RoutingSettings, rank
 
 NOW = 1_800_000_000.0
 SIZES = (1, 20, 100, 1000)

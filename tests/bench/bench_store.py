@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tray.models import CandidateScore, Cooldown, Decision, Identity, TokenSet
-from tray.store import Store
+from tray.store.accounts import Store
 
 
 def timed(label: str, n: int, fn: Callable[[int], object]) -> None:

@@ -1,6 +1,6 @@
 """A running codex-pool engine for the management API and web UI tests (tests only).
 
-:func:`running_engine` is :func:`tests.proxykit.running_pool` (a real :class:`tray.engine.Engine` on
+:func:`running_engine` is :func:`tests.support.proxykit.running_pool` (a real :class:`tray.engine.Engine` on
 port 0 in front of the fake chatgpt.com + auth server) with the login service's browser callback on
 a free port instead of 1455, so a sign-in test never collides with anything else on the machine.
 """
@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from tests.proxykit import Pool, running_pool
-from tray.login import LoginService
-from tray.oauth import OAuthClient
+from tests.support.proxykit import Pool, running_pool
+from tray.auth.login import LoginService
+from tray.auth.oauth import OAuthClient
 
 
 @contextmanager

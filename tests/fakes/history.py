@@ -1,7 +1,7 @@
 """A day of usage history in a real pool store (tests only): accounts working in sessions, their
 5-hour windows starting at first use and resetting five hours later, the weekly window creeping up.
 
-Readings are written the way the quota cache writes them (:meth:`tray.store.Store.record_samples`),
+Readings are written the way the quota cache writes them (:meth:`tray.store.accounts.Store.record_samples`),
 one every few minutes while an account works, as the response headers of its requests would give.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tray.models import Account, UsageSample
-from tray.store import Store
+from tray.store.accounts import Store
 
 FIVE_H, WEEK = 18000.0, 604800.0
 

@@ -1,4 +1,4 @@
-"""A separate OS process that refreshes one account through :class:`tray.refresh.Refresher`
+"""A separate OS process that refreshes one account through :class:`tray.auth.refresh.Refresher`
 (tests only): ``python -m tests.fakes.refresh_worker DB AUTH_URL ACCOUNT_ID CALLERS [GO_FILE]``.
 
 It starts ``CALLERS`` concurrent ``ensure_fresh`` calls (after ``GO_FILE`` appears, so two workers
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import httpx
 
+from tray.auth.oauth import OAuthClient
+from tray.auth.refresh import LEASE_TTL, Refresher
 from tray.errors import PoolError
-from tray.oauth import OAuthClient
-from tray.refresh import LEASE_TTL, Refresher
-from tray.store import Store
+from tray.store.accounts import Store
 
 
 def fingerprint(token: str) -> str:

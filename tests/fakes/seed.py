@@ -8,7 +8,7 @@ import time
 from tests.fakes.jwt import account_claims, make_jwt
 from tests.fakes.upstream_wire import usage_payload
 from tray.models import Account, CandidateScore, Cooldown, Decision, Identity, TokenSet
-from tray.store import Store
+from tray.store.accounts import Store
 
 
 def add_account(

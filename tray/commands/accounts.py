@@ -2,7 +2,7 @@
 ``priority`` and ``primary``.
 
 An account is named the way ``codex-pool accounts`` shows it: its position (``2`` or ``#2``), its
-id (``id:7``), its label or its email (see :meth:`tray.store.Store.select`).
+id (``id:7``), its label or its email (see :meth:`tray.store.accounts.Store.select`).
 """
 
 from __future__ import annotations

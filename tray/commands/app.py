@@ -11,8 +11,8 @@ import argparse
 import logging
 import sys
 
+from tray.desktop.instance import Instance, ask_running
 from tray.errors import PoolError
-from tray.instance import Instance, ask_running
 from tray.paths import Paths, resolve_paths
 
 
@@ -40,11 +40,11 @@ def run_default(args: argparse.Namespace) -> int:
             "stop it or wait for it to finish starting."
         )
     try:
-        from tray.trayicon import gui_problem
+        from tray.desktop.tray import gui_problem
 
         problem = gui_problem()
         if problem is None:
-            from tray.app import TrayApp
+            from tray.desktop.app import TrayApp
 
             _log_to_file(paths)
             return TrayApp(paths, instance).run()

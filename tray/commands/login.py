@@ -15,11 +15,10 @@ from typing import Any
 
 import httpx
 
-from tray import browser
+from tray.auth import LoginService, OAuthClient
 from tray.config import load_config
-from tray.login import LoginService
+from tray.desktop import system_opener
 from tray.models import Account
-from tray.oauth import OAuthClient
 from tray.paths import resolve_paths
 from tray.store import Store
 
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _login(store: Store, auth_url: str, args: argparse.Namespace) -> Account:
-    opener = None if args.no_browser or args.device else browser.system_opener()
+    opener = None if args.no_browser or args.device else system_opener()
     async with httpx.AsyncClient(trust_env=False) as http:
         service = LoginService(store, OAuthClient(http, auth_url, time.time), time.time, open_browser=opener)
         try:

@@ -15,11 +15,11 @@ import time
 from types import FrameType
 from typing import Any
 
-from tray import browser, logs
-from tray.alerts import KINDS, Alerts
-from tray.config import Config
+from tray import logs
+from tray.desktop import system_opener
 from tray.engine import Engine
-from tray.models import ConfigInvalid, Event
+from tray.models import Config, ConfigInvalid, Event
+from tray.notices import KINDS, Alerts
 from tray.paths import Paths, resolve_paths
 
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, paths: Paths) -> int:
     notices = StderrNotices()
     engine = Engine(paths, events=notices, host=args.host, port=args.port,
-                    open_browser=browser.system_opener())  # the window's browser sign-in
+                    open_browser=system_opener())  # the window's browser sign-in
     notices.configure(engine.config)
     logging.getLogger("tray").setLevel(engine.config.log_level.upper())
     stop = threading.Event()

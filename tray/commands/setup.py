@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 from urllib.parse import urlsplit
 
-from tray import clients
+from tray.clients import KINDS, Kind, apply, config_path, snippets, undo
 from tray.commands.status import check_listener
 from tray.errors import ClientSetupError
 from tray.paths import Paths, api_key, resolve_paths
@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
             "copy of the file. --undo restores that copy exactly."
         ),
     )
-    parser.add_argument("client", choices=clients.KINDS, help="which client to set up")
+    parser.add_argument("client", choices=KINDS, help="which client to set up")
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--undo", action="store_true", help="take codex-pool out of the client's config")
     what.add_argument(
@@ -52,15 +52,12 @@ def proxy_url(paths: Paths) -> str:
 
 def run(args: argparse.Namespace) -> int:
     paths = resolve_paths().ensure()
-    kind: clients.Kind = args.client
+    kind: Kind = args.client
     if args.show:
-        print(clients.snippets(proxy_url(paths), api_key(paths))[kind], end="")
-        print(f"# in {clients.config_path(kind)}")
+        print(snippets(proxy_url(paths), api_key(paths))[kind], end="")
+        print(f"# in {config_path(kind)}")
         return 0
-    if args.undo:
-        result = clients.undo(kind, paths)
-    else:
-        result = clients.apply(kind, proxy_url(paths), api_key(paths), paths)
+    result = undo(kind, paths) if args.undo else apply(kind, proxy_url(paths), api_key(paths), paths)
     print(result.message)
     if result.backup is not None and not args.undo:
         print(f"The file as it was before is saved at {result.backup}.")

@@ -2,11 +2,11 @@
 
 Works whether or not a proxy is running: it reads the instance file the running proxy writes and
 the pool file. Before it shows an address or the key it checks that the listener on the proxy's
-port is this pool's own proxy (:mod:`tray.owner`); when another program holds the port it says so
+port is this pool's own proxy (:mod:`tray.api.owner`); when another program holds the port it says so
 and shows neither. The window address carries a one-time code the running proxy mints for it.
 ``--json`` has at least ``proxy_url``, ``api_key``, ``ui_url``, ``running``, ``port_holder``,
 ``accounts`` (with their quota windows) and ``forecast`` (per window: the pool's used %, its pace,
-when it runs out and the next reset; see :func:`tray.outlook.forecast_json`).
+when it runs out and the next reset; see :func:`tray.forecast.outlook.forecast_json`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tray import outlook
+from tray.api import Probe, probe
 from tray.commands.accounts import account_row, render_table
 from tray.config import load_config
-from tray.owner import Probe, probe
+from tray.forecast import forecast_json, forecasts, status_text
 from tray.paths import Paths, api_key, resolve_paths, ui_token
 from tray.store import Store
 
@@ -92,7 +92,7 @@ def collect(paths: Paths, now: float) -> dict[str, Any]:
         cooldowns, usages = store.cooldowns(now), store.usages()
         rows = [account_row(i, a, cooldowns.get(a.id), usages.get(a.id), now)
                 for i, a in enumerate(store.accounts(), start=1)]
-        forecasts = outlook.forecasts(store, now)
+        outlooks = forecasts(store, now)
     ours, other = listener.state == "ours", listener.state == "other"
     return {
         "running": ours,
@@ -106,8 +106,8 @@ def collect(paths: Paths, now: float) -> dict[str, Any]:
         "openai_base_url": f"{url}/v1",
         "health": health(rows),
         "accounts": rows,
-        "forecast": outlook.forecast_json(forecasts),
-        "forecast_text": outlook.status_text(forecasts, now),
+        "forecast": forecast_json(outlooks),
+        "forecast_text": status_text(outlooks, now),
     }
 
 

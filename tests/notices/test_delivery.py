@@ -1,0 +1,98 @@
+"""Desktop notifications: captured by the fake notification server on a private session bus."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import pytest
+
+from tests.support.gui_fixtures import Notes
+from tray.notices.delivery import (
+    DBusDelivery,
+    DesktopNotifier,
+    StderrNotifier,
+    _osascript,
+    _windows_toast,
+    osascript_args,
+    platform_delivery,
+)
+
+
+@pytest.fixture
+def bus_env(session_bus: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
+    return session_bus
+
+
+@pytest.mark.gui
+def test_notices_reach_the_notification_server(bus_env: str, notifications: Notes, tmp_path: Path) -> None:
+    icon = tmp_path / "icon.png"
+    notifier = DesktopNotifier(DBusDelivery(icon))
+    notifier.send("codex-pool: every account is out of quota", "Requests get a 429 until 14:05.")
+    notifier.send("codex-pool: spare@x.com needs a new login", "Sign in again.")
+    notifier.flush()
+    notifier.close()
+    got = notifications.wait(2)
+    assert [(n["summary"], n["body"]) for n in got] == [
+        ("codex-pool: every account is out of quota", "Requests get a 429 until 14:05."),
+        ("codex-pool: spare@x.com needs a new login", "Sign in again."),
+    ]
+    assert {n["app_name"] for n in got} == {"codex-pool"}
+    assert got[0]["app_icon"] == str(icon)
+
+
+@pytest.mark.gui
+def test_no_notification_service_is_logged_not_raised(bus_env: str, caplog: pytest.LogCaptureFixture) -> None:
+    notifier = DesktopNotifier(DBusDelivery())
+    with caplog.at_level(logging.WARNING, logger="tray.notices.delivery"):
+        notifier.send("codex-pool: config has problems", "port: not a number")
+        notifier.flush()
+    notifier.close()
+    assert "could not show the notification 'codex-pool: config has problems'" in caplog.text
+
+
+def test_no_session_bus_is_logged_not_raised(monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path / 'no-bus'}")
+    notifier = DesktopNotifier(DBusDelivery())
+    with caplog.at_level(logging.WARNING, logger="tray.notices.delivery"):
+        notifier.send("codex-pool: quota available again", "Requests are served again.")
+        notifier.flush()
+    notifier.close()
+    assert "could not show the notification" in caplog.text
+
+
+def test_a_failing_delivery_never_stops_the_next_one() -> None:
+    shown: list[str] = []
+
+    def deliver(title: str, body: str) -> None:
+        if title == "boom":
+            raise OSError("no service")
+        shown.append(title)
+
+    notifier = DesktopNotifier(deliver)
+    for title in ("boom", "one", "boom", "two"):
+        notifier.send(title, "")
+    notifier.flush()
+    notifier.close()
+    assert shown == ["one", "two"]
+
+
+def test_headless_notices_are_one_line_on_stderr() -> None:
+    out = io.StringIO()
+    StderrNotifier(out).send("codex-pool: config has problems", "These fell back:\n• port: not a number")
+    assert out.getvalue() == "codex-pool: config has problems: These fell back: • port: not a number\n"
+
+
+def test_each_platform_has_its_own_delivery() -> None:
+    assert platform_delivery(platform="darwin") is _osascript
+    assert platform_delivery(platform="win32") is _windows_toast
+    assert isinstance(platform_delivery(platform="linux"), DBusDelivery)
+    assert isinstance(platform_delivery(platform="freebsd14"), DBusDelivery)
+
+
+def test_osascript_quotes_the_texts() -> None:
+    args = osascript_args('Say "hi"', "back\\slash")
+    assert args == ["osascript", "-e", 'display notification "back\\\\slash" with title "Say \\"hi\\""']

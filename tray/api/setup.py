@@ -1,0 +1,214 @@
+"""Management API endpoints for settings, client setup and start-at-login.
+
+Each handler validates first and changes nothing on a bad request. Settings are checked key by key
+with :func:`tray.config.validate` so the window can show each problem beside its field, then saved
+with :func:`tray.config.save_config` (which validates again and writes atomically) and applied
+with the engine's ``reload_config()``; the answers name, under ``pending_restart``, the saved
+settings that wait for the proxy to restart (:mod:`tray.apirestart`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tray import autostart, config
+from tray.api.base import BadRequest, error, json_body, ok
+from tray.api.views import jsonable
+from tray.clients import KINDS, apply, config_path, is_applied, snippets, undo
+from tray.errors import AutostartError, ClientSetupError, ConfigError
+from tray.models import Config
+
+if TYPE_CHECKING:
+    from tray.api.base import ManagedEngine
+
+CLIENT_NAMES = {"codex": "Codex CLI", "opencode": "opencode"}
+# Where the accounts' tokens are sent: a management credential must not be enough to redirect them,
+# so these change only by editing config.toml (in the user's own folder) and apply on restart.
+FILE_ONLY = ("upstream-url", "auth-url")
+
+
+def settings_view(loaded: config.LoadedConfig) -> dict[str, Any]:
+    """Every documented key with its current value, default and help text."""
+    cfg, base = loaded.config, Config()
+    values: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
+    for key in config.SPEC:
+        values[key.name] = jsonable(getattr(cfg, key.attr))
+        defaults[key.name] = jsonable(getattr(base, key.attr))
+    kinds = [k for k in config.NOTIFICATION_SPEC]
+    values["notifications"] = {k.name.split(".", 1)[1]: getattr(cfg.notifications, k.attr) for k in kinds}
+    defaults["notifications"] = {k.name.split(".", 1)[1]: getattr(base.notifications, k.attr) for k in kinds}
+    help_texts = {k.name: " ".join(k.help.split("\n")) for k in config.SPEC + config.NOTIFICATION_SPEC}
+    return {
+        "values": values,
+        "defaults": defaults,
+        "help": help_texts,
+        "problems": list(loaded.problems),
+        "path": str(loaded.path),
+        "file_only": list(FILE_ONLY),
+    }
+
+
+def check_updates(updates: Mapping[str, Any], current: Config) -> dict[str, str]:
+    """Per-key problems with ``updates`` (kebab-case keys, ``notifications`` as a table)."""
+    problems: dict[str, str] = {}
+    known = {k.name for k in config.SPEC}
+    for name, value in updates.items():
+        if name == "notifications":
+            if not isinstance(value, Mapping):
+                problems[name] = "Notifications must be a set of on/off switches."
+                continue
+            for kind, on in value.items():
+                _, found = config.validate({"notifications": {kind: on}})
+                if found:
+                    problems[f"notifications.{kind}"] = _without_fallback(found[0])
+            continue
+        if name not in known:
+            problems[name] = f'Unknown setting "{name}".'
+            continue
+        probe: dict[str, Any] = {name: value}
+        if name == "host":  # a non-loopback host is only valid together with allow-remote
+            probe["allow-remote"] = updates.get("allow-remote", current.allow_remote)
+        _, found = config.validate(probe)
+        if found:
+            problems[name] = _without_fallback(found[0])
+    return problems
+
+
+def file_only_changes(updates: Mapping[str, Any], current: Config, path: str) -> dict[str, str]:
+    """The :data:`FILE_ONLY` keys that ``updates`` would change, each with why it may not."""
+    attrs = {k.name: k.attr for k in config.SPEC}
+    return {
+        name: f"{name} can only be changed by editing {path} (it takes effect when codex-pool restarts)."
+        for name in FILE_ONLY
+        if name in updates and updates[name] != getattr(current, attrs[name])
+    }
+
+
+def _without_fallback(problem: str) -> str:
+    """A load-time problem says which default it falls back to; a refused save falls back to nothing."""
+    return problem.split("; using", 1)[0] + "."
+
+
+class SetupApi:
+    def __init__(self, engine: ManagedEngine, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    async def get_settings(self, request: Request) -> Response:
+        loaded = await run_in_threadpool(config.load_config, self.engine.paths.config_file)
+        return ok({**settings_view(loaded), "pending_restart": self.engine.pending_restart()})
+
+    async def put_settings(self, request: Request) -> Response:
+        body = await json_body(request)
+        updates = body.get("values", body)
+        if not isinstance(updates, dict) or not updates:
+            raise BadRequest('Send the settings to change as a JSON object: {"values": {"port": 4455}}.')
+        path = self.engine.paths.config_file
+        current = (await run_in_threadpool(config.load_config, path)).config
+        locked = file_only_changes(updates, current, str(path))
+        if locked:
+            return error(403, "Not saved: " + " ".join(locked.values()), problems=locked)
+        problems = check_updates(updates, current)
+        if problems:
+            return error(400, "Not saved: " + "; ".join(problems.values()), problems=problems)
+        try:
+            loaded = await run_in_threadpool(config.save_config, path, updates)
+        except ConfigError as exc:  # the values were checked above: this is the file itself
+            return error(409, str(exc), problems={})
+        await run_in_threadpool(self.engine.reload_config)
+        pending = self.engine.pending_restart()
+        changed = [name for name in updates if name not in FILE_ONLY]
+        # What the save put into effect, and what waits for "Restart proxy now".
+        return ok({**settings_view(loaded), "saved": True, "pending_restart": pending,
+                   "applied": [name for name in changed if name not in pending]})
+
+    def _client_views(self) -> list[dict[str, Any]]:
+        url, key = self.engine.url, self.engine.api_key
+        texts = snippets(url, key)
+        views = []
+        for kind in KINDS:
+            applied = is_applied(kind, url)
+            views.append(
+                {
+                    "id": kind,
+                    "name": CLIENT_NAMES[kind],
+                    "path": str(config_path(kind)),
+                    "snippet": texts[kind],
+                    "applied": applied,
+                    "can_undo": applied,
+                }
+            )
+        return views
+
+    def _autostart_view(self) -> dict[str, Any] | None:
+        try:
+            state = autostart.status()
+        except AutostartError:
+            return None
+        return {"enabled": state.enabled, "location": state.location}
+
+    async def get_clients(self, request: Request) -> Response:
+        views = await run_in_threadpool(self._client_views)
+        auto = await run_in_threadpool(self._autostart_view)
+        engine = self.engine
+        return ok({"proxy_url": engine.url, "api_key": engine.api_key, "clients": views, "autostart": auto})
+
+    async def client_action(self, request: Request) -> Response:
+        kind, action = request.path_params["kind"], request.path_params["action"]
+        if kind not in KINDS or action not in ("apply", "undo"):
+            return error(404, f"Unknown client action '{kind}/{action}': use codex|opencode, apply|undo.")
+        try:
+            if action == "apply":
+                result = await run_in_threadpool(
+                    apply, kind, self.engine.url, self.engine.api_key, self.engine.paths
+                )
+            else:
+                result = await run_in_threadpool(undo, kind, self.engine.paths)
+        except ClientSetupError as exc:
+            return error(409, str(exc))
+        views = await run_in_threadpool(self._client_views)
+        return ok(
+            {
+                "changed": result.changed,
+                "message": result.message,
+                "notes": list(result.notes),
+                "client": next(v for v in views if v["id"] == kind),
+            }
+        )
+
+    async def get_autostart(self, request: Request) -> Response:
+        view = await run_in_threadpool(self._autostart_view)
+        if view is None:
+            return error(409, "Start at login is not available on this system.")
+        return ok(view)
+
+    async def put_autostart(self, request: Request) -> Response:
+        body = await json_body(request)
+        enabled = body.get("enabled")
+        if not isinstance(enabled, bool):
+            raise BadRequest("Send {\"enabled\": true} or {\"enabled\": false}.")
+        try:
+            await run_in_threadpool(autostart.enable if enabled else autostart.disable)
+        except AutostartError as exc:
+            return error(409, str(exc))
+        return ok(await run_in_threadpool(self._autostart_view))
+
+
+def setup_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) -> list[Route]:
+    setup = SetupApi(engine, clock)
+    return [
+        Route("/settings", setup.get_settings, methods=["GET"]),
+        Route("/settings", setup.put_settings, methods=["PUT"]),
+        Route("/clients", setup.get_clients, methods=["GET"]),
+        Route("/clients/{kind}/{action:str}", setup.client_action, methods=["POST"]),
+        Route("/autostart", setup.get_autostart, methods=["GET"]),
+        Route("/autostart", setup.put_autostart, methods=["PUT"]),
+    ]

@@ -1,0 +1,292 @@
+"""The tray process: the proxy engine, the tray icon, notifications and the pool window, wired.
+
+Threads (each has one owner and one door in):
+
+* **main**: the GUI loop (pystray on GTK/AppIndicator). Menu clicks arrive here; anything slower
+  than a clipboard copy is queued for the worker.
+* **proxy** (daemon, owned by the engine): uvicorn and its asyncio loop. Engine events arrive from
+  it (or from the thread that loaded the config) and are queued for the worker, never handled there.
+* **tray-worker**: owns the :class:`~tray.notices.alerts.Alerts` state and runs every job in order: menu
+  actions (store edits, autostart, logins), engine events, and a poll of the shared store every
+  :data:`POLL_SECONDS` that rebuilds the menu model and hands it to the GUI thread through
+  :meth:`TrayIcon.update` (``GLib.idle_add``). Polling the store rather than listening to this
+  process alone means a change made by the CLI or another proxy shows up too.
+* **notify** (inside :class:`~tray.notices.delivery.DesktopNotifier`) and **instance** (answers a
+  second start).
+
+The pool window is a child process (:class:`~tray.desktop.window.WindowProcess`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from tray import autostart
+from tray.desktop.browser import system_opener
+from tray.desktop.instance import Instance
+from tray.desktop.menu import Action, build_menu, tooltip
+from tray.desktop.tray import TrayIcon, copy_to_clipboard
+from tray.desktop.window import WindowProcess
+from tray.engine import Engine
+from tray.errors import PoolError
+from tray.forecast import forecasts
+from tray.health import AccountView, Snapshot, health
+from tray.models import AccountState, Clock, Event
+from tray.notices import KINDS, Alerts, DesktopNotifier, Notice, Notifier
+from tray.paths import Paths
+from tray.quota import usage_view
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0
+Job = Callable[[], None]
+
+
+def open_path(path: Path) -> None:
+    """Open a file with the desktop's default application."""
+    if sys.platform == "win32":
+        os.startfile(path)  # type: ignore[attr-defined]  # noqa: S606
+        return
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class TrayApp:
+    """One tray process. ``run()`` on the main thread; returns the exit code."""
+
+    def __init__(self, paths: Paths, instance: Instance, *, clock: Clock = time.time,
+                 notifier: Notifier | None = None, window: WindowProcess | None = None) -> None:
+        self.paths = paths
+        self.clock = clock
+        self._instance = instance
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._notifier = notifier
+        self._window = window or WindowProcess(log=paths.log_dir / "window.log")
+        self._alerts = Alerts()
+        self._start_error: str | None = None
+        self._tray: TrayIcon | None = None
+        self._worker = threading.Thread(target=self._work, name="tray-worker", daemon=True)
+        self.engine = Engine(paths, clock=clock, events=self._on_event, open_browser=system_opener())
+
+    # ---- lifecycle (main thread) -----------------------------------------------------------------
+
+    def run(self) -> int:
+        from importlib import resources
+
+        icon = resources.files("tray") / "assets" / "codex-pool.png"
+        if self._notifier is None:
+            self._notifier = DesktopNotifier(icon=Path(str(icon)) if icon.is_file() else None)
+        try:
+            self.engine.start()
+        except PoolError as exc:  # e.g. port in use: keep the tray up, stopped, and say why
+            self._start_error = str(exc)
+            self._notifier.send("codex-pool: the proxy did not start", str(exc))
+        try:
+            self._tray = TrayIcon(self._on_action)
+            self._worker.start()
+            self._instance.serve(self._on_command)
+            self._tray.run(on_ready=self._on_ready)
+        finally:
+            self._shutdown()
+        return 0
+
+    def _on_ready(self) -> None:
+        if sys.platform not in ("darwin", "win32"):
+            import signal
+
+            from gi.repository import GLib
+
+            # pystray resets SIGINT to "kill at once"; stop cleanly on Ctrl+C and SIGTERM instead.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, self._on_signal)
+        self._jobs.put(self._refresh)
+
+    def _on_signal(self) -> bool:
+        self.quit()
+        return False
+
+    def quit(self) -> None:
+        if self._tray is not None:
+            self._tray.stop()
+
+    def _shutdown(self) -> None:
+        self._jobs.put(None)
+        if self._worker.is_alive():
+            self._worker.join(timeout=10)
+        self._window.close()
+        self.engine.stop()  # in-flight streams finish (grace period) before the loop closes
+        if self._notifier is not None:
+            self._notifier.close()
+        self._instance.close()
+
+    # ---- inputs from other threads -------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        """Engine event sink: called on the proxy thread; never blocks."""
+        self._jobs.put(partial(self._handle_event, event))
+
+    def _on_command(self, command: str) -> str:
+        """A second ``codex-pool`` start asks us to show the window (instance thread)."""
+        if command.split(" ", 1)[0] == "show":
+            self._jobs.put(self._open_window)
+            return "ok"
+        return "unknown"
+
+    def _on_action(self, action: Action, arg: int | None) -> None:
+        """A menu click, on the GUI thread."""
+        if action is Action.QUIT:
+            self.quit()
+        elif action is Action.COPY_URL:
+            if self.engine.server is not None:
+                copy_to_clipboard(self.engine.url)
+        else:
+            self._jobs.put(partial(self._do, action, arg))
+
+    # ---- the worker ---------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                job = self._refresh
+            if job is None:
+                return
+            try:
+                job()
+            except PoolError as exc:
+                self._notify(Notice("error", "codex-pool", str(exc)))
+            except Exception:
+                log.exception("tray job failed")
+            if job != self._refresh and self._jobs.empty():  # bound methods: compare with ==
+                self._refresh_safely()
+
+    def _refresh_safely(self) -> None:
+        try:
+            self._refresh()
+        except Exception:
+            log.exception("could not refresh the tray menu")
+
+    def _notify(self, notice: Notice) -> None:
+        if self._notifier is not None:
+            self._notifier.send(notice.title, notice.body)
+
+    def _handle_event(self, event: Event) -> None:
+        for notice in self._alerts.on_event(event, self.clock()):
+            self._notify(notice)
+
+    def snapshot(self) -> Snapshot:
+        engine, now = self.engine, self.clock()
+        store = engine.store
+        cooldowns = store.cooldowns(now)
+        usages = store.usages()
+        views = tuple(
+            AccountView(a, usage_view(usages.get(a.id), now, account_id=a.id).usage, cooldowns.get(a.id))
+            for a in store.accounts()
+        )
+        decisions = store.decisions(1)
+        outlooks = tuple(forecasts(store, now).values())
+        try:
+            start_at_login: bool | None = autostart.enabled()
+        except PoolError:
+            start_at_login = None
+        running = engine.server is not None
+        return Snapshot(
+            now=now, running=running, proxy_url=engine.url if running else None, accounts=views,
+            autostart=start_at_login, last_decision=decisions[0] if decisions else None,
+            config_problems=tuple(engine.loaded.problems), forecasts=outlooks,
+        )
+
+    def _refresh(self) -> None:
+        config = self.engine.config
+        self._alerts.set_switches({kind: config.notifications.enabled(kind) for kind in KINDS})
+        self._alerts.low_percent = config.quota_low_percent
+        snap = self.snapshot()
+        notices = self._alerts.on_config(snap.config_problems, str(self.paths.config_file))
+        notices += self._alerts.observe(snap)
+        for notice in notices:
+            self._notify(notice)
+        if self._tray is not None:
+            text = tooltip(snap)
+            if self._start_error:
+                text += f"\n{self._start_error}"
+            self._tray.update(build_menu(snap), health(snap), text)
+
+    # ---- menu actions (worker thread) ------------------------------------------------------------
+
+    def _do(self, action: Action, arg: int | None) -> None:
+        store = self.engine.store
+        if action is Action.OPEN_WINDOW:
+            self._open_window()
+        elif action is Action.OPEN_USAGE:
+            self._open_window("usage")
+        elif action is Action.OPEN_CONFIG:
+            open_path(self.paths.config_file)
+        elif action is Action.TOGGLE_AUTOSTART:
+            autostart.disable() if autostart.enabled() else autostart.enable()
+        elif action is Action.ADD_BROWSER:
+            self._browser_login()
+        elif action is Action.ADD_DEVICE:
+            self._open_window("add")
+        elif arg is None:
+            return
+        elif action is Action.MAKE_PRIMARY:
+            store.set_primary(arg)
+        elif action in (Action.MOVE_UP, Action.MOVE_DOWN):
+            account = store.get(arg)
+            if account is not None:
+                step = -1 if action is Action.MOVE_UP else 1
+                count = len(store.accounts())
+                store.move(arg, max(0, min(count - 1, account.priority + step)))
+        elif action is Action.ENABLE:
+            store.set_state(arg, AccountState.ENABLED, None)
+        elif action is Action.DISABLE:
+            store.set_state(arg, AccountState.DISABLED, "disabled from the tray")
+        elif action is Action.RELOGIN:
+            self._open_window(f"add/relogin={arg}")
+        elif action is Action.REMOVE:
+            self._open_window("accounts")  # the window asks for confirmation before removing
+
+    def _open_window(self, page: str | None = None) -> None:
+        if self.engine.server is None:
+            return
+        if self._window.open(self.engine.ui_url, page):
+            # A window that cannot start (no WebKit, a broken display) dies within a second or two;
+            # look again later without holding up the worker.
+            timer = threading.Timer(3.0, self._jobs.put, args=(self._check_window,))
+            timer.daemon = True
+            timer.start()
+
+    def _check_window(self) -> None:
+        reason = self._window.failed(within=0)
+        if reason is not None:
+            raise PoolError(f"The pool window could not open ({reason}). "
+                            "The same page works in a browser: see 'codex-pool status --json'.")
+
+    def _browser_login(self) -> None:
+        login: Any = self.engine.login
+        if login is None or self.engine.server is None:
+            self._open_window("add")
+            return
+        ticket = self.engine.submit(login.start_browser()).result(timeout=30)  # it opens the browser
+
+        def done(future: Any) -> None:
+            try:
+                account = future.result()
+            except Exception as exc:
+                notice = Notice("login", "codex-pool: sign-in did not finish", str(exc))
+            else:
+                notice = Notice("login", "codex-pool: account added", f"{account.name} is in the pool now.")
+            self._jobs.put(partial(self._notify, notice))
+
+        self.engine.submit(login.wait(ticket.id)).add_done_callback(done)

@@ -1,0 +1,121 @@
+"""The proxy's use of the pure routing core: which accounts to try in which order (affinity, the
+ranking, turn-state ownership), each attempt's body (fast mode), cooldowns and dormant touches.
+
+Everything here is a thin adapter over :mod:`tray.routing.ranking`, :mod:`tray.routing.affinity`,
+:mod:`tray.routing.fastmode` and :mod:`tray.routing.cooldown`; the decisions themselves live there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tray.models import Account, CandidateScore, Clock
+from tray.proxy.request import Incoming
+from tray.quota import UsageView
+from tray.routing import (
+    AffinityMap,
+    RoutingSettings,
+    affinity_key,
+    available_at,
+    decide_fast,
+    dormant_labels,
+    fast_body,
+    rank,
+)
+
+if TYPE_CHECKING:
+    from tray.store import Store
+
+DORMANT_SUPPRESSION = 1800.0  # seconds a touched dormant window is ignored by every process
+CODEX_RESPONSES = ("/codex/responses",)
+
+
+@dataclass(frozen=True)
+class Plan:
+    order: list[Account]
+    reason: str
+    scores: tuple[CandidateScore, ...]
+    key: str | None  # the affinity key, if the request has one
+    sticky_account: int | None  # the session's account while its affinity is active
+    sticky_fast: bool | None  # whether that account's last attempt ran in fast mode
+    # Accounts left out because their cached usage is blocked until a future reset: (account, reset).
+    held: tuple[tuple[Account, float], ...] = ()
+
+
+class Router:
+    """Per-process routing state (affinity map) around the pure ranking."""
+
+    def __init__(self, store: Store, settings: Callable[[], Any], clock: Clock) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.affinity = AffinityMap(clock=clock)
+
+    def plan(
+        self,
+        inc: Incoming,
+        accounts: Sequence[Account],
+        views: Mapping[int, UsageView],
+        now: float,
+        turn_owner: int | None,
+    ) -> Plan:
+        config = self.settings()
+        rsettings = RoutingSettings.from_config(config)
+        key = affinity_key(dict(inc.headers), inc.obj) if rsettings.sticky_mode != "disabled" else None
+        entry = self.affinity.get(key) if key is not None else None
+        sticky = entry.account_id if entry is not None else None
+        touched = {i: frozenset(labels) for i, labels in self.store.dormant_touches(now).items()}
+        ranking = rank(accounts, views, sticky_account=sticky, settings=rsettings,
+                               touched=touched, now=now)
+        by_id = {a.id: a for a in accounts}
+        order = [by_id[i] for i in ranking.order if i in by_id]
+        reason = ranking.reason
+        if turn_owner is not None and turn_owner in by_id and order and order[0].id != turn_owner:
+            # The turn state pins this turn to the account that issued it while it can serve.
+            order = [by_id[turn_owner], *[a for a in order if a.id != turn_owner]]
+            reason = "turn state kept its account"
+        # A blocked account is not tried again before its reset: upstream would refuse it. Once the
+        # reset passed, its cache entry expired and was refetched, so it is a candidate again.
+        held = tuple((a, until) for a in order if (until := blocked_until(views.get(a.id), now)) is not None)
+        if held:
+            order = [a for a in order if all(a.id != h.id for h, _ in held)]
+        fast = entry.fast if entry is not None else None
+        return Plan(order, reason, ranking.scores, key, sticky, fast, held)
+
+    def succeeded(self, inc: Incoming, plan: Plan, account: Account, fast_on: bool) -> None:
+        if plan.key is not None:
+            self.affinity.set(plan.key, account.id, fast_on)
+
+
+def blocked_until(view: UsageView | None, now: float) -> float | None:
+    """When a blocked account's limit lifts, if its cached usage says blocked and names a reset
+    still ahead; ``None`` otherwise (not blocked, reset passed, or no reset known: such an account
+    stays a last-resort candidate)."""
+    if view is None or view.usage is None or not view.usage.blocked:
+        return None
+    until = available_at(view, None, now)
+    return until if until is not None and until > now else None
+
+
+def attempt_body(
+    inc: Incoming, account: Account, view: UsageView | None, plan: Plan, config: Any, now: float
+) -> tuple[bytes, bool, str | None]:
+    """This attempt's body: the snapshot, or with ``service_tier: "priority"`` when fast mode says so.
+    Returns ``(body, fast_on, note)``; rebuilt for every attempt so no decision leaks."""
+    if inc.obj is None or not inc.path.startswith(CODEX_RESPONSES) or inc.path.endswith("/compact"):
+        return inc.body, False, None
+    previous = plan.sticky_fast if plan.sticky_account == account.id else None
+    decision = decide_fast(inc.obj, view, RoutingSettings.from_config(config), previous, now)
+    return fast_body(inc.body, inc.obj, decision), decision.on, decision.note
+
+
+def record_touches(store: Store, config: Any, account: Account, view: UsageView | None, now: float) -> None:
+    """After a 2xx: every dormant window in the usage this attempt used counts as touched."""
+    if view is None or view.usage is None:
+        return
+    if RoutingSettings.from_config(config).dormant_touch == "disabled":
+        return
+    for label in dormant_labels(view.usage):
+        store.touch_dormant(account.id, label, now + DORMANT_SUPPRESSION)

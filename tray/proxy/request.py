@@ -1,0 +1,99 @@
+"""A request as the proxy read it (:class:`Incoming`), and what an attempt on one account needs from
+the pipeline that runs it (:class:`Collaborators`): the seam between the pipeline, the plan and the
+attempt, so none of them imports the one that assembles it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from tray.models import Account, Clock
+from tray.quota import QuotaService
+from tray.store import Store
+
+TURN_STATES_KEPT = 10_000
+
+
+
+class Background(Protocol):
+    """Runs short store writes off the event loop; ``after`` runs on the loop once they are done."""
+
+    def __call__(self, fn: Callable[[], object], after: Callable[[], object] | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A client request, read once; every attempt rebuilds its own body from ``obj``/``body``."""
+
+    route: str  # "responses", "compact", "models", "v1.responses", "v1.models"
+    method: str
+    path: str  # below upstream-url, e.g. "/codex/responses"
+    query: str
+    headers: tuple[tuple[str, str], ...]  # the client's, names lower-case
+    body: bytes
+    obj: dict[str, Any] | None  # the JSON object of the body, when it is one
+    mode: str = "stream"  # "stream" | "aggregate" (non-streaming /v1) | "models" (/v1/models)
+    defaults: tuple[tuple[str, str], ...] = ()  # headers added when the client sent none
+    turn_state: str | None = None
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+class FreshTokens(Protocol):
+    async def ensure_fresh(self, account: Account, *, force: bool = False) -> Account: ...
+
+
+@dataclass
+class PoolHealth:
+    """Per-process memory of whether the last request found the pool exhausted."""
+
+    exhausted: bool = False
+    turn_states: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    # Accounts this process just cooled down or marked needs-login, kept out of its own routing
+    # until the background batch has written that (then the store decides, as for every process).
+    held: dict[int, float] = field(default_factory=dict)  # account id -> until (clock)
+
+    def hold(self, account_id: int, until: float) -> None:
+        self.held[account_id] = max(until, self.held.get(account_id, until))
+
+    def release(self, account_id: int) -> None:
+        self.held.pop(account_id, None)
+
+    def routable(self, accounts: list[Account], now: float) -> list[Account]:
+        for account_id, until in list(self.held.items()):
+            if until <= now:
+                del self.held[account_id]
+        return [a for a in accounts if a.id not in self.held]
+
+    def turn_owner(self, value: str | None) -> int | None:
+        return None if value is None else self.turn_states.get(value)
+
+    def issued(self, value: str, account_id: int) -> None:
+        self.turn_states[value] = account_id
+        self.turn_states.move_to_end(value)
+        while len(self.turn_states) > TURN_STATES_KEPT:
+            self.turn_states.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """What an attempt uses, passed down by the pipeline (never the pipeline itself)."""
+
+    store: Store  # writes, from the background batch only
+    quota: QuotaService
+    refresher: FreshTokens
+    http: httpx.AsyncClient
+    settings: Callable[[], Any]
+    clock: Clock
+    memory: PoolHealth
+    background: Background  # run store writes off the loop: (write, then-on-the-loop)
+    emit: Callable[[Any], None]
