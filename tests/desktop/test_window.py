@@ -172,8 +172,8 @@ def test_usage_page_draws_its_chart_in_the_gtk_window(pool_home: Path, xvfb: str
     with running_engine() as pool:
         busy_day(pool.engine.store)
         env = gui_env(xvfb, session_bus, LANG="C.UTF-8", LC_ALL="C.UTF-8", LANGUAGE="")
-        probe = subprocess.Popen([sys.executable, "-m", "tests.support.window_probe", "At this pace"], cwd=ROOT,
-                                 env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        probe = subprocess.Popen([sys.executable, "-m", "tests.support.window_probe", "At this pace"],
+                                 cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         assert probe.stdin is not None and probe.stdout is not None
         try:
