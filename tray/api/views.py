@@ -13,12 +13,13 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tray.health import AccountView, unusable_until
+from tray.health import HEALTH_WORDS, AccountView, unusable_until
 from tray.models import Account, AccountState, Cooldown, Decision, QuotaEntry, Usage, Window
 from tray.quota.usage import anchor, by_length, parse_usage, window_name
 
 SHORT_WINDOW_MAX_S = 24 * 3600  # windows up to a day long are the "5h"-style ones; longer are weekly
 LOW_QUOTA_PERCENT = 90.0  # used % from which an account counts as running low
+WORDS = {str(state): words for state, words in HEALTH_WORDS.items()} | {"empty": "no accounts"}  # the tray's
 
 
 def _window_view(window: Window, now: float) -> dict[str, Any]:
@@ -126,6 +127,8 @@ def health_view(accounts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "state": state,
         "message": message,
+        # the same words as the tray's menu and tooltip
+        "words": WORDS[state],
         "usable": len(usable),
         "total": len(views),
         "soonest_reset": min(resets) if resets else None,

@@ -66,9 +66,9 @@ function healthWords(s) {
   if (health.state === "exhausted") {
     return health.soonest_reset ? `Pool exhausted ${untilWords(health.soonest_reset)}` : "Pool exhausted";
   }
-  if (health.state === "empty") return "No accounts";
-  if ((s.config_problems || []).length) return "Config problem";
-  return { healthy: "Healthy", degraded: "Degraded" }[health.state] || health.state;
+  if ((s.config_problems || []).length && health.state !== "empty") return "Config problem";
+  const words = health.words || health.state;
+  return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
 let revision = null;  // the last /status stamp: a new one means something changed somewhere
