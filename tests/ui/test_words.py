@@ -173,6 +173,9 @@ def test_without_its_key_the_window_says_to_open_it_from_the_tray(browser: Any, 
     assert page.inner_text("#health-text") == "Open it from the tray"
     assert page.inner_text("#banner").startswith("Open it from the tray (the link needs its key).")
     assert "Offline" not in page.inner_text("body")
+    page.wait_for_load_state("networkidle")  # the page's first calls have answered (401)
+    assert page.locator("#toasts .toast").count() == 0  # the banner says it once, no toast repeats it
+    assert not page.locator("#accounts").is_visible()  # no empty list frame under the banner
     context.close()
 
 

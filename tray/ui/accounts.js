@@ -131,7 +131,7 @@ function accountRow(account, index, count, reload, state) {
 }
 
 export function accountsPage(root, actions) {
-  const list = h("div", { class: "panel accounts", id: "accounts" });
+  const list = h("div", { class: "panel accounts", id: "accounts", hidden: true });  // shown once loaded
   root.append(list);
   const editing = () => list.querySelector("input") !== null || document.getElementById("confirm").open;
   let soon = null;  // a quick look again while a quota fetch is in flight
@@ -151,6 +151,7 @@ export function accountsPage(root, actions) {
     clearTimeout(soon);
     const [data, states] = await Promise.all([act(() => api("GET", "/accounts")), quotaStates()]);
     if (!data) return;
+    list.hidden = false;
     for (const a of data.accounts) {
       const st = states[a.id];
       const busy = st && (st.fetching || st.error);

@@ -90,7 +90,7 @@ export async function act(fn, done) {
     if (done) toast(done);
     return out;
   } catch (err) {
-    toast(err.message, true);
+    if (err.status !== 401) toast(err.message, true);  // signed out: the banner says what to do
     return null;
   }
 }
