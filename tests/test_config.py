@@ -190,3 +190,18 @@ def test_every_key_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
     missing = [key for key in KEYS if f"`{key.split('.', 1)[-1]}`" not in doc]
     assert missing == [], f"document these keys in docs/configuration.md: {missing}"
+
+
+def test_upstream_proxy_takes_direct_or_a_proxy_url_and_never_shows_its_password() -> None:
+    from tray.config import validate
+
+    for value, kept in (("", ""), (" Direct ", "direct"), ("proxy.corp:3128", "http://proxy.corp:3128"),
+                        ("socks5h://u:pw@socks.corp:1080", "socks5h://u:pw@socks.corp:1080")):
+        config, problems = validate({"upstream-proxy": value})
+        assert (config.upstream_proxy, problems) == (kept, [])
+    for bad in ("ftp://u:s3cret@proxy:21", "http://u:s3cret@proxy:99999", "http://u:s3cret@proxy/path", 3128):
+        config, problems = validate({"upstream-proxy": bad})
+        assert config.upstream_proxy == ""
+        [problem] = problems
+        assert problem.startswith("\"upstream-proxy\" must be \"direct\" or a proxy URL")
+        assert "s3cret" not in problem

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Callable, Mapping
@@ -21,6 +22,9 @@ from urllib.parse import urlsplit
 
 from tray.errors import ConfigError
 from tray.models import Config
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]*@")
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,26 @@ def _url(value: Any) -> Any:
     return cast(str, value).strip().rstrip("/")
 
 
+def _proxy(value: Any) -> Any:
+    text = value.strip() if isinstance(value, str) else "\0"
+    if text.lower() in ("", "direct"):
+        return text.lower()
+    text = text if "://" in text else f"http://{text}"
+    parts = urlsplit(text)
+    try:
+        fits = bool(parts.hostname) and parts.scheme.lower() in PROXY_SCHEMES and parts.port != 0
+    except ValueError:  # a port out of range
+        fits = False
+    if not fits or parts.path not in ("", "/") or "\0" in text:
+        raise _Bad('must be "direct" or a proxy URL like http://proxy.example:3128')
+    return text
+
+
+def without_credentials(text: str) -> str:
+    """``text`` with the user name and password of any URL in it replaced by ``***``."""
+    return _CREDENTIALS.sub(r"\1***@", text)
+
+
 def _host(value: Any) -> Any:
     if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
         raise _Bad("must be a host name or IP address")
@@ -135,6 +159,9 @@ SPEC: tuple[_Key, ...] = (
     _Key("auth-url", "auth_url", _url,
          "The OpenAI sign-in server (authorize, token and device-code endpoints). Like upstream-url,\n"
          "set only in config.toml, from the next start."),
+    _Key("upstream-proxy", "upstream_proxy", _proxy,
+         'Forward proxy for the upstream, usage and token calls: "" uses HTTPS_PROXY/HTTP_PROXY/ALL_PROXY\n'
+         '(and NO_PROXY), "direct" none, or a URL (http://, https://, socks5://). From the next start.'),
     _Key("max-body-mb", "max_body_mb", _number(0, above=True),
          "Largest request body the proxy accepts, in MB; bigger requests get 413."),
     _Key("log-level", "log_level", _choice("debug", "info", "warning", "error"),
@@ -160,7 +187,8 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        text = without_credentials(value)  # a proxy URL's password stays out of every message
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, dict):

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -35,7 +36,7 @@ from tray.config import LoadedConfig, load_config
 from tray.errors import PoolError, ServerError
 from tray.models import Clock, Config, ConfigInvalid, Event, EventSink
 from tray.paths import Paths, api_key, ui_token, write_secret
-from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, ReclaimingTransport, build_app
+from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, build_app, upstream_transport
 from tray.quota import QuotaService
 from tray.server import STOP_TIMEOUT, ServerThread, bind_socket, url_for
 from tray.store import Store
@@ -74,6 +75,7 @@ class Engine:
         login_options: dict[str, Any] | None = None,
         refresh_interval: float = TIMER_INTERVAL,
         stop_timeout: float = STOP_TIMEOUT,
+        upstream_tls: ssl.SSLContext | None = None,
         open_browser: Callable[[str], None] | None = None,
     ) -> None:
         self.paths = paths.ensure()
@@ -84,6 +86,7 @@ class Engine:
         self._import_primary = import_primary
         self._environ = environ
         self._timeout = upstream_timeout
+        self._tls = upstream_tls  # whom upstream TLS trusts (default: the system's CAs; tests: their own)
         self._login_options = dict(login_options or {})  # LoginService keywords (tests: callback_port)
         self.open_browser = open_browser  # the browser sign-in's opener (the tray's: the system browser)
         self.loaded: LoadedConfig = load_config(paths.config_file)
@@ -184,7 +187,9 @@ class Engine:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def _build(self) -> list[BaseRoute]:
-        transport = ReclaimingTransport(self._transport, limits=UPSTREAM_LIMITS)
+        environ = os.environ if self._environ is None else self._environ
+        transport = upstream_transport(environ, self.config.upstream_proxy, self._transport,
+                                       limits=UPSTREAM_LIMITS, verify=self._tls or True)
         http = httpx.AsyncClient(timeout=self._timeout, transport=transport, follow_redirects=False,
                                  trust_env=False)
         self.http = http

@@ -115,7 +115,7 @@ def check_answer(pool: Pool, answer: httpx.Response, before: list[tuple[Any, ...
 
 @SOME
 @given(route=st.sampled_from(["/backend-api/codex/responses", "/backend-api/codex/responses/compact",
-                              "/v1/responses"]),
+                              "/v1/responses", "/v1/chat/completions"]),
        body=bodies, extra=headers)
 def test_proxy_post_routes_take_any_body_and_headers(running: Quiet, route: str, body: bytes,
                                                      extra: dict[str, str]) -> None:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 CLIENT_NAMES = {"codex": "Codex CLI", "opencode": "opencode"}
 # Where the accounts' tokens are sent: a management credential must not be enough to redirect them,
 # so these change only by editing config.toml (in the user's own folder) and apply on restart.
-FILE_ONLY = ("upstream-url", "auth-url")
+FILE_ONLY = ("upstream-url", "auth-url", "upstream-proxy")
 
 
 def settings_view(loaded: config.LoadedConfig) -> dict[str, Any]:
@@ -42,6 +42,7 @@ def settings_view(loaded: config.LoadedConfig) -> dict[str, Any]:
     for key in config.SPEC:
         values[key.name] = jsonable(getattr(cfg, key.attr))
         defaults[key.name] = jsonable(getattr(base, key.attr))
+    values["upstream-proxy"] = config.without_credentials(cfg.upstream_proxy)  # the password stays put
     kinds = [k for k in config.NOTIFICATION_SPEC]
     values["notifications"] = {k.name.split(".", 1)[1]: getattr(cfg.notifications, k.attr) for k in kinds}
     defaults["notifications"] = {k.name.split(".", 1)[1]: getattr(base.notifications, k.attr) for k in kinds}
