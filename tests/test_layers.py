@@ -58,6 +58,7 @@ ROOMS: dict[str, set[str]] = {
 # The pure core: decisions as plain functions over data, ``now`` passed in.
 PURE = {
     "errors", "models", "health",
+    "config.keys", "config.text",
     "routing", "routing.ranking", "routing.scoring", "routing.affinity", "routing.fastmode",
     "routing.cooldown",
     "quota.usage", "quota.signals", "quota.backoff",

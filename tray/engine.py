@@ -6,9 +6,14 @@ run one. Public attributes the management API and the GUI read: ``paths``, ``sto
 (the current :class:`~tray.config.Config`), ``loaded`` (with its problems), ``url``, ``ui_url``
 (with a fresh one-time code each time it is read), ``sessions``, ``api_key``, ``ui_token``,
 ``login`` (the login service, when available), ``open_browser`` (what its browser sign-in opens
-the page with), ``reload_config()``, ``submit(coro)`` (run a
-coroutine on the proxy's loop from any thread), and for settings that apply on restart
-``pending_restart()``, ``reserve_address()`` and ``restart()``.
+the page with), ``reload_config()``, ``attach(part)``, ``submit(coro)`` (run a coroutine on the
+proxy's loop from any thread), and for settings that apply on restart ``pending_restart()``,
+``reserve_address()`` and ``restart()``.
+
+Settings travel typed: the engine holds one frozen :class:`~tray.models.Config` snapshot, swaps in
+a new one when config.toml changes, and pushes it to each part that cares through its
+``configure(config)`` (the quota service, the pipeline, the proxy routes, and whatever a caller
+attaches), as mitmproxy's add-ons are told of changed options. No part reads the engine back.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,7 +43,7 @@ from tray.models import Clock, Config, ConfigInvalid, Event, EventSink
 from tray.paths import Paths, api_key, ui_token, write_secret
 from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, build_app, upstream_transport
 from tray.quota import QuotaService
-from tray.server import STOP_TIMEOUT, ServerThread, bind_socket, url_for
+from tray.server import STOP_TIMEOUT, ServerThread, pending_changes, reserve
 from tray.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,13 @@ SHUTDOWN_MARGIN = 10.0  # seconds for the shutdown hook's other steps (quota tas
 CONFIG_WATCH_INTERVAL = 1.0  # seconds between config.toml mtime checks
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=30.0)
 UPSTREAM_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=60.0)
+
+
+class Configurable(Protocol):
+    """A part that follows the settings: ``configure`` takes each new snapshot. It is called from
+    whichever thread reloaded the config, so it only swaps references to immutable values."""
+
+    def configure(self, config: Config) -> None: ...
 
 
 def _log_event(event: Event) -> None:
@@ -111,7 +123,8 @@ class Engine:
         self._refresh_interval = refresh_interval
         self._stop_timeout = stop_timeout  # how long stopping waits for requests in flight
         self._refresh_timer: asyncio.Task[None] | None = None
-        self._remote = False  # the allow-remote the running proxy started with
+        self._attached: list[Configurable] = []  # told of every new config (see attach)
+        self._wired: list[Configurable] = []  # the running proxy's parts, likewise
 
     # ---- config --------------------------------------------------------------------------------
 
@@ -131,7 +144,7 @@ class Engine:
 
     def _report(self, loaded: LoadedConfig) -> None:
         if loaded.problems:
-            self.events(ConfigInvalid(path=str(loaded.path), problems=tuple(loaded.problems)))
+            self.events(ConfigInvalid(path=str(loaded.path), problems=loaded.messages))
 
     def reload_config(self) -> LoadedConfig:
         """Re-read config.toml and apply it to the next request (host/port, upstream-url and auth-url
@@ -141,12 +154,19 @@ class Engine:
         self._mtime = self._config_mtime()
         self._report(self.loaded)
         new = self.loaded.config
+        for part in [*self._attached, *self._wired]:
+            part.configure(new)
         if self.server is not None and (new.host, new.port, new.allow_remote) != (
             old.host, old.port, old.allow_remote
         ):
             log.warning("The new host/port settings take effect when codex-pool restarts.")
         logging.getLogger("tray").setLevel(new.log_level.upper())
         return self.loaded
+
+    def attach(self, part: Configurable) -> None:
+        """Give ``part`` the current config now and every reloaded one from then on."""
+        part.configure(self.config)
+        self._attached.append(part)
 
     def _keep_origins(self, loaded: LoadedConfig) -> LoadedConfig:
         """``loaded`` with the upstream and sign-in URLs the engine started with. A new value is
@@ -194,15 +214,16 @@ class Engine:
                                  trust_env=False)
         self.http = http
         self._reads = Store.open(self.paths.db_file, self.clock, backup_dir=self.paths.backup_dir)
-        oauth = OAuthClient(http, self.config.auth_url, self.clock)
+        config = self.config
+        oauth = OAuthClient(http, config.auth_url, self.clock)
         sync = PrimarySync(self.store, self.clock, self._environ)
         self.refresher = Refresher(self.store, oauth, sync, self.clock, self.events)
-        self.quota = QuotaService(self.store, http, lambda: self.config.upstream_url, clock=self.clock,
-                                  events=self.events, low_percent=lambda: self.config.quota_low_percent,
-                                  reads=self._reads, refresher=self.refresher)
+        self.quota = QuotaService(self.store, http, config.upstream_url, clock=self.clock, events=self.events,
+                                  low_percent=config.quota_low_percent, reads=self._reads,
+                                  refresher=self.refresher)
         self.pipeline = Pipeline(store=self.store, quota=self.quota, refresher=self.refresher, http=http,
-                                 settings=lambda: self.config, clock=self.clock, events=self.events,
-                                 reads=self._reads)
+                                 config=config, clock=self.clock, events=self.events, reads=self._reads)
+        self._wired = [self.quota, self.pipeline]
         self.login = self._login_service(oauth)
         return build_routes(self)
 
@@ -223,14 +244,15 @@ class Engine:
             except PoolError as exc:
                 log.warning("Could not import your Codex/opencode login: %s", exc)
         extra = self._build()
-        routes = ProxyRoutes(self.pipeline, api_key=lambda: self.api_key, policy=self.policy,  # type: ignore[arg-type]
-                             max_body=lambda: self.config.max_body_bytes)
+        assert self.pipeline is not None
+        routes = ProxyRoutes(self.pipeline, api_key=self.api_key, policy=self.policy, config=self.config)
+        self._wired.append(routes)
         app = build_app(routes, extra)
         target_host, target_port, target_remote = self._target()
-        self._remote = target_remote if allow_remote is None else allow_remote
         try:
+            remote = target_remote if allow_remote is None else allow_remote
             self.server = ServerThread(app, host or target_host, target_port if port is None else port,
-                                       allow_remote=self._remote, sock=sock,
+                                       allow_remote=remote, sock=sock,
                                        on_start=self._on_start, on_stop=self._on_stop,
                                        stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
             self.server.start()
@@ -305,39 +327,20 @@ class Engine:
 
     def pending_restart(self) -> list[str]:
         """The settings saved but not in effect until the proxy restarts (``host``, ``port``,
-        ``allow-remote``); empty while it is stopped. A port of 0 (any free port) is never pending."""
-        server = self.server
-        if server is None:
-            return []
-        host, port, remote = self._target()
-        pending = []
-        if host != server.host:
-            pending.append("host")
-        if port not in (0, server.port):
-            pending.append("port")
-        if remote != self._remote:
-            pending.append("allow-remote")
-        return pending
+        ``allow-remote``); empty while it is stopped."""
+        return [] if self.server is None else pending_changes(self.server, *self._target())
 
     def reserve_address(self) -> tuple[str, socket.socket]:
-        """The URL a restart would listen on, checked, and its socket, bound and listening already:
-        connections made while the proxy restarts wait in its queue instead of being refused. On
-        the same address it is the running proxy's own socket, kept open across the restart (so
-        nothing has to bind the port again). Raises :class:`ServerError` saying what to change
-        when the address cannot be used. Call it off the event loop."""
-        host, port, remote = self._target()
-        server = self.server
-        if server is not None and host == server.host and port in (0, server.port):
-            return server.url, server.sock.dup()
-        sock = bind_socket(host, port, allow_remote=remote)
-        return url_for(host, int(sock.getsockname()[1])), sock
+        """Where a restart listens, checked and bound already (:func:`tray.server.reserve`). Call it
+        off the event loop."""
+        return reserve(self.server, *self._target())
 
     def restart(self, sock: socket.socket | None = None) -> str:
         """Stop the proxy and start it again with the current settings, on ``sock`` when given (from
         :meth:`reserve_address`). Returns the new URL. When the proxy cannot start there, it comes
         back where it was and the error is raised. Never call it on the proxy's own loop: stopping
         waits for that loop's requests."""
-        old, remote = self.server, self._remote
+        old = self.server
         if old is None:
             return self.start(sock=sock)
         self._stop_server()
@@ -347,7 +350,7 @@ class Engine:
             if sock is not None:
                 sock.close()
             log.warning("The proxy could not restart on its new address; it goes on at %s", old.url)
-            self.start(old.port, old.host, remote)
+            self.start(old.port, old.host, old.allow_remote)
             raise
 
     def _stop_server(self) -> None:

@@ -146,6 +146,31 @@ def url_for(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def pending_changes(running: ServerThread, host: str, port: int, allow_remote: bool) -> list[str]:
+    """The settings (``host``, ``port``, ``allow-remote``) that differ from what ``running`` listens
+    with: they take effect when it restarts. A port of 0 (any free port) never differs."""
+    pending = []
+    if host != running.host:
+        pending.append("host")
+    if port not in (0, running.port):
+        pending.append("port")
+    if allow_remote != running.allow_remote:
+        pending.append("allow-remote")
+    return pending
+
+
+def reserve(running: ServerThread | None, host: str, port: int,
+            allow_remote: bool) -> tuple[str, socket.socket]:
+    """The URL a restart on ``host``:``port`` listens on, checked, and its socket, bound and listening
+    already: connections made while the proxy restarts wait in its queue instead of being refused.
+    On the address ``running`` has, it is that server's own socket, kept open across the restart
+    (nothing binds the port again). Raises :class:`ServerError` as :func:`bind_socket` does."""
+    if running is not None and host == running.host and port in (0, running.port):
+        return running.url, running.sock.dup()
+    sock = bind_socket(host, port, allow_remote=allow_remote)
+    return url_for(host, int(sock.getsockname()[1])), sock
+
+
 class ServerThread:
     """Runs an ASGI app under uvicorn in a daemon thread. ``on_start``/``on_stop`` coroutines run on
     the server's loop (background tasks such as the usage poller live there)."""
@@ -169,6 +194,7 @@ class ServerThread:
         # ``sock``: a socket bound (by :func:`bind_socket`) before the previous server stopped, so
         # a restart on a new address accepts connections from the first moment.
         self.sock = sock if sock is not None else bind_socket(host, port, allow_remote=allow_remote)
+        self.allow_remote = allow_remote
         open_files = harden_process()
         self.limits = replace(limits, max_connections=connection_cap(open_files, limits.max_connections))
         self.host = host

@@ -325,7 +325,7 @@ def test_any_config_file_loads_with_problems_named_and_is_left_untouched(
     raw = path.read_bytes()
     loaded = load_config(path)
     assert path.read_bytes() == raw
-    assert all(isinstance(p, str) and p for p in loaded.problems)
+    assert all(isinstance(p.message, str) and p.message and str(p) for p in loaded.problems)
     assert loaded.config.host in ("127.0.0.1", "localhost", "::1") or loaded.config.allow_remote
 
 

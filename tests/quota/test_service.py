@@ -40,7 +40,7 @@ class World:
         self.b = add_account(self.store, auth, upstream, "b", usage(10.0))
 
     def service(self, http: httpx.AsyncClient, store: Store | None = None, **kw: float) -> QuotaService:
-        return QuotaService(store or self.store, http, lambda: f"{self.server.url}/backend-api",
+        return QuotaService(store or self.store, http, f"{self.server.url}/backend-api",
                             clock=self.clock, events=self.events.append, **kw)  # type: ignore[arg-type]
 
     def cache(self, account: Account, payload: dict[str, object], at: float) -> None:
@@ -243,7 +243,7 @@ def with_refresher(world: World, action: Callable[[QuotaService], Awaitable[obje
         async with httpx.AsyncClient() as http:
             oauth = OAuthClient(http, world.server.url, world.clock)
             refresher = Refresher(world.store, oauth, None, world.clock, None, poll_interval=0.02)
-            service = QuotaService(world.store, http, lambda: f"{world.server.url}/backend-api",
+            service = QuotaService(world.store, http, f"{world.server.url}/backend-api",
                                    clock=world.clock, refresher=refresher)
             return await action(service)
 

@@ -103,7 +103,7 @@ class Attempt:
     async def _send(self) -> httpx.Response | Failure:
         crew, inc = self.crew, self.inc
         body, self.fast_on, self.fast_note = planner.attempt_body(inc, self.account, self.view, self.plan,
-                                                                  crew.settings(), crew.clock())
+                                                                  crew.clock())
         owner = crew.memory.turn_owner(inc.turn_state)
         # A body rebuilt for this attempt is plain JSON: the client's Content-Encoding was for its bytes.
         sent = inc.headers if body is inc.body else tuple(h for h in inc.headers
@@ -115,7 +115,7 @@ class Attempt:
             turn_state=inc.turn_state if owner == self.account.id else None,
             defaults=dict(inc.defaults),
         )
-        url = crew.settings().upstream_url.rstrip("/") + inc.path
+        url = crew.upstream_url.rstrip("/") + inc.path
         # As bytes: a client's header value may hold non-ASCII bytes, which httpx would refuse to
         # encode; latin-1 gives back exactly the bytes the client sent.
         raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
@@ -245,6 +245,6 @@ class Attempt:
             crew.quota.observe_headers(account, headers)
             if ok:
                 crew.store.clear_cooldown(account.id)
-                planner.record_touches(crew.store, crew.settings(), account, self.view, crew.clock())
+                planner.record_touches(crew.store, self.plan.settings, account, self.view, crew.clock())
 
         return write

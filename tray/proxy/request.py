@@ -94,7 +94,7 @@ class Collaborators:
     quota: QuotaService
     refresher: FreshTokens
     http: httpx.AsyncClient
-    settings: Callable[[], Any]
+    upstream_url: str  # fixed for the engine's life (a change in config.toml applies on restart)
     clock: Clock
     memory: PoolHealth
     background: Background  # run store writes off the loop: (write, then-on-the-loop)

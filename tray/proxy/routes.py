@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tray.errors import PoolError, StoreLockedError
+from tray.models import Config
 from tray.proxy import chatrequest, contentcoding
 from tray.proxy.access import AccessPolicy, Denied, check_headers, check_request
 from tray.proxy.pipeline import Pipeline
@@ -73,14 +74,18 @@ class ProxyRoutes:
         self,
         pipeline: Pipeline,
         *,
-        api_key: Callable[[], str],
+        api_key: str,
         policy: Callable[[], AccessPolicy],
-        max_body: Callable[[], int],
+        config: Config,
     ) -> None:
         self.pipeline = pipeline
         self.api_key = api_key
-        self.policy = policy
-        self.max_body = max_body
+        self.policy = policy  # read per request: the port is known once the server is bound
+        self.max_body = config.max_body_bytes
+
+    def configure(self, config: Config) -> None:
+        """Take a (re)loaded config: ``max-body-mb`` applies to the next request."""
+        self.max_body = config.max_body_bytes
 
     async def healthz(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
@@ -97,7 +102,7 @@ class ProxyRoutes:
         return await self._guarded(request, self._chat)
 
     async def _guarded(self, request: Request, handler: Callable[[Request], Any]) -> Response:
-        denied = check_request(self.policy(), request.headers, self.api_key())
+        denied = check_request(self.policy(), request.headers, self.api_key)
         if denied is not None:
             return _denied(denied)
         if request.headers.get("upgrade", "").lower() == "websocket":
@@ -114,7 +119,7 @@ class ProxyRoutes:
             return Response(status_code=499)
 
     async def _body(self, request: Request) -> tuple[bytes, dict[str, Any] | None]:
-        limit = self.max_body()
+        limit = self.max_body
         megabytes = limit / (1024 * 1024)
         too_big = BadInput(413, "body_too_large", f"The request body is larger than the {megabytes:g} MB"
                            " limit (max-body-mb in config.toml).")
