@@ -2,7 +2,8 @@
 
 The flows run in :class:`tray.auth.login.LoginService` on the proxy's event loop; these handlers start
 them, report their state by ticket id and cancel them. A ticket answer carries the URL to open (and
-the user code for the device flow), never a token.
+the user code for the device flow), never a token; a finished one names the account and whether
+it was in the pool already (``again``: the window says "Signed in again as ...").
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class LoginApi:
             "kind": ticket.kind,
             "status": status,
             "expires_at": ticket.expires_at,
+            "started_at": self.clock(),
         }
         if ticket.kind == "browser":
             view["authorize_url"] = ticket.url
@@ -106,6 +108,8 @@ class LoginApi:
             now = self.clock()
             store = self.engine.store
             view["account"] = account_view(status.account, None, store.usage(status.account.id), now)
+            # An account that was in the pool before this sign-in started was signed in again.
+            view["again"] = status.account.created_at < view.get("started_at", now)
             wanted = self.relogins.get(ticket_id)
             if wanted is not None and wanted != status.account.id:
                 view["note"] = (
