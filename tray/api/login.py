@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tray.api.base import BadRequest, account_id, error, field, json_body, ok
+from tray.api.base import BadRequest, account_id, error, field, json_body, ok, threaded
 from tray.api.views import account_view
 from tray.errors import AccountNotFoundError, LoginError
 
@@ -83,7 +83,7 @@ class LoginApi:
         if method not in ("browser", "device"):
             raise BadRequest("'method' must be \"browser\" or \"device\".")
         ident = account_id(request)
-        if self.engine.store.get(ident) is None:
+        if await threaded(self.engine.store.get, ident) is None:  # off the loop: the pool file may be busy
             raise AccountNotFoundError(f"There is no account with id {ident}.")
         ticket = await self._start(method, False)
         self.relogins[ticket["id"]] = ident
@@ -123,7 +123,8 @@ class LoginApi:
             status, ticket_id = self._flow(request)
         except _NoTicket as exc:
             return error(404, str(exc))
-        return ok({"ticket": self._status_view(ticket_id, status)})
+        # The view reads the account's usage from the pool file: off the event loop.
+        return ok({"ticket": await threaded(self._status_view, ticket_id, status)})
 
     async def cancel(self, request: Request) -> Response:
         try:
@@ -133,7 +134,8 @@ class LoginApi:
         if status.state == "pending":
             self._service().cancel(ticket_id)
             status = self._service().status(ticket_id)
-        return ok({"ticket": self._status_view(ticket_id, status)})
+        # The view reads the account's usage from the pool file: off the event loop.
+        return ok({"ticket": await threaded(self._status_view, ticket_id, status)})
 
 
 class _NoTicket(LoginError):
