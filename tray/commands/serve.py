@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from tray import logs
+from tray.desktop import system_opener
 from tray.engine import Engine
 from tray.models import Config, ConfigInvalid, Event
 from tray.notices import KINDS, Alerts
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, paths: Paths) -> int:
     notices = StderrNotices()
-    engine = Engine(paths, events=notices, host=args.host, port=args.port)
+    engine = Engine(paths, events=notices, host=args.host, port=args.port,
+                    open_browser=system_opener())  # the window's browser sign-in
     engine.attach(notices)  # the notification switches follow config edits
     logging.getLogger("tray").setLevel(engine.config.log_level.upper())
     stop = threading.Event()

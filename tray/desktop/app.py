@@ -26,13 +26,13 @@ import subprocess
 import sys
 import threading
 import time
-import webbrowser
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tray import autostart
+from tray.desktop.browser import system_opener
 from tray.desktop.instance import Instance
 from tray.desktop.menu import Action, build_menu, tooltip
 from tray.desktop.signals import SignalWatcher
@@ -82,7 +82,7 @@ class TrayApp:
         self._next_start = 0.0  # time.monotonic() of the next try
         self._tray: TrayIcon | None = None
         self._worker = threading.Thread(target=self._work, name="tray-worker", daemon=True)
-        self.engine = Engine(paths, clock=clock, events=self._on_event)
+        self.engine = Engine(paths, clock=clock, events=self._on_event, open_browser=system_opener())
 
     # ---- lifecycle (main thread) -----------------------------------------------------------------
 
@@ -315,8 +315,7 @@ class TrayApp:
         if login is None or self.engine.server is None:
             self._open_window("add")
             return
-        ticket = self.engine.submit(login.start_browser()).result(timeout=30)
-        webbrowser.open(ticket.url)
+        ticket = self.engine.submit(login.start_browser()).result(timeout=30)  # it opens the browser
 
         def done(future: Any) -> None:
             try:
