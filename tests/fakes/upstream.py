@@ -217,7 +217,8 @@ class FakeUpstream:
 
     def record(self, method: str, path: str, query: str, headers: dict[str, str], body: Any,
                raw: bytes = b"") -> Recorded:
-        """Note a request and which account its bearer token belongs to (None if unknown)."""
+        """Note a request and which account its bearer token belongs to (None if unknown); ``raw`` is
+        the body as it came on the wire (still compressed when it was)."""
         auth = headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else None
         with self._lock:

@@ -145,7 +145,7 @@ def test_https_verifies_the_server_and_streams_as_over_http(tmp_path: Path) -> N
     async def go() -> None:
         whole = SSE_HEAD + chunked(*EVENTS)
         async with Upstream(answer(whole), answer(whole), tls=served) as up:
-            async with client(StreamTransport(ssl_context=trusting)) as http:
+            async with client(StreamTransport(verify=trusting)) as http:
                 assert await fetch(http, up.url) == (200, b"".join(EVENTS))
                 assert await fetch(http, up.url) == (200, b"".join(EVENTS))
             async with client(StreamTransport()) as http:  # the system's CAs: this server is nobody

@@ -43,15 +43,18 @@ class AccountsApi:
 
     async def status(self, request: Request) -> Response:
         views = await threaded(self.views)
+        engine = self.engine
         return ok(
             {
                 "version": __version__,
+                # Changes when the accounts or the settings do, whichever process changed them.
+                "revision": apiviews.revision(views, engine.config, engine.pending_restart()),
                 "proxy_url": self.engine.url,
                 "api_key": self.engine.api_key,
                 "health": apiviews.health_view(views),
                 "accounts": len(views),
                 "config_path": str(self.engine.paths.config_file),
-                "config_problems": list(getattr(getattr(self.engine, "loaded", None), "problems", ())),
+                "config_problems": list(self.engine.loaded.messages),
                 "now": self.clock(),
             }
         )

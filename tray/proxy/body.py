@@ -66,7 +66,10 @@ def read_fields(raw: bytes) -> dict[str, Any]:
 
 def parse_object(raw: bytes) -> tuple[dict[str, Any], Encoder]:
     """The JSON object ``raw`` holds, and the encoder to write it back with (the standard library's
-    for what only it could read, so a ``NaN`` stays ``NaN``). Raises as :func:`read_fields`."""
+    for what only it could read, so a ``NaN`` stays ``NaN``). Raises as :func:`read_fields`, and
+    :class:`NotAnObject` for an empty body."""
+    if is_blank(raw):
+        raise NotAnObject("The request body must be a JSON object.")
     try:
         obj = _ANY.decode(raw)
     except msgspec.DecodeError:

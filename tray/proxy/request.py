@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import httpx
 
 from tray.models import Account, Clock
+from tray.proxy.chatrequest import ChatOptions
 from tray.quota import QuotaService
 from tray.store import Store
 
@@ -28,10 +29,12 @@ class Background(Protocol):
 
 @dataclass(frozen=True)
 class Incoming:
-    """A client request, read once. ``body`` is what goes upstream (the client's own bytes, or the
-    ``/v1`` body shaped once); an attempt in fast mode appends ``service_tier`` to its own copy."""
+    """A client request, read once. ``body`` is what goes upstream unchanged (the client's own bytes,
+    compressed if it sent them so, or the ``/v1`` body shaped once); ``text`` is its JSON text (the
+    same bytes unless the client compressed them), to which an attempt in fast mode appends
+    ``service_tier`` in its own copy."""
 
-    route: str  # "responses", "compact", "models", "v1.responses", "v1.models"
+    route: str  # "responses", "compact", "models", "v1.responses", "v1.chat", "v1.models"
     method: str
     path: str  # below upstream-url, e.g. "/codex/responses"
     query: str
@@ -41,6 +44,13 @@ class Incoming:
     mode: str = "stream"  # "stream" | "aggregate" (non-streaming /v1) | "models" (/v1/models)
     defaults: tuple[tuple[str, str], ...] = ()  # headers added when the client sent none
     turn_state: str | None = None
+    chat: ChatOptions | None = None  # a Chat Completions request: the answer goes back in that shape
+    text: bytes | None = None  # the body's JSON text when it differs from ``body`` (decompressed)
+
+    @property
+    def json_text(self) -> bytes:
+        """The body's JSON text: ``body`` itself unless the client compressed it."""
+        return self.body if self.text is None else self.text
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -93,7 +103,7 @@ class Collaborators:
     quota: QuotaService
     refresher: FreshTokens
     http: httpx.AsyncClient
-    settings: Callable[[], Any]
+    upstream_url: str  # fixed for the engine's life (a change in config.toml applies on restart)
     clock: Clock
     memory: PoolHealth
     background: Background  # run store writes off the loop: (write, then-on-the-loop)

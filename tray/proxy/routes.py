@@ -6,6 +6,7 @@ mapping of bad input to clear errors. Routing and failover live in :mod:`tray.pr
 | ``POST /backend-api/codex/responses`` (+ ``/compact``) | Codex CLI passthrough |
 | ``GET /backend-api/codex/models`` | passthrough with the best account |
 | ``POST /v1/responses`` | OpenAI-SDK / opencode: body shaped for the Codex backend |
+| ``POST /v1/chat/completions`` | Chat Completions clients: translated to a Responses request and back |
 | ``GET /v1/models`` | the upstream model list in OpenAI's list shape |
 | ``GET /healthz`` | liveness, no key (the Host/Origin checks apply, as everywhere) |
 | WebSocket upgrade on the responses routes | ``426 Upgrade Required`` (Codex falls back to HTTP) |
@@ -13,6 +14,7 @@ mapping of bad input to clear errors. Routing and failover live in :mod:`tray.pr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -27,8 +29,10 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tray.errors import PoolError, StoreLockedError
+from tray.models import Config
+from tray.proxy import chatrequest, contentcoding
 from tray.proxy.access import AccessPolicy, Denied, check_headers, check_request
-from tray.proxy.body import NotAnObject, is_blank, parse_object, read_fields, routing_fields
+from tray.proxy.body import Encoder, NotAnObject, is_blank, parse_object, read_fields, routing_fields
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.relay import Hangup
 from tray.proxy.request import Incoming
@@ -39,6 +43,7 @@ T = TypeVar("T")
 
 # Codex's model list is gated on the client version; /v1 clients do not send one.
 MODELS_CLIENT_VERSION = "0.169.0"
+INLINE_DECODE = 256 * 1024  # compressed bodies larger than this are decoded in a worker thread
 
 
 class BadInput(PoolError):
@@ -52,10 +57,10 @@ def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> R
     return Response(json.dumps(payload), status_code=status, media_type="application/json", headers=headers)
 
 
-def _read(body: bytes, read: Callable[[bytes], T]) -> T:
-    """``read(body)``, what it refuses answered 400."""
+def _read(text: bytes, read: Callable[[bytes], T]) -> T:
+    """``read(text)``, what it refuses answered 400."""
     try:
-        return read(body)
+        return read(text)
     except NotAnObject as exc:
         raise BadInput(400, "invalid_json", str(exc)) from exc
     except ValueError as exc:
@@ -66,19 +71,33 @@ def _denied(denied: Denied) -> Response:
     return _json(denied.status, error_body(denied.message, denied.code, "invalid_request_error"))
 
 
+async def decoded(body: bytes, applied: list[str], limit: int) -> bytes:
+    """``body`` with the client's content codings undone (the body limit applies to the decoded
+    size); a large body is decoded off the event loop. The caller keeps the encoded bytes to forward."""
+    if not applied or not body:
+        return body
+    if len(body) <= INLINE_DECODE:
+        return contentcoding.decode(body, applied, limit)
+    return await asyncio.to_thread(contentcoding.decode, body, applied, limit)
+
+
 class ProxyRoutes:
     def __init__(
         self,
         pipeline: Pipeline,
         *,
-        api_key: Callable[[], str],
+        api_key: str,
         policy: Callable[[], AccessPolicy],
-        max_body: Callable[[], int],
+        config: Config,
     ) -> None:
         self.pipeline = pipeline
         self.api_key = api_key
-        self.policy = policy
-        self.max_body = max_body
+        self.policy = policy  # read per request: the port is known once the server is bound
+        self.max_body = config.max_body_bytes
+
+    def configure(self, config: Config) -> None:
+        """Take a (re)loaded config: ``max-body-mb`` applies to the next request."""
+        self.max_body = config.max_body_bytes
 
     async def healthz(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
@@ -91,8 +110,11 @@ class ProxyRoutes:
     async def models(self, request: Request) -> Response:
         return await self._guarded(request, self._models)
 
+    async def chat(self, request: Request) -> Response:
+        return await self._guarded(request, self._chat)
+
     async def _guarded(self, request: Request, handler: Callable[[Request], Any]) -> Response:
-        denied = check_request(self.policy(), request.headers, self.api_key())
+        denied = check_request(self.policy(), request.headers, self.api_key)
         if denied is not None:
             return _denied(denied)
         if request.headers.get("upgrade", "").lower() == "websocket":
@@ -103,17 +125,19 @@ class ProxyRoutes:
         try:
             response: Response = await handler(request)
             return response
-        except BadInput as exc:
+        except (BadInput, contentcoding.CodingError) as exc:
             return _json(exc.status, error_body(str(exc), exc.code, "invalid_request_error"))
         except ClientDisconnect:
             return Response(status_code=499)
 
-    async def _body(self, request: Request) -> bytes:
-        """The body's bytes as the client sent them, up to the ``max-body-mb`` limit (413)."""
-        limit = self.max_body()
+    async def _body(self, request: Request) -> tuple[bytes, bytes]:
+        """The body as the client sent it (up to the ``max-body-mb`` limit, 413) and its JSON text:
+        the same bytes, or decoded when the client compressed them."""
+        limit = self.max_body
         megabytes = limit / (1024 * 1024)
         too_big = BadInput(413, "body_too_large", f"The request body is larger than the {megabytes:g} MB"
                            " limit (max-body-mb in config.toml).")
+        applied = contentcoding.codings(request.headers.get("content-encoding"))  # 415 before reading
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise too_big
@@ -124,7 +148,8 @@ class ProxyRoutes:
             if size > limit:
                 raise too_big
             chunks.append(chunk)
-        return b"".join(chunks)
+        body = b"".join(chunks)
+        return body, await decoded(body, applied, limit)
 
     def _incoming(self, request: Request, route: str, path: str, body: bytes, fields: dict[str, Any] | None,
                   drop: frozenset[str] = frozenset(), **extra: Any) -> Incoming:
@@ -137,27 +162,42 @@ class ProxyRoutes:
                         **extra)
 
     async def _responses(self, request: Request) -> Response:
-        body = await self._body(request)
+        body, text = await self._body(request)
         path = request.url.path
         if path.startswith("/v1/"):
-            obj, encode = _read(body, parse_object)
-            shaped, dropped, wants_stream = shape_v1_body(obj)
-            if dropped:
-                log.info("/v1/responses: dropped parameters the Codex backend does not take: %s",
-                         ", ".join(dropped))
-            body = encode(shaped)  # the one route whose body is rebuilt: once, for every attempt
-            # The upstream answer is always a stream now, whatever the client accepts.
-            inc = self._incoming(request, "v1.responses", "/codex/responses", body, routing_fields(shaped),
-                                 drop=frozenset({"accept"}),
-                                 mode="stream" if wants_stream else "aggregate",
-                                 defaults=(("originator", DEFAULT_ORIGINATOR),
-                                           ("accept", "text/event-stream")))
+            obj, encode = _read(text, parse_object)
+            inc = self._v1(request, "v1.responses", obj, encode)
         else:
             route = "compact" if path.endswith("/compact") else "responses"
             # Forwarded as the client's own bytes: only the fields routing needs are read.
-            fields = None if is_blank(body) else _read(body, read_fields)
-            inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, fields)
+            fields = None if is_blank(text) else _read(text, read_fields)
+            inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, fields,
+                                 text=None if text is body else text)
         return await self._handle(request, inc)
+
+    async def _chat(self, request: Request) -> Response:
+        _, text = await self._body(request)
+        obj, encode = _read(text, parse_object)
+        try:
+            translated, dropped, options = chatrequest.responses_body(obj)
+        except chatrequest.ChatRequestError as exc:
+            raise BadInput(400, "invalid_request", str(exc)) from exc
+        return await self._handle(request, self._v1(request, "v1.chat", translated, encode, dropped, options))
+
+    def _v1(self, request: Request, route: str, obj: dict[str, Any], encode: Encoder,
+            dropped: Sequence[str] = (), chat: chatrequest.ChatOptions | None = None) -> Incoming:
+        """A ``/v1`` request shaped for the Codex backend (the body rebuilt once, as plain JSON)."""
+        shaped, refused, wants_stream = shape_v1_body(obj)
+        if dropped or refused:
+            log.info("%s: dropped parameters the Codex backend does not take: %s", request.url.path,
+                     ", ".join([*dropped, *refused]))
+        body = encode(shaped)
+        # The upstream answer is always a stream now, whatever the client accepts.
+        return self._incoming(request, route, "/codex/responses", body, routing_fields(shaped),
+                              drop=frozenset({"accept", "content-encoding"}),
+                              mode="stream" if wants_stream else "aggregate",
+                              defaults=(("originator", DEFAULT_ORIGINATOR), ("accept", "text/event-stream")),
+                              chat=chat)
 
     async def _handle(self, request: Request, inc: Incoming) -> Response:
         """Route ``inc``, watching for the client leaving until the answer is ready to send."""
@@ -229,6 +269,7 @@ class ProxyApp:
             "/backend-api/codex/responses/compact": routes.responses,
             "/backend-api/codex/models": routes.models,
             "/v1/responses": routes.responses,
+            "/v1/chat/completions": routes.chat,
             "/v1/models": routes.models,
         }
 

@@ -40,12 +40,13 @@ def is_stream_request(request: httpx.Request) -> bool:
 class StreamTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 over pooled :class:`Connection`\\ s; see the module docstring."""
 
-    def __init__(self, limits: httpx.Limits | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, limits: httpx.Limits | None = None, *, verify: ssl.SSLContext | bool = True) -> None:
         limits = limits or httpx.Limits()
         self.max_connections = limits.max_connections
         self.max_idle = limits.max_keepalive_connections
         self.expiry = limits.keepalive_expiry
-        self._ssl = ssl_context
+        self._verify = verify  # httpx's meaning: a context to use, True for certifi's CAs, False for none
+        self._ssl: ssl.SSLContext | None = None
         self._idle: dict[Origin, list[Connection]] = {}  # by origin, newest last
         self._idle_count = 0
         self._open = 0  # connections open or being opened
@@ -140,8 +141,11 @@ class StreamTransport(httpx.AsyncBaseTransport):
         context = None
         if scheme == "https":
             if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
-                self._ssl.set_alpn_protocols(["http/1.1"])
+                if isinstance(self._verify, ssl.SSLContext):
+                    self._ssl = self._verify
+                else:
+                    self._ssl = httpx.create_ssl_context(verify=self._verify, trust_env=False)
+                    self._ssl.set_alpn_protocols(["http/1.1"])
             context = self._ssl
         try:
             async with asyncio.timeout(timeout):

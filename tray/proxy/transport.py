@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from typing import Any
 
 import httpx
@@ -91,11 +92,12 @@ class ReclaimingTransport(httpx.AsyncBaseTransport):
 
 class UpstreamTransport(httpx.AsyncBaseTransport):
     """Responses streams to a :class:`StreamTransport`, the rest to a :class:`ReclaimingTransport`;
-    both with ``limits``."""
+    both with ``limits`` and trusting what ``verify`` says (httpx's meaning)."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
-        self.streams = StreamTransport(limits)
-        self.other = ReclaimingTransport(limits=limits)
+    def __init__(self, limits: httpx.Limits, verify: ssl.SSLContext | bool = True) -> None:
+        self.streams = StreamTransport(limits, verify=verify)
+        self.other = ReclaimingTransport(
+            httpx.AsyncHTTPTransport(limits=limits, verify=verify, trust_env=False))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if is_stream_request(request):
