@@ -3,7 +3,7 @@ the request bodies Codex really sends.
 
     .venv/bin/python -m tests.bench.bench_proxy [--streams 16] [--events 400] [--rounds 15]
         [--ttfb-samples 300] [--long 1.3MB] [--long-streams 4] [--sweep 60B,1kB,real,250kB,1MB,4MB]
-        [--sweep-samples 100] [--phases load,long,sweep] [--write-docs]
+        [--sweep-samples 100] [--phases load,long,sweep] [--encoding zstd] [--write-docs]
 
 Starts the fake backend (``tests.bench.fake_backend``) and ``codex-pool serve`` as two processes,
 then measures in the same run, side by side with a direct connection to the same fake:
@@ -19,8 +19,10 @@ then measures in the same run, side by side with a direct connection to the same
   of the proxy next to the fake backend's, so the part of the proxy's cost that grows with the body
   shows against the part that does not (the 60-byte body is the floor).
 
-Every request carries the sample's own headers (session id, turn metadata...). ``--write-docs``
-puts the figures in ``docs/performance.md`` under "## Proxy".
+Every request carries the sample's own headers (session id, turn metadata...); ``--encoding zstd``
+sends every body compressed, as Codex does with a ChatGPT login on its built-in provider (the
+repeated input of the long session compresses far better than a real conversation would).
+``--write-docs`` puts the figures in ``docs/performance.md`` under "## Proxy".
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from tests.bench.processes import ROOT, fake_backend, free_port, prepare_pool, p
 from tests.bench.proxy_report import render
 from tests.bench.report import write_section
 from tests.fakes.jwt import account_claims, make_jwt
+from tray.proxy.contentcoding import encode as encode_codings
 
 ACCOUNTS = ("acc-bench-1", "acc-bench-2")
 PHASES = ("load", "long", "sweep")
@@ -127,28 +130,33 @@ async def measure(targets: tuple[Target, Target], proc: psutil.Process, fake: ps
                   args: argparse.Namespace) -> dict[str, Any]:
     procs = {"proxy": proc, "fake": fake, "client": psutil.Process()}
     out: dict[str, Any] = {"body_bytes": len(body_for("real")), "load_average_start": os.getloadavg()[0]}
-    for target in targets:
-        target.body = body_for("real")
+    def use(name: str) -> None:
+        raw = body_for(name)
+        for target in targets:
+            target.body = encode_codings(raw, [args.encoding]) if args.encoding else raw
+        out.setdefault("sizes", {})[name] = (len(raw), len(targets[0].body))
+
+    use("real")
     await warm_up(targets, 20)
     if "load" in args.phases:
         out["load"] = await load(targets, CpuMeter(procs), proc, args.streams, args.rounds)
         out["ttfb"] = await one_at_a_time(targets, CpuMeter(procs), args.ttfb_samples)
     if "long" in args.phases:
-        for target in targets:
-            target.body = body_for(args.long)
-        out["long_body_bytes"] = len(targets[0].body)
+        use(args.long)
+        out["long_body_bytes"] = out["sizes"][args.long][0]
         await warm_up(targets, 4)
         out["long"] = await load(targets, CpuMeter(procs), proc, args.long_streams, args.rounds)
         out["long_ttfb"] = await one_at_a_time(targets, CpuMeter(procs), max(20, args.ttfb_samples // 3))
     if "sweep" in args.phases:
         out["sweep"] = []
         for name in args.sweep.split(","):
-            for target in targets:
-                target.body = body_for(name)
+            use(name)
             await warm_up(targets, 3)
             figures = await one_at_a_time(targets, CpuMeter(procs), args.sweep_samples)
-            out["sweep"].append({"body": label(targets[0].body), "bytes": len(targets[0].body), **figures})
-            print(f"  {label(targets[0].body)}: +{figures['added_ttfb_median_ms']:.2f} ms, proxy "
+            plain, sent = out["sizes"][name]
+            shown = label(plain) + (f" ({args.encoding}: {label(sent)})" if args.encoding else "")
+            out["sweep"].append({"body": shown, "bytes": plain, "sent_bytes": sent, **figures})
+            print(f"  {shown}: +{figures['added_ttfb_median_ms']:.2f} ms, proxy "
                   f"{figures['proxy_cpu_ms']:.1f} ms CPU / request", file=sys.stderr)
     out["rss_end_mb"] = proc.memory_info().rss / 2**20
     out["load_average_1min"] = os.getloadavg()[0]
@@ -167,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", default="60B,1kB,real,250kB,1MB,4MB", help="body sizes, comma-separated")
     parser.add_argument("--sweep-samples", type=int, default=100)
     parser.add_argument("--phases", default=",".join(PHASES), help="which of load,long,sweep to run")
+    parser.add_argument("--encoding", default="", help="send every body compressed: zstd (as Codex "
+                        "does with a ChatGPT login on its built-in provider), gzip or deflate")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--write-docs", action="store_true", help="update docs/performance.md")
     args = parser.parse_args(argv)
@@ -185,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         key = prepare_pool(Path(tmp), upstream, tokens, port)
         upstream_port = int(upstream.rsplit(":", 1)[1])
         path = "/backend-api/codex/responses"
+        if args.encoding:
+            headers.append(("content-encoding", args.encoding))
         direct = Target("direct", upstream_port, path, tokens[ACCOUNTS[0]],
                         [*headers, ("chatgpt-account-id", ACCOUNTS[0])])
         proxied = Target("proxy", port, path, key, list(headers))

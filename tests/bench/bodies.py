@@ -96,10 +96,10 @@ def body_for(name: str) -> bytes:
     raise ValueError(f"unknown body {name!r}: use 60B, real, or a size like 250kB or 1.3MB")
 
 
-def label(body: bytes) -> str:
+def label(size: int) -> str:
     """``43.0 kB``, ``1.30 MB``: a body's size for the report."""
-    if len(body) < 1024:
-        return f"{len(body)} B"
-    if len(body) < 1024 * 1024:
-        return f"{len(body) / 1024:.1f} kB"
-    return f"{len(body) / 2**20:.2f} MB"
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} kB"
+    return f"{size / 2**20:.2f} MB"
