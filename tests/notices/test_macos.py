@@ -83,7 +83,8 @@ def test_the_bundle_shows_notices_through_notification_center() -> None:
     notifier = DesktopNotifier(macos_delivery(BUNDLE, True, library=library))
     deliver_all(notifier, "codex-pool: quota available again", "codex-pool: account added")
     notifier.close()
-    assert library.shown == [("codex-pool: quota available again", "body"), ("codex-pool: account added", "body")]
+    assert library.shown == [("codex-pool: quota available again", "body"),
+                             ("codex-pool: account added", "body")]
     assert library.made == [{"app_name": "codex-pool", "app_icon": None}]  # one notifier, kept
     assert notifier.problem is None
 
@@ -123,7 +124,7 @@ def test_a_send_the_library_only_logged_as_failed_is_reported(caplog: pytest.Log
 
 def test_a_library_that_cannot_start_is_reported_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     class Broken:
-        def DesktopNotifierSync(self, **kwargs: object) -> None:  # noqa: N802 (the library's name)
+        def DesktopNotifierSync(self, **kwargs: object) -> None:  # the library's name
             raise OSError("Security framework not found")
 
     notifier = DesktopNotifier(NotificationCenter(Broken()))

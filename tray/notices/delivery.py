@@ -4,8 +4,9 @@
 thread never wait on D-Bus or a subprocess, and a failure is logged, never raised to the caller.
 Per platform: Linux and other freedesktop desktops talk to ``org.freedesktop.Notifications`` on the
 session bus with jeepney (pure Python, no gi, so it works the same under any toolkit); macOS uses
-Notification Center from the app bundle and ``osascript`` from a source run (:mod:`.macos`); Windows shows a toast through PowerShell's WinRT bridge, under an app id registered
-for the user first (:func:`register_app_id`: Windows drops toasts from an id it does not know).
+Notification Center from the app bundle and ``osascript`` from a source run (:mod:`.macos`);
+Windows shows a toast through PowerShell's WinRT bridge, under an app id registered for the user
+first (:func:`register_app_id`: Windows drops toasts from an id it does not know).
 A notice that could not be shown is logged as a warning once, saying what to do, until one gets
 through again; :attr:`DesktopNotifier.problem` keeps it for the tray's menu.
 :class:`StderrNotifier` is what headless ``serve`` uses.
