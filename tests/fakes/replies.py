@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-Kind = Literal["ok", "json", "html", "drop", "stream_error", "raw"]
+Kind = Literal["ok", "json", "html", "drop", "stream_error", "raw", "tool"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Reply:
     usage_headers: bool = True  # send the x-codex-* rate-limit headers
     hold: threading.Event | None = None  # answer only once this is set (or the caller hangs up)
     preamble: bytes = b""  # "ok"/"drop": raw bytes sent before the first event (comments, junk)
+    tool: tuple[str, str] | None = None  # "tool": the function call asked for, (name, JSON arguments)
 
     def but(self, **changes: Any) -> Reply:
         """A copy with some fields changed, e.g. ``ok().but(first_byte_delay=1)``."""
@@ -127,6 +128,12 @@ def raw(body: bytes, *, status: int = 200, content_type: str = "text/event-strea
     if encoding is not None:
         headers.append(("content-encoding", encoding))
     return Reply(kind="raw", status=status, body=body, headers=tuple(headers), usage_headers=False)
+
+
+def tool_call(name: str = "exec_command", arguments: str = '{"cmd": "echo tool-ran"}') -> Reply:
+    """A complete answer whose output is one function call (Codex runs it and sends the result in its
+    next request of the turn); the WebSocket endpoint only."""
+    return Reply(kind="tool", tool=(name, arguments))
 
 
 def drop(after: int = 4, *, deltas: int = 3, event_delay: float = 0.0) -> Reply:

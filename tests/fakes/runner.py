@@ -16,14 +16,17 @@ import uvicorn
 class ServerThread:
     """A uvicorn server on 127.0.0.1:<port> in a daemon thread with its own event loop."""
 
-    def __init__(self, app: Any, port: int = 0) -> None:
+    def __init__(self, app: Any, port: int = 0, *, ping_interval: float = 1.0) -> None:
         # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto is TCP, and
         # without it every response waits ~40 ms (Nagle + delayed ACK) between headers and body.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
         self.port: int = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none")
+        # WebSockets as the backend serves them: pinged every ``ping_interval`` seconds (a client that
+        # does not answer within it is dropped), permessage-deflate when the client offers it.
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets-sansio",
+                                ws_ping_interval=ping_interval, ws_ping_timeout=ping_interval)
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run, name=f"fake-{self.port}", daemon=True)

@@ -20,6 +20,11 @@ class Recorded:
     headers: dict[str, str]  # names lower-cased
     body: Any  # parsed JSON, the raw text when it was not JSON, None when empty
     account_id: str | None  # the registered account the bearer token belongs to
+    socket: int = 0  # the WebSocket connection it came on (numbered from 1); 0 for HTTP
+
+    @property
+    def over_websocket(self) -> bool:
+        return self.socket > 0
 
     @property
     def token(self) -> str | None:
@@ -46,6 +51,7 @@ class FakeAccount:
     script: deque[Reply] = field(default_factory=deque)
     usage_script: deque[Reply] = field(default_factory=deque)
     models_script: deque[Reply] = field(default_factory=deque)
+    handshake_script: deque[Reply] = field(default_factory=deque)  # WebSocket upgrades refused
 
     @property
     def plan_type(self) -> str:
