@@ -52,6 +52,7 @@ def test_setup_codex_then_undo_restores_the_exact_bytes(
     data = tomllib.loads(codex_file.read_text())
     assert data["model_provider"] == "codex-pool"
     assert data["model_providers"]["codex-pool"]["experimental_bearer_token"] == key
+    assert data["model_providers"]["codex-pool"]["supports_websockets"] is True
     assert data["profiles"]["fast"]["model"] == "o4-mini"
     assert "# and this one" in codex_file.read_text()
     assert stat.S_IMODE(codex_file.stat().st_mode) == 0o600  # it holds the key now

@@ -8,7 +8,7 @@ mapping of bad input to clear errors. Routing and failover live in :mod:`tray.pr
 | ``POST /v1/responses`` | OpenAI-SDK / opencode: body shaped for the Codex backend |
 | ``GET /v1/models`` | the upstream model list in OpenAI's list shape |
 | ``GET /healthz`` | liveness, no key (the Host/Origin checks apply, as everywhere) |
-| WebSocket upgrade on the responses routes | ``426 Upgrade Required`` (Codex falls back to HTTP) |
+| WebSocket upgrade on the responses routes | the Responses WebSocket (:mod:`tray.proxy.sockets`) |
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from tray.proxy.pipeline import Pipeline
 from tray.proxy.relay import Hangup
 from tray.proxy.request import Incoming
 from tray.proxy.shaping import DEFAULT_ORIGINATOR, TURN_STATE, error_body, shape_v1_body
+from tray.proxy.sockets import PATHS as SOCKET_PATHS
+from tray.proxy.sockets import SocketRoute
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,8 @@ class ProxyRoutes:
         if denied is not None:
             return _denied(denied)
         if request.headers.get("upgrade", "").lower() == "websocket":
-            message = "codex-pool speaks HTTP streaming only; use the HTTP responses endpoint."
+            # Reached only on a server without WebSocket support (sockets are their own ASGI scope).
+            message = "codex-pool speaks HTTP streaming only here; use the HTTP responses endpoint."
             return _json(426, error_body(message, "websocket_not_supported"), {"Upgrade": "HTTP/1.1"})
         if request.method != ("GET" if handler == self._models else "POST"):
             return _json(405, error_body(f"{request.method} is not allowed here.", "method_not_allowed"))
@@ -218,6 +221,8 @@ class ProxyApp:
     def __init__(self, routes: ProxyRoutes, rest: ASGIApp) -> None:
         self.rest = rest
         self.policy = routes.policy
+        self.sockets = SocketRoute(routes.pipeline, api_key=routes.api_key, policy=routes.policy,
+                                   max_body=routes.max_body)
         self.table: dict[str, Callable[[Request], Any]] = {
             "/healthz": routes.healthz,
             "/backend-api/codex/responses": routes.responses,
@@ -233,6 +238,9 @@ class ProxyApp:
             if denied is not None:
                 await _denied(denied)(scope, receive, send)
                 return
+        if scope["type"] == "websocket" and scope["path"] in SOCKET_PATHS:
+            await self.sockets(scope, receive, send)
+            return
         handler = self.table.get(scope["path"]) if scope["type"] == "http" else None
         if handler is None:
             await self.rest(scope, receive, send)
