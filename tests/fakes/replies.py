@@ -37,6 +37,7 @@ class Reply:
     usage_headers: bool = True  # send the x-codex-* rate-limit headers
     hold: threading.Event | None = None  # answer only once this is set (or the caller hangs up)
     preamble: bytes = b""  # "ok"/"drop": raw bytes sent before the first event (comments, junk)
+    noise: bool = False  # pad deltas with random letters (incompressible) instead of dots
     tool: tuple[str, str] | None = None  # "tool": the function call asked for, (name, JSON arguments)
 
     def but(self, **changes: Any) -> Reply:

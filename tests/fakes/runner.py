@@ -57,8 +57,8 @@ class ServerThread:
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[ServerThread]:
-    server = ServerThread(app).start()
+def serving(app: Any, *, ping_interval: float = 1.0) -> Iterator[ServerThread]:
+    server = ServerThread(app, ping_interval=ping_interval).start()
     try:
         yield server
     finally:

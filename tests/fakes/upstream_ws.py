@@ -26,7 +26,9 @@ It behaves like chatgpt.com's endpoint as Codex CLI meets it (openai/codex
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import random
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,6 +57,7 @@ class WsKnobs:
     open_now: int = 0
     refused: int = 0  # upgrades answered with an error status
     closed_by_client: int = 0
+    sent: int = 0  # answer events sent, all connections
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, name: str, step: int = 1) -> int:
@@ -214,6 +217,7 @@ async def _answer(websocket: WebSocket, fake: FakeUpstream, account: FakeAccount
             error["error"] = {"type": "forbidden", "message": "Just a moment..."}
         await websocket.send_json(error)
         return True
+    knobs = fake.ws
     events = build_events(fake, account, reply, message, usage, mine)
     complete = reply.kind != "drop"
     if not complete:
@@ -223,6 +227,7 @@ async def _answer(websocket: WebSocket, fake: FakeUpstream, account: FakeAccount
     try:
         for event in events:
             await websocket.send_text(json.dumps(event, separators=(",", ":")))
+            knobs.count("sent")
             if reply.event_delay:
                 await asyncio.sleep(reply.event_delay)
         sent_all = True
@@ -258,8 +263,11 @@ def build_events(fake: FakeUpstream, account: FakeAccount, reply: Reply, message
         assert reply.tool is not None
         return [limits, *tool_events(response_id, model, *reply.tool)]
     text = reply.text if reply.text is not None else f"Hi from {account.account_id}!"
-    frames = wire.response_events(wire.split_text(text, reply.deltas, reply.delta_size),
-                                  response_id=response_id, model=model)
+    pieces = wire.split_text(text, reply.deltas, reply.delta_size)
+    if reply.noise:  # what no compression can shrink: the wire carries every byte
+        noise = random.Random(response_id)
+        pieces = [p[:1] + base64.b64encode(noise.randbytes(len(p))).decode()[: len(p) - 1] for p in pieces]
+    frames = wire.response_events(pieces, response_id=response_id, model=model)
     events = _datas(frames)
     blob = f"enc:{account.account_id}:{response_id}"
     fake.owners.reasoning[blob] = account.account_id

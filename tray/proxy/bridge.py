@@ -334,7 +334,7 @@ class Exchange:
         try:
             await bridge.client.send(event.text)
             while not event.terminal:
-                event = frames.read_event(_text(await self._upstream(hop)))
+                event = frames.read_event(_text(await self._upstream(hop)), started=True)
                 self._observe(hop, event)
                 await bridge.client.send(event.text)
         except ConnectionClosed as exc:

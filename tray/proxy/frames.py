@@ -107,8 +107,18 @@ def _status(data: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def read_event(text: str) -> Event:
-    """Classify one upstream message (see :class:`Event`)."""
+# Once an answer's output started, only messages holding one of these are read (the end of the
+# answer, quota, response ids, reasoning); text deltas, most of the bytes, pass unread. A quoted
+# word inside a JSON string is escaped (\"error\"), so the markers only match real keys and values.
+MARKERS = ('"error"', '"response.completed"', '"response.failed"', '"response.incomplete"',
+           '"response.done"', '"codex.rate_limits"', '"response.created"', '"response.output_item.done"')
+
+
+def read_event(text: str, *, started: bool = False) -> Event:
+    """Classify one upstream message (see :class:`Event`). With ``started`` (the answer's output
+    has begun) a message with no :data:`MARKERS` is passed as output without being parsed."""
+    if started and not any(marker in text for marker in MARKERS):
+        return Event(text, None, None, "output")
     try:
         data: Any = json.loads(text)
     except (ValueError, RecursionError):
