@@ -62,7 +62,7 @@ PURE = {
     "quota.usage", "quota.signals", "quota.backoff",
     "forecast.pool", "forecast.pace",
     "auth.pkce", "auth.claims",
-    "proxy.access", "proxy.shaping", "proxy.sse",
+    "proxy.access", "proxy.shaping", "proxy.sse", "proxy.frames", "proxy.owners",
     "api.sessions", "api.views",
     "clients.texts", "autostart.texts",
     "notices.alerts", "desktop.menu",

@@ -176,13 +176,12 @@ def test_every_account_refusing_the_upgrade_is_the_pooled_429() -> None:
 
 
 def test_no_account_left_mid_socket_is_an_in_band_usage_limit() -> None:
-    with running_pool(["a"]) as pool:
-        with socket(pool) as conn:
-            pool.upstream.script("a", replies.usage_limit(resets_in=600))
-            conn.send(create())
-            [error] = answer(conn)
-            assert error["status"] == 429 and error["error"]["type"] == "usage_limit_reached"
-            assert int(error["headers"]["retry-after"]) > 0
+    with running_pool(["a"]) as pool, socket(pool) as conn:
+        pool.upstream.script("a", replies.usage_limit(resets_in=600))
+        conn.send(create())
+        [error] = answer(conn)
+        assert error["status"] == 429 and error["error"]["type"] == "usage_limit_reached"
+        assert int(error["headers"]["retry-after"]) > 0
 
 
 def test_the_connection_age_limit_reaches_the_client_and_both_sides_close() -> None:

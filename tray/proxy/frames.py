@@ -27,6 +27,7 @@ LIMIT_CODE = "websocket_connection_limit_reached"
 NOT_FOUND_CODE = "previous_response_not_found"
 TERMINAL_TYPES = frozenset({"response.completed", "response.incomplete", "response.failed", "response.done"})
 REASONING = "reasoning"
+ENTITLEMENT = "usage_not_included"
 FAILOVER_KINDS = frozenset({"overloaded", "usage_limit"})  # as on HTTP (tray.proxy.relay)
 
 
@@ -133,6 +134,8 @@ def read_event(text: str, *, started: bool = False) -> Event:
         return Event(text, etype, data, "output" if is_output(event) else "preamble", status=status)
     if err.code == LIMIT_CODE:
         kind = "limit"
+    elif ENTITLEMENT in (err.code, err.payload.get("type")):
+        kind = "error"  # the plan lacks Codex: no other account's answer differs, pass it on
     elif status == 401:
         kind = "unauthorized"
     elif err.kind in FAILOVER_KINDS or status == 429 or (status is not None and status >= 500):
