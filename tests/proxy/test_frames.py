@@ -82,11 +82,14 @@ USAGE_LIMIT = {"type": "error", "status": 429,
     ({"type": "response.failed", "response": {"error": {"code": "server_is_overloaded"}}}, "failover", True),
     ({"type": "error", "status": 500, "error": {"type": "server_error"}}, "failover", True),
     ({"type": "error", "status": 401, "error": {"code": "token_expired"}}, "unauthorized", True),
-    ({"type": "error", "status": 400, "error": {"code": "websocket_connection_limit_reached"}}, "limit", True),
+    ({"type": "error", "status": 400, "error": {"code": "websocket_connection_limit_reached"}}, "limit",
+     True),
     ({"type": "error", "status": 400, "error": {"code": "previous_response_not_found"}}, "error", True),
     ({"type": "error", "status": 429, "error": {"type": "usage_not_included"}}, "error", True),
 ])
-def test_upstream_events_are_classified_for_failover(event: dict[str, Any], kind: str, terminal: bool) -> None:
+def test_upstream_events_are_classified_for_failover(
+    event: dict[str, Any], kind: str, terminal: bool
+) -> None:
     read = frames.read_event(json.dumps(event))
     assert (read.kind, read.terminal) == (kind, terminal)
 
@@ -119,8 +122,8 @@ def test_the_proxys_own_in_band_answers_look_like_the_backends() -> None:
     assert not_found["error"]["param"] == "previous_response_id"
     pooled = json.loads(frames.error_message(429, {"error": {"type": "usage_limit_reached", "resets_at": 5}},
                                              {"retry-after": "30"}))
-    assert pooled == {"type": "error", "status": 429, "error": {"type": "usage_limit_reached", "resets_at": 5},
-                      "headers": {"retry-after": "30"}}
+    assert pooled == {"type": "error", "status": 429, "headers": {"retry-after": "30"},
+                      "error": {"type": "usage_limit_reached", "resets_at": 5}}
 
 
 def test_owners_forget_the_oldest_blobs_first() -> None:
