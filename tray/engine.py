@@ -5,8 +5,13 @@ service, the proxy routes, the management API and UI, and the server thread.
 run one. Public attributes the management API and the GUI read: ``paths``, ``store``, ``config``
 (the current :class:`~tray.config.Config`), ``loaded`` (with its problems), ``url``, ``ui_url``
 (with a fresh one-time code each time it is read), ``sessions``, ``api_key``, ``ui_token``,
-``login`` (the login service, when available), ``reload_config()`` and ``submit(coro)`` (run a
-coroutine on the proxy's loop from any thread).
+``login`` (the login service, when available), ``reload_config()``, ``attach(part)`` and
+``submit(coro)`` (run a coroutine on the proxy's loop from any thread).
+
+Settings travel typed: the engine holds one frozen :class:`~tray.models.Config` snapshot, swaps in
+a new one when config.toml changes, and pushes it to each part that cares through its
+``configure(config)`` (the quota service, the pipeline, the proxy routes, and whatever a caller
+attaches), as mitmproxy's add-ons are told of changed options. No part reads the engine back.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ import contextlib
 import json
 import logging
 import os
+import ssl
 import time
 from collections.abc import Coroutine
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,7 +38,7 @@ from tray.config import LoadedConfig, load_config
 from tray.errors import PoolError, ServerError
 from tray.models import Clock, Config, ConfigInvalid, Event, EventSink
 from tray.paths import Paths, api_key, ui_token, write_secret
-from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, ReclaimingTransport, build_app
+from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, build_app, upstream_transport
 from tray.quota import QuotaService
 from tray.server import STOP_TIMEOUT, ServerThread
 from tray.store import Store
@@ -44,6 +50,13 @@ SHUTDOWN_MARGIN = 10.0  # seconds for the shutdown hook's other steps (quota tas
 CONFIG_WATCH_INTERVAL = 1.0  # seconds between config.toml mtime checks
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=30.0)
 UPSTREAM_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=60.0)
+
+
+class Configurable(Protocol):
+    """A part that follows the settings: ``configure`` takes each new snapshot. It is called from
+    whichever thread reloaded the config, so it only swaps references to immutable values."""
+
+    def configure(self, config: Config) -> None: ...
 
 
 def _log_event(event: Event) -> None:
@@ -71,6 +84,7 @@ class Engine:
         login_options: dict[str, Any] | None = None,
         refresh_interval: float = TIMER_INTERVAL,
         stop_timeout: float = STOP_TIMEOUT,
+        upstream_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.paths = paths.ensure()
         self.clock = clock
@@ -80,6 +94,7 @@ class Engine:
         self._import_primary = import_primary
         self._environ = environ
         self._timeout = upstream_timeout
+        self._tls = upstream_tls  # whom upstream TLS trusts (default: the system's CAs; tests: their own)
         self._login_options = dict(login_options or {})  # LoginService keywords (tests: callback_port)
         self.loaded: LoadedConfig = load_config(paths.config_file)
         # Where tokens go is fixed for the engine's life: an edit applies on restart (see reload_config).
@@ -103,6 +118,8 @@ class Engine:
         self._refresh_interval = refresh_interval
         self._stop_timeout = stop_timeout  # how long stopping waits for requests in flight
         self._refresh_timer: asyncio.Task[None] | None = None
+        self._attached: list[Configurable] = []  # told of every new config (see attach)
+        self._wired: list[Configurable] = []  # the running proxy's parts, likewise
 
     # ---- config --------------------------------------------------------------------------------
 
@@ -122,7 +139,7 @@ class Engine:
 
     def _report(self, loaded: LoadedConfig) -> None:
         if loaded.problems:
-            self.events(ConfigInvalid(path=str(loaded.path), problems=tuple(loaded.problems)))
+            self.events(ConfigInvalid(path=str(loaded.path), problems=loaded.messages))
 
     def reload_config(self) -> LoadedConfig:
         """Re-read config.toml and apply it to the next request (host/port, upstream-url and auth-url
@@ -132,12 +149,19 @@ class Engine:
         self._mtime = self._config_mtime()
         self._report(self.loaded)
         new = self.loaded.config
+        for part in [*self._attached, *self._wired]:
+            part.configure(new)
         if self.server is not None and (new.host, new.port, new.allow_remote) != (
             old.host, old.port, old.allow_remote
         ):
             log.warning("The new host/port settings take effect when codex-pool restarts.")
         logging.getLogger("tray").setLevel(new.log_level.upper())
         return self.loaded
+
+    def attach(self, part: Configurable) -> None:
+        """Give ``part`` the current config now and every reloaded one from then on."""
+        part.configure(self.config)
+        self._attached.append(part)
 
     def _keep_origins(self, loaded: LoadedConfig) -> LoadedConfig:
         """``loaded`` with the upstream and sign-in URLs the engine started with. A new value is
@@ -178,20 +202,23 @@ class Engine:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def _build(self) -> list[BaseRoute]:
-        transport = ReclaimingTransport(self._transport, limits=UPSTREAM_LIMITS)
+        environ = os.environ if self._environ is None else self._environ
+        transport = upstream_transport(environ, self.config.upstream_proxy, self._transport,
+                                       limits=UPSTREAM_LIMITS, verify=self._tls or True)
         http = httpx.AsyncClient(timeout=self._timeout, transport=transport, follow_redirects=False,
                                  trust_env=False)
         self.http = http
         self._reads = Store.open(self.paths.db_file, self.clock, backup_dir=self.paths.backup_dir)
-        oauth = OAuthClient(http, self.config.auth_url, self.clock)
+        config = self.config
+        oauth = OAuthClient(http, config.auth_url, self.clock)
         sync = PrimarySync(self.store, self.clock, self._environ)
         self.refresher = Refresher(self.store, oauth, sync, self.clock, self.events)
-        self.quota = QuotaService(self.store, http, lambda: self.config.upstream_url, clock=self.clock,
-                                  events=self.events, low_percent=lambda: self.config.quota_low_percent,
-                                  reads=self._reads, refresher=self.refresher)
+        self.quota = QuotaService(self.store, http, config.upstream_url, clock=self.clock, events=self.events,
+                                  low_percent=config.quota_low_percent, reads=self._reads,
+                                  refresher=self.refresher)
         self.pipeline = Pipeline(store=self.store, quota=self.quota, refresher=self.refresher, http=http,
-                                 settings=lambda: self.config, clock=self.clock, events=self.events,
-                                 reads=self._reads)
+                                 config=config, clock=self.clock, events=self.events, reads=self._reads)
+        self._wired = [self.quota, self.pipeline]
         self.login = self._login_service(oauth)
         return build_routes(self)
 
@@ -208,8 +235,9 @@ class Engine:
             except PoolError as exc:
                 log.warning("Could not import your Codex/opencode login: %s", exc)
         extra = self._build()
-        routes = ProxyRoutes(self.pipeline, api_key=lambda: self.api_key, policy=self.policy,  # type: ignore[arg-type]
-                             max_body=lambda: self.config.max_body_bytes)
+        assert self.pipeline is not None
+        routes = ProxyRoutes(self.pipeline, api_key=self.api_key, policy=self.policy, config=self.config)
+        self._wired.append(routes)
         app = build_app(routes, extra)
         port = self.config.port if self._port is None else self._port
         self.server = ServerThread(app, self.host, port, allow_remote=self.config.allow_remote,

@@ -79,7 +79,8 @@ def test_a_tool_call_turn_continues_with_previous_response_id_on_the_same_upstre
     pool: Pool, codex: Path, tmp_path: Path
 ) -> None:
     # The prewarm (generate: false), then a function call Codex runs, then the answer.
-    pool.upstream.script("a", replies.ok(), replies.tool_call(), replies.ok("done"))
+    pool.upstream.script("a", replies.ok(), replies.tool_call("exec_command", '{"cmd": "echo tool-ran"}'),
+                         replies.ok("done"))
     # No sandbox for the one harmless command: newer Codex wants its sandbox helper on PATH for it.
     done = run_codex(codex, pool, tmp_path, "run echo", "--sandbox", "danger-full-access")
     assert done.returncode == 0, done.stderr[-3000:]

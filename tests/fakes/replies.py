@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-Kind = Literal["ok", "json", "html", "drop", "stream_error", "raw", "tool"]
+Kind = Literal["ok", "json", "html", "drop", "stream_error", "raw", "tool_call"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Reply:
     hold: threading.Event | None = None  # answer only once this is set (or the caller hangs up)
     preamble: bytes = b""  # "ok"/"drop": raw bytes sent before the first event (comments, junk)
     noise: bool = False  # pad deltas with random letters (incompressible) instead of dots
-    tool: tuple[str, str] | None = None  # "tool": the function call asked for, (name, JSON arguments)
+    tool: str | None = None  # "tool_call": the function called (``text`` holds its JSON arguments)
 
     def but(self, **changes: Any) -> Reply:
         """A copy with some fields changed, e.g. ``ok().but(first_byte_delay=1)``."""
@@ -65,6 +65,12 @@ def ok(
         rate_limits_event=rate_limits_event,
         turn_state=turn_state,
     )
+
+
+def tool_call(name: str, arguments: str, *, deltas: int = 3) -> Reply:
+    """A complete SSE answer whose only output is a call of the function ``name`` with ``arguments``
+    (a JSON text, streamed in ``deltas`` pieces)."""
+    return Reply(kind="tool_call", tool=name, text=arguments, deltas=deltas)
 
 
 def slow(delay: float, text: str | None = None) -> Reply:
@@ -129,12 +135,6 @@ def raw(body: bytes, *, status: int = 200, content_type: str = "text/event-strea
     if encoding is not None:
         headers.append(("content-encoding", encoding))
     return Reply(kind="raw", status=status, body=body, headers=tuple(headers), usage_headers=False)
-
-
-def tool_call(name: str = "exec_command", arguments: str = '{"cmd": "echo tool-ran"}') -> Reply:
-    """A complete answer whose output is one function call (Codex runs it and sends the result in its
-    next request of the turn); the WebSocket endpoint only."""
-    return Reply(kind="tool", tool=(name, arguments))
 
 
 def drop(after: int = 4, *, deltas: int = 3, event_delay: float = 0.0) -> Reply:

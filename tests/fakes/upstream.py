@@ -227,14 +227,15 @@ class FakeUpstream:
         return account_id, None
 
     def record(self, method: str, path: str, query: str, headers: dict[str, str], body: Any,
-               socket: int = 0) -> Recorded:
+               raw: bytes = b"", socket: int = 0) -> Recorded:
         """Note a request (a WebSocket message: ``socket`` numbers its connection) and which account
-        its bearer token belongs to (None if unknown)."""
+        its bearer token belongs to (None if unknown); ``raw`` is the body as it came on the wire
+        (still compressed when it was)."""
         auth = headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else None
         with self._lock:
             account_id = self.tokens.get(token) if token else None
-            rec = Recorded(method, path, query, headers, body, account_id, socket)
+            rec = Recorded(method, path, query, headers, body, account_id, raw, socket)
             self.requests.append(rec)
         return rec
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tests.fakes import upstream_requests as checks
 from tests.fakes import upstream_wire as wire
 from tests.fakes.replies import Reply
 
@@ -259,9 +260,11 @@ def build_events(fake: FakeUpstream, account: FakeAccount, reply: Reply, message
                                                              "total_tokens": 12}}
         return [limits, {"type": "response.created", "response": started},
                 {"type": "response.completed", "response": done}]
-    if reply.kind == "tool":
-        assert reply.tool is not None
-        return [limits, *tool_events(response_id, model, *reply.tool)]
+    if reply.kind == "tool_call":
+        frames = checks.function_call_events(reply.tool or "tool", reply.text or "{}",
+                                             call_id=f"call_{response_id}", response_id=response_id,
+                                             model=model, pieces=reply.deltas)
+        return [limits, *_datas(frames)]
     text = reply.text if reply.text is not None else f"Hi from {account.account_id}!"
     pieces = wire.split_text(text, reply.deltas, reply.delta_size)
     if reply.noise:  # what no compression can shrink: the wire carries every byte
@@ -277,26 +280,6 @@ def build_events(fake: FakeUpstream, account: FakeAccount, reply: Reply, message
     final = events[-1]["response"]
     final["output"] = [reasoning, *final["output"]]
     return [limits, *events]
-
-
-def tool_events(response_id: str, model: str, name: str, arguments: str) -> list[dict[str, Any]]:
-    call = {"id": f"fc_{response_id}", "type": "function_call", "status": "completed", "name": name,
-            "arguments": arguments, "call_id": f"call_{response_id}"}
-    started = wire.response_object(response_id, model, "in_progress")
-    usage = {"input_tokens": 12, "output_tokens": 5, "total_tokens": 17}
-    return [
-        {"type": "response.created", "response": started},
-        {"type": "response.in_progress", "response": started},
-        {"type": "response.output_item.added", "output_index": 0,
-         "item": {**call, "status": "in_progress", "arguments": ""}},
-        {"type": "response.function_call_arguments.delta", "item_id": call["id"], "output_index": 0,
-         "delta": arguments},
-        {"type": "response.function_call_arguments.done", "item_id": call["id"], "output_index": 0,
-         "arguments": arguments},
-        {"type": "response.output_item.done", "output_index": 0, "item": call},
-        {"type": "response.completed",
-         "response": {**started, "status": "completed", "output": [call], "usage": usage}},
-    ]
 
 
 def _datas(frames: list[bytes]) -> list[dict[str, Any]]:

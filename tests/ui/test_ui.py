@@ -373,6 +373,23 @@ def test_connect_clients_snippets_apply_undo(browser: Any, engine: Any, tmp_path
     dark.context.close()
 
 
+def test_connect_page_gives_any_openai_compatible_tool_its_settings(browser: Any, engine: Any,
+                                                                   tmp_path: Path) -> None:
+    page = open_page(browser, engine, hash_page="connect")
+    page.wait_for_selector("#snippet-generic")
+    assert page.inner_text("#generic-base-url") == f"{engine.url}/v1"
+    assert engine.api_key not in page.inner_text("#snippet-generic")
+    assert engine.api_key not in page.inner_text("#generic-key")
+    page.click("#show-key")
+    shown = page.inner_text("#snippet-generic")
+    assert shown == f"OPENAI_BASE_URL={engine.url}/v1\nOPENAI_API_KEY={engine.api_key}"
+    page.click("#show-key")
+    page.locator("[data-client='openai-compatible']").scroll_into_view_if_needed()
+    shoot(page, "connect-generic-light", tmp_path)
+    assert page.errors == []
+    page.context.close()
+
+
 def test_every_page_runs_under_the_content_security_policy(browser: Any, engine: Any) -> None:
     seed_pool(engine.store)
     page = open_page(browser, engine, csp=True)

@@ -61,7 +61,7 @@ def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) 
     app = ExceptionMiddleware(router, handlers={HTTPException: _http_error})
 
     def settings() -> tuple[AccessPolicy, str]:
-        host = str(getattr(engine.config, "host", "127.0.0.1"))
+        host = engine.config.host
         return AccessPolicy(port=port(), bind_host=host), engine.ui_token
 
     guard = Guard(app, settings, engine.sessions.valid, OPEN_PATHS)

@@ -51,7 +51,7 @@ class AccountsApi:
                 "health": apiviews.health_view(views),
                 "accounts": len(views),
                 "config_path": str(self.engine.paths.config_file),
-                "config_problems": list(getattr(getattr(self.engine, "loaded", None), "problems", ())),
+                "config_problems": list(self.engine.loaded.messages),
                 "now": self.clock(),
             }
         )

@@ -17,7 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tray.api.sessions import Sessions
+from tray.config import LoadedConfig
 from tray.errors import AccountError, AccountNotFoundError, PoolError
+from tray.models import Config
 from tray.paths import Paths
 from tray.proxy import AccessPolicy
 from tray.store import Store
@@ -33,9 +35,10 @@ class ManagedEngine(Protocol):
     store: Store
     paths: Paths
     sessions: Sessions
+    loaded: LoadedConfig
 
     @property
-    def config(self) -> Any: ...
+    def config(self) -> Config: ...
 
     @property
     def url(self) -> str: ...
@@ -46,7 +49,7 @@ class ManagedEngine(Protocol):
     @property
     def ui_token(self) -> str: ...
 
-    def reload_config(self) -> Any: ...
+    def reload_config(self) -> LoadedConfig: ...
 
     def policy(self) -> AccessPolicy: ...
 

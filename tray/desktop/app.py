@@ -204,7 +204,7 @@ class TrayApp:
         return Snapshot(
             now=now, running=running, proxy_url=engine.url if running else None, accounts=views,
             autostart=start_at_login, last_decision=decisions[0] if decisions else None,
-            config_problems=tuple(engine.loaded.problems), forecasts=outlooks,
+            config_problems=engine.loaded.messages, forecasts=outlooks,
         )
 
     def _refresh(self) -> None:

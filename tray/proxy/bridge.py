@@ -283,7 +283,7 @@ class Exchange:
         attempt.inc = self.inc
         if self.failures:
             attempt.reason = f"failover after {self.failures[-1].label}"
-        patch = attempt.fast(self.request.obj or {}, attempt.crew.settings())
+        patch = attempt.fast(self.request.obj or {})
         owner = attempt.crew.memory.turn_owner(_turn_state(self.request))
         text, dropped = frames.for_account(self.request, turn_state_ok=owner == attempt.account.id,
                                            foreign=self.bridge.owners.foreign_to(attempt.account.id),

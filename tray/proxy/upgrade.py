@@ -29,7 +29,7 @@ from tray.proxy.pipeline import Pipeline
 from tray.proxy.pooled import Failure, when
 from tray.proxy.request import Incoming
 from tray.proxy.shaping import upstream_headers
-from tray.routing import RoutingSettings, decide_fast, for_failure, is_entitlement_error
+from tray.routing import decide_fast, for_failure, is_entitlement_error
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Upgrade(Attempt):
             turn_state=inc.turn_state if owner == self.account.id else None,
             defaults=dict(inc.defaults),
         )
-        url = socket_url(crew.settings().upstream_url, inc.path, inc.query)
+        url = socket_url(crew.upstream_url, inc.path, inc.query)
         return await dial(url, headers, self.account.tokens.access_token)
 
     async def _refused(self, refused: Refused) -> Refused | Failure:
@@ -140,12 +140,11 @@ class Upgrade(Attempt):
         return await self._cool(cooldown, Failure("stream ended", f"{self.account.name}: socket closed"
                                                   " before any output", 200))
 
-    def fast(self, obj: Mapping[str, Any], config: Any) -> dict[str, str]:
+    def fast(self, obj: Mapping[str, Any]) -> dict[str, str]:
         """Fast mode for one ``response.create`` on this account: the fields to set (none, or
         ``service_tier: "priority"``); the decision is kept for this request's record."""
         previous = self.plan.sticky_fast if self.plan.sticky_account == self.account.id else None
-        settings = RoutingSettings.from_config(config)
-        decision = decide_fast(obj, self.view, settings, previous, self.crew.clock())
+        decision = decide_fast(obj, self.view, self.plan.settings, previous, self.crew.clock())
         self.fast_on, self.fast_note = decision.on, decision.note
         return {"service_tier": "priority"} if decision.on else {}
 

@@ -21,6 +21,7 @@ const FIELDS = [
   ["Upstream", [
     ["upstream-url", "Codex backend URL", "url"],
     ["auth-url", "Sign-in server URL", "url"],
+    ["upstream-proxy", "Forward proxy (blank: from the environment)", "text"],
   ]],
   ["Notifications", [
     ["quota-low-percent", "Quota-low threshold (% left)", "number", { min: 0, max: 100, step: 1 }],
