@@ -145,3 +145,17 @@ def test_previous_response_id_never_crosses_accounts(pool: Pool, codex: Path, tm
 
 def made_on(pool: Pool, account: str) -> set[str]:
     return {rid for rid, owner in pool.upstream.owners.responses.items() if owner == account}
+
+
+def test_a_drop_after_output_reaches_codex_which_reconnects_with_its_whole_context(
+    pool: Pool, codex: Path, tmp_path: Path
+) -> None:
+    # Output had started: the proxy must pass the drop on (never a silent switch or a short answer).
+    pool.upstream.script("a", replies.ok(), replies.drop(after=6))
+    done = run_codex(codex, pool, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "Hi from a!"
+    sent = pool.upstream.codex_requests()
+    assert [r.account_id for r in sent] == ["a", "a", "a"] and len({r.socket for r in sent}) == 2
+    assert isinstance(sent[2].body, dict) and "previous_response_id" not in sent[2].body
+    assert_never_mixed(pool)
