@@ -143,13 +143,14 @@ class Bridge:
     """Serves one accepted client socket until either side closes it."""
 
     def __init__(self, pipeline: Pipeline, client: ClientSide, inc: Incoming, hop: Hop,
-                 owners: ReasoningOwners, max_body: int) -> None:
+                 owners: ReasoningOwners, max_body: int, proxy: str | None = None) -> None:
         self.pipeline = pipeline
         self.client = client
         self.inc = inc
         self.hop: Hop | None = hop
         self.owners = owners
         self.max_body = max_body
+        self.proxy = proxy  # the forward proxy upstream sockets go through (None: direct)
 
     async def run(self) -> None:
         try:
@@ -247,7 +248,7 @@ class Exchange:
         while True:
             hop = bridge.hop
             if hop is None:
-                opened = await connect(bridge.pipeline, self.inc, tried, self.failures)
+                opened = await connect(bridge.pipeline, self.inc, tried, self.failures, bridge.proxy)
                 if isinstance(opened, Refused):
                     await self._error(opened.status, opened.body, opened.headers)
                     return

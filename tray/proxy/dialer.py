@@ -74,10 +74,11 @@ def answer_headers(headers: Iterable[tuple[str, str]], secret: str) -> list[tupl
     return [(n, v) for n, v in client_headers(headers, secret) if not n.startswith(ANSWER_DROPS)]
 
 
-async def dial(url: str, headers: list[tuple[str, str]], secret: str, *,
+async def dial(url: str, headers: list[tuple[str, str]], secret: str, *, proxy: str | None = None,
                open_timeout: float = OPEN_TIMEOUT) -> Upstream | Refused:
     """Open ``url`` with ``headers`` (the account's credentials among them; ``secret`` is its access
-    token, redacted from anything passed on)."""
+    token, redacted from anything passed on), through the forward ``proxy`` when one is given (an
+    HTTP proxy by CONNECT; SOCKS needs the python-socks package)."""
     try:
         conn = await connect(
             url,
@@ -90,12 +91,14 @@ async def dial(url: str, headers: list[tuple[str, str]], secret: str, *,
             close_timeout=5.0,
             max_size=MAX_MESSAGE,
             max_queue=MAX_QUEUE,
-            proxy=None,  # like the HTTP client (trust_env=False): no proxy from the environment
+            proxy=proxy,  # tray/proxy/egress.py decided, as for the HTTP client (never the library)
         )
     except InvalidStatus as exc:
         response = exc.response
         found = dict(answer_headers(response.headers.raw_items(), secret))
         return Refused(response.status_code, found, redact(bytes(response.body or b""), secret))
+    except ImportError as exc:  # a SOCKS proxy without python-socks
+        raise UpstreamError(f"the proxy needs a package codex-pool lacks ({exc.name})") from exc
     except (InvalidURI, ValueError) as exc:
         raise UpstreamError(f"bad upstream WebSocket address: {type(exc).__name__}") from exc
     except TimeoutError as exc:

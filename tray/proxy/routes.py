@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +33,7 @@ from tray.errors import PoolError, StoreLockedError
 from tray.models import Config
 from tray.proxy import chatrequest, contentcoding
 from tray.proxy.access import AccessPolicy, Denied, check_headers, check_request
+from tray.proxy.egress import from_settings
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.relay import Hangup
 from tray.proxy.request import Incoming
@@ -79,11 +81,14 @@ class ProxyRoutes:
         api_key: str,
         policy: Callable[[], AccessPolicy],
         config: Config,
+        environ: Mapping[str, str] = os.environ,
     ) -> None:
         self.pipeline = pipeline
+        self.environ = environ  # the proxy variables (HTTPS_PROXY...), for the WebSocket route
         self.api_key = api_key
         self.policy = policy  # read per request: the port is known once the server is bound
         self.max_body = config.max_body_bytes
+        self.upstream_proxy = config.upstream_proxy  # the WebSocket route dials through it too
 
     def configure(self, config: Config) -> None:
         """Take a (re)loaded config: ``max-body-mb`` applies to the next request."""
@@ -261,7 +266,8 @@ class ProxyApp:
         self.rest = rest
         self.policy = routes.policy
         self.sockets = SocketRoute(routes.pipeline, api_key=lambda: routes.api_key, policy=routes.policy,
-                                   max_body=lambda: routes.max_body)
+                                   max_body=lambda: routes.max_body,
+                                   egress=lambda: from_settings(routes.environ, routes.upstream_proxy))
         self.table: dict[str, Callable[[Request], Any]] = {
             "/healthz": routes.healthz,
             "/backend-api/codex/responses": routes.responses,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
@@ -22,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from tray.proxy.access import AccessPolicy, check_headers, check_request
 from tray.proxy.bridge import Bridge, ClientSide, Hop
 from tray.proxy.dialer import Refused
+from tray.proxy.egress import Egress
 from tray.proxy.owners import ReasoningOwners
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.request import Incoming
@@ -47,11 +49,13 @@ class SocketRoute:
         api_key: Callable[[], str],
         policy: Callable[[], AccessPolicy],
         max_body: Callable[[], int],
+        egress: Callable[[], Egress] = Egress,
     ) -> None:
         self.pipeline = pipeline
         self.api_key = api_key
         self.policy = policy
         self.max_body = max_body
+        self.egress = egress  # upstream-proxy / HTTPS_PROXY..., as for the HTTP client
         self.owners = ReasoningOwners()  # whose encrypted reasoning is whose, across sockets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,7 +70,9 @@ class SocketRoute:
         if connected["type"] != "websocket.connect":
             return
         inc = self._incoming(scope, headers)
-        opened = await connect(self.pipeline, inc, set(), [])
+        upstream_url = urlsplit(self.pipeline.crew.upstream_url)
+        proxy = self.egress().proxy_for(upstream_url.scheme, upstream_url.hostname or "", upstream_url.port)
+        opened = await connect(self.pipeline, inc, set(), [], proxy)
         if isinstance(opened, Refused):
             log.info("%s: upstream refused the upgrade with %d; passing it on", inc.route, opened.status)
             refusal = Response(opened.body, status_code=opened.status, headers=opened.headers)
@@ -80,7 +86,8 @@ class SocketRoute:
         await send({"type": "websocket.accept", "headers": answer})
         log.debug("%s: socket open on %s", inc.route, attempt.account.name)
         client = ClientSide(receive, send)
-        await Bridge(self.pipeline, client, inc, Hop(attempt, upstream), self.owners, self.max_body()).run()
+        await Bridge(self.pipeline, client, inc, Hop(attempt, upstream), self.owners, self.max_body(),
+                     proxy).run()
 
     def _incoming(self, scope: Scope, headers: Headers) -> Incoming:
         raw = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])

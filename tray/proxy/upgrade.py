@@ -38,7 +38,10 @@ HTML_MARK = "html"
 
 @dataclass
 class Upgrade(Attempt):
-    """An attempt whose answer is an upstream socket (``inc`` is the client's upgrade request)."""
+    """An attempt whose answer is an upstream socket (``inc`` is the client's upgrade request;
+    ``proxy``: the forward proxy to dial through, None for a direct connection)."""
+
+    proxy: str | None = None
 
     async def open(self) -> Upstream | Refused | Failure:
         try:
@@ -89,7 +92,7 @@ class Upgrade(Attempt):
             defaults=dict(inc.defaults),
         )
         url = socket_url(crew.upstream_url, inc.path, inc.query)
-        return await dial(url, headers, self.account.tokens.access_token)
+        return await dial(url, headers, self.account.tokens.access_token, proxy=self.proxy)
 
     async def _refused(self, refused: Refused) -> Refused | Failure:
         status, headers, body = refused.status, refused.headers, refused.body
@@ -149,8 +152,8 @@ class Upgrade(Attempt):
         return {"service_tier": "priority"} if decision.on else {}
 
 
-async def connect(pipeline: Pipeline, inc: Incoming, tried: set[int], failures: list[Failure]
-                  ) -> tuple[Upgrade, Upstream] | Refused | Response:
+async def connect(pipeline: Pipeline, inc: Incoming, tried: set[int], failures: list[Failure],
+                  proxy: str | None = None) -> tuple[Upgrade, Upstream] | Refused | Response:
     """Open an upstream socket for ``inc`` on the best account not in ``tried`` (the plan's order,
     failing over as an HTTP request does). Returns the attempt and its socket, the backend's
     refusal to pass on, or the pooled answer when no account could (recorded like HTTP's)."""
@@ -167,7 +170,7 @@ async def connect(pipeline: Pipeline, inc: Incoming, tried: set[int], failures: 
     reason = f"failover after {failures[-1].label}" if failures else plan.reason
     for account in plan.order:
         tried.add(account.id)
-        attempt = Upgrade(pipeline.crew, inc, plan, account, views.get(account.id), reason)
+        attempt = Upgrade(pipeline.crew, inc, plan, account, views.get(account.id), reason, proxy=proxy)
         opened = await attempt.open()
         if isinstance(opened, Failure):
             failures.append(opened)
