@@ -142,7 +142,8 @@ async def responses_socket(websocket: WebSocket, fake: FakeUpstream) -> None:
                                            "error": {"type": "invalid_request_error", "message": "bad JSON"}})
                 continue
             kind = message.get("type") if isinstance(message, dict) else None
-            fake.record("WS", websocket.url.path, websocket.url.query, headers, message, socket=socket)
+            fake.record("WS", websocket.url.path, websocket.url.query, headers, message, raw=text.encode(),
+                        socket=socket)
             if kind == "response.processed":
                 continue
             if kind != "response.create":
