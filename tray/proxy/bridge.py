@@ -17,17 +17,14 @@ sent it. One message is in flight each way, so a slow reader slows the other sid
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from starlette.responses import Response
-from starlette.types import Message, Receive, Send
 from websockets.exceptions import ConnectionClosed
 
 from tray.proxy import frames
@@ -37,80 +34,13 @@ from tray.proxy.pipeline import CLIENT_GONE, STREAM_DROPPED, Pipeline
 from tray.proxy.pooled import Failure
 from tray.proxy.request import Incoming
 from tray.proxy.shaping import TURN_STATE, shape_v1_body
+from tray.proxy.sides import ClientGone, ClientSide, Reads
 from tray.proxy.upgrade import Upgrade, connect, record
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 HOLD_LIMIT = 8 * 1024 * 1024  # bytes of events held back before an answer's first output
 ABNORMAL = 1011  # sent for an upstream close whose own code may not be sent again (1005, 1006...)
-
-
-class ClientGone(Exception):
-    """The client's socket closed (or broke) while the bridge needed it."""
-
-
-class Reads(Generic[T]):
-    """One read in flight at a time; a wait on it can be given up without losing what it reads."""
-
-    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
-        self._read = read
-        self._pending: asyncio.Future[T] | None = None
-
-    def future(self) -> asyncio.Future[T]:
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(self._read())
-        return self._pending
-
-    async def next(self) -> T:
-        await asyncio.wait({self.future()})
-        return self.take()
-
-    def take(self) -> T:
-        done, self._pending = self.future(), None
-        return done.result()
-
-    def cancel(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-
-
-class ClientSide:
-    """The accepted client socket (ASGI), as the bridge uses it."""
-
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._send = send
-        self.reads: Reads[Message] = Reads(receive)
-        self.closed = False
-
-    def left(self) -> bool:
-        """Whether the read in flight already says the client is gone."""
-        pending = self.reads.future()
-        return pending.done() and (pending.exception() is not None
-                                   or pending.result()["type"] == "websocket.disconnect")
-
-    async def next(self) -> str | bytes:
-        message = await self.reads.next()
-        if message["type"] == "websocket.disconnect":
-            self.closed = True
-            raise ClientGone
-        text = message.get("text")
-        return text if isinstance(text, str) else bytes(message.get("bytes") or b"")
-
-    async def send(self, text: str) -> None:
-        try:
-            await self._send({"type": "websocket.send", "text": text})
-        except (OSError, RuntimeError) as exc:
-            self.closed = True
-            raise ClientGone from exc
-
-    async def close(self, code: int = 1000) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(OSError, RuntimeError):  # already gone
-            await self._send({"type": "websocket.close", "code": code, "reason": ""})
 
 
 @dataclass
@@ -120,10 +50,12 @@ class Hop:
     attempt: Upgrade
     upstream: Upstream
     made: set[str] = field(default_factory=set)
+    reason: str = ""  # why this account: the plan's reason for the first request, then the socket's
     reads: Reads[str | bytes] = field(init=False)
 
     def __post_init__(self) -> None:
         self.reads = Reads(self.upstream.conn.recv)
+        self.reason = self.reason or self.attempt.reason
 
     async def close(self) -> None:
         self.reads.cancel()
@@ -204,7 +136,10 @@ class Bridge:
             return
         if not request.creates:
             if self.hop is not None:  # response.processed and the like belong to the socket's account
-                await self.hop.upstream.conn.send(message)
+                try:
+                    await self.hop.upstream.conn.send(message)
+                except ConnectionClosed as exc:
+                    await self.upstream_closed(exc)
             return
         if self.inc.route.startswith("v1."):
             request = _shaped(request)
@@ -282,8 +217,8 @@ class Exchange:
         """Send the request on ``hop``; True once it is answered, False to move on (``hop`` closed)."""
         attempt, client = hop.attempt, self.bridge.client
         attempt.inc = self.inc
-        if self.failures:
-            attempt.reason = f"failover after {self.failures[-1].label}"
+        attempt.reason = f"failover after {self.failures[-1].label}" if self.failures else hop.reason
+        hop.reason = "the socket keeps its account"
         patch = attempt.fast(self.request.obj or {})
         owner = attempt.crew.memory.turn_owner(_turn_state(self.request))
         text, dropped = frames.for_account(self.request, turn_state_ok=owner == attempt.account.id,

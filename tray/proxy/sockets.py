@@ -20,14 +20,16 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from tray.errors import PoolError
 from tray.proxy.access import AccessPolicy, check_headers, check_request
-from tray.proxy.bridge import Bridge, ClientSide, Hop
+from tray.proxy.bridge import Bridge, Hop
 from tray.proxy.dialer import Refused
 from tray.proxy.egress import Egress
 from tray.proxy.owners import ReasoningOwners
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.request import Incoming
 from tray.proxy.shaping import DEFAULT_ORIGINATOR, TURN_STATE, error_body
+from tray.proxy.sides import ClientSide
 from tray.proxy.upgrade import connect
 
 log = logging.getLogger(__name__)
@@ -83,11 +85,21 @@ class SocketRoute:
             return
         attempt, upstream = opened
         answer = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in upstream.headers]
-        await send({"type": "websocket.accept", "headers": answer})
+        try:
+            await send({"type": "websocket.accept", "headers": answer})
+        except OSError:  # the client left while its account's socket was being opened
+            await upstream.close()
+            return
         log.debug("%s: socket open on %s", inc.route, attempt.account.name)
         client = ClientSide(receive, send)
-        await Bridge(self.pipeline, client, inc, Hop(attempt, upstream), self.owners, self.max_body(),
-                     proxy).run()
+        hop = Hop(attempt, upstream)
+        bridge = Bridge(self.pipeline, client, inc, hop, self.owners, self.max_body(), proxy)
+        try:
+            await bridge.run()
+        except PoolError as exc:
+            log.error("%s: the socket ended on an error: %s", inc.route, exc)
+        except Exception as exc:  # both sides are closed by now; a bug, so with its traceback
+            log.error("%s: the socket ended on an error (%s)", inc.route, type(exc).__name__, exc_info=exc)
 
     def _incoming(self, scope: Scope, headers: Headers) -> Incoming:
         raw = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"])
