@@ -273,3 +273,39 @@ def test_v1_clients_get_their_messages_shaped_for_the_codex_backend() -> None:
         assert sent.body["store"] is False and "temperature" not in sent.body
         assert sent.body["input"][0]["content"][0]["text"] == "hi"
         assert sent.body["include"] == ["reasoning.encrypted_content"]
+
+
+def test_a_401_at_the_upgrade_refreshes_the_token_and_tries_again() -> None:
+    with running_pool(["a", "b"]) as pool:
+        before = pool.account("a").tokens.access_token
+        pool.upstream.script_handshake("a", replies.unauthorized())
+        with socket(pool) as conn:
+            conn.send(create())
+            assert text_of(answer(conn)) == "Hi from a!"
+        [sent] = pool.upstream.codex_requests()
+        assert sent.account_id == "a" and sent.token != before  # the refreshed token opened it
+        assert pool.upstream.outcomes["handshake_401"] == 1
+
+
+def test_an_in_band_401_refreshes_the_token_and_moves_the_request() -> None:
+    with running_pool(["a", "b"]) as pool:
+        pool.upstream.script("a", replies.unauthorized())
+        with socket(pool) as conn:
+            conn.send(create())
+            assert text_of(answer(conn)) == "Hi from b!"
+        assert [r.account_id for r in pool.upstream.codex_requests()] == ["a", "b"]
+        assert pool.cooldown_until("a") is None  # a stale token says nothing about the account
+
+
+def test_fast_mode_is_decided_for_each_message() -> None:
+    with running_pool(["a"], config={"fast-mode": "always"}) as pool:
+        with socket(pool) as conn:
+            conn.send(create())
+            answer(conn)
+            conn.send(create(service_tier="flex"))  # the client's own choice wins
+            answer(conn)
+        first, second = (r.body for r in pool.upstream.codex_requests())
+        assert first["service_tier"] == "priority" and second["service_tier"] == "flex"
+        pool.wait_bookkeeping()
+        notes = [d.fast_note for d in pool.engine.store.decisions(2)]
+        assert all(note for note in notes), notes
