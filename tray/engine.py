@@ -5,8 +5,10 @@ service, the proxy routes, the management API and UI, and the server thread.
 run one. Public attributes the management API and the GUI read: ``paths``, ``store``, ``config``
 (the current :class:`~tray.config.Config`), ``loaded`` (with its problems), ``url``, ``ui_url``
 (with a fresh one-time code each time it is read), ``sessions``, ``api_key``, ``ui_token``,
-``login`` (the login service, when available), ``reload_config()``, ``attach(part)`` and
-``submit(coro)`` (run a coroutine on the proxy's loop from any thread).
+``login`` (the login service, when available), ``open_browser`` (what its browser sign-in opens
+the page with), ``reload_config()``, ``attach(part)``, ``submit(coro)`` (run a coroutine on the
+proxy's loop from any thread), and for settings that apply on restart ``pending_restart()``,
+``reserve_address()`` and ``restart()``.
 
 Settings travel typed: the engine holds one frozen :class:`~tray.models.Config` snapshot, swaps in
 a new one when config.toml changes, and pushes it to each part that cares through its
@@ -22,9 +24,10 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import ssl
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -40,7 +43,7 @@ from tray.models import Clock, Config, ConfigInvalid, Event, EventSink
 from tray.paths import Paths, api_key, ui_token, write_secret
 from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, build_app, upstream_transport
 from tray.quota import QuotaService
-from tray.server import STOP_TIMEOUT, ServerThread
+from tray.server import STOP_TIMEOUT, ServerThread, pending_changes, reserve
 from tray.store import Store
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,7 @@ class Engine:
         refresh_interval: float = TIMER_INTERVAL,
         stop_timeout: float = STOP_TIMEOUT,
         upstream_tls: ssl.SSLContext | None = None,
+        open_browser: Callable[[str], None] | None = None,
     ) -> None:
         self.paths = paths.ensure()
         self.clock = clock
@@ -96,6 +100,7 @@ class Engine:
         self._timeout = upstream_timeout
         self._tls = upstream_tls  # whom upstream TLS trusts (default: the system's CAs; tests: their own)
         self._login_options = dict(login_options or {})  # LoginService keywords (tests: callback_port)
+        self.open_browser = open_browser  # the browser sign-in's opener (the tray's: the system browser)
         self.loaded: LoadedConfig = load_config(paths.config_file)
         # Where tokens go is fixed for the engine's life: an edit applies on restart (see reload_config).
         first = self.loaded.config
@@ -223,10 +228,14 @@ class Engine:
         return build_routes(self)
 
     def _login_service(self, oauth: OAuthClient) -> LoginService:
-        return LoginService(self.store, oauth, self.clock, self.events, **self._login_options)
+        options: dict[str, Any] = {"open_browser": self.open_browser, **self._login_options}
+        return LoginService(self.store, oauth, self.clock, self.events, **options)
 
-    def start(self) -> str:
-        """Start the proxy thread; returns its URL. Raises :class:`ServerError` (port in use...)."""
+    def start(self, port: int | None = None, host: str | None = None,
+              allow_remote: bool | None = None, sock: socket.socket | None = None) -> str:
+        """Start the proxy thread; returns its URL. Raises :class:`ServerError` (port in use...).
+        ``port``/``host``/``allow_remote`` replace the configured ones for this start, and ``sock``
+        (bound already) the address altogether (restarts)."""
         if self.server is not None:
             return self.url
         if self._import_primary and not self.store.accounts():
@@ -240,14 +249,21 @@ class Engine:
                              environ=os.environ if self._environ is None else self._environ)
         self._wired.append(routes)
         app = build_app(routes, extra)
-        port = self.config.port if self._port is None else self._port
-        self.server = ServerThread(app, self.host, port, allow_remote=self.config.allow_remote,
-                                   on_start=self._on_start, on_stop=self._on_stop,
-                                   stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
+        target_host, target_port, target_remote = self._target()
         try:
+            remote = target_remote if allow_remote is None else allow_remote
+            self.server = ServerThread(app, host or target_host, target_port if port is None else port,
+                                       allow_remote=remote, sock=sock,
+                                       on_start=self._on_start, on_stop=self._on_stop,
+                                       stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
             self.server.start()
         except PoolError:
+            # Nothing started: let go of what _build opened, so a later start (the tray retries)
+            # begins afresh and leaks nothing.
             self.server = None
+            if self._reads is not None:
+                self._reads.close()
+                self._reads = None
             raise
         self._write_instance()
         log.info("codex-pool proxy listening on %s", self.url)
@@ -304,6 +320,51 @@ class Engine:
         if self.http is not None:
             await self.http.aclose()
 
+    # ---- restart -------------------------------------------------------------------------------
+
+    def _target(self) -> tuple[str, int, bool]:
+        """Where the proxy listens after a (re)start: the config's host, port and allow-remote; the
+        command line's ``--host``/``--port`` still win."""
+        port = self.config.port if self._port is None else self._port
+        return self.host, port, self.config.allow_remote
+
+    def pending_restart(self) -> list[str]:
+        """The settings saved but not in effect until the proxy restarts (``host``, ``port``,
+        ``allow-remote``); empty while it is stopped."""
+        return [] if self.server is None else pending_changes(self.server, *self._target())
+
+    def reserve_address(self) -> tuple[str, socket.socket]:
+        """Where a restart listens, checked and bound already (:func:`tray.server.reserve`). Call it
+        off the event loop."""
+        return reserve(self.server, *self._target())
+
+    def restart(self, sock: socket.socket | None = None) -> str:
+        """Stop the proxy and start it again with the current settings, on ``sock`` when given (from
+        :meth:`reserve_address`). Returns the new URL. When the proxy cannot start there, it comes
+        back where it was and the error is raised. Never call it on the proxy's own loop: stopping
+        waits for that loop's requests."""
+        old = self.server
+        if old is None:
+            return self.start(sock=sock)
+        self._stop_server()
+        try:
+            return self.start(sock=sock)
+        except PoolError:
+            if sock is not None:
+                sock.close()
+            log.warning("The proxy could not restart on its new address; it goes on at %s", old.url)
+            self.start(old.port, old.host, old.allow_remote)
+            raise
+
+    def _stop_server(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop()
+            self._remove_instance()
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
+
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coro`` on the proxy's event loop (from any thread)."""
         if self.server is None:
@@ -312,13 +373,7 @@ class Engine:
         return self.server.submit(coro)
 
     def stop(self) -> None:
-        server, self.server = self.server, None
-        if server is not None:
-            server.stop()
-            self._remove_instance()
-        if self._reads is not None:
-            self._reads.close()
-            self._reads = None
+        self._stop_server()
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import errno
 import logging
 import socket
 import threading
@@ -31,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tray.config import is_loopback
 from tray.errors import ServerError
-from tray.portholder import Holder, holder
+from tray.portholder import RESERVED_HINT, Holder, bind_refusal, holder, prepare_listener
 from tray.proxy import Limits, connection_cap, harden_process, protocol_for
 
 log = logging.getLogger(__name__)
@@ -118,24 +117,64 @@ def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.s
     # with proto 0 every response waits ~40 ms (Nagle + delayed ACK) between headers and body.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        # No SO_REUSEADDR: with it, Linux lets a second process share a port in TIME_WAIT edge cases
-        # but we want "port in use" to be reported, not papered over.
+        # SO_REUSEADDR on POSIX (binds over the TIME_WAIT a previous run left, never next to a live
+        # listener), SO_EXCLUSIVEADDRUSE on Windows: see tray.portholder.
+        prepare_listener(sock)
         sock.bind((host.strip("[]"), port))
         sock.listen(256)
     except OSError as exc:
         sock.close()
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-            why = "is not allowed"
-            if exc.errno == errno.EADDRINUSE:  # say who, so clients pointed here are not trusted to it
+        refusal = bind_refusal(exc)
+        if refusal is not None:
+            why, brief = "is not allowed", "is not allowed"
+            if refusal == "in use":  # say who, so clients pointed here are not trusted to it
                 said = (holder(port) or Holder()).describe()
                 why = f"is held by another program ({said})" if said else "is already in use"
+                brief = f"is in use ({said})" if said else "is in use"
+            elif refusal == "reserved":
+                why, brief = f"is not available: {RESERVED_HINT}", "is reserved by Windows"
             raise ServerError(
                 f"Port {port} on {host} {why}. Choose another with 'port = <n>' in config.toml "
-                "or 'codex-pool serve --port <n>'."
+                "or 'codex-pool serve --port <n>'.",
+                brief=f"port {port} {brief}",
             ) from exc
-        raise ServerError(f"Could not listen on {host}:{port}: {exc.strerror or exc}") from exc
+        raise ServerError(f"Could not listen on {host}:{port}: {exc.strerror or exc}",
+                          brief=f"port {port}: {exc.strerror or exc}") from exc
     sock.setblocking(False)
     return sock
+
+
+def url_for(host: str, port: int) -> str:
+    """The proxy's address on ``host``:``port`` (a wildcard host is reached on 127.0.0.1)."""
+    shown = f"[{host}]" if ":" in host else host
+    if shown in ("0.0.0.0", "[::]"):
+        shown = "127.0.0.1"
+    return f"http://{shown}:{port}"
+
+
+def pending_changes(running: ServerThread, host: str, port: int, allow_remote: bool) -> list[str]:
+    """The settings (``host``, ``port``, ``allow-remote``) that differ from what ``running`` listens
+    with: they take effect when it restarts. A port of 0 (any free port) never differs."""
+    pending = []
+    if host != running.host:
+        pending.append("host")
+    if port not in (0, running.port):
+        pending.append("port")
+    if allow_remote != running.allow_remote:
+        pending.append("allow-remote")
+    return pending
+
+
+def reserve(running: ServerThread | None, host: str, port: int,
+            allow_remote: bool) -> tuple[str, socket.socket]:
+    """The URL a restart on ``host``:``port`` listens on, checked, and its socket, bound and listening
+    already: connections made while the proxy restarts wait in its queue instead of being refused.
+    On the address ``running`` has, it is that server's own socket, kept open across the restart
+    (nothing binds the port again). Raises :class:`ServerError` as :func:`bind_socket` does."""
+    if running is not None and host == running.host and port in (0, running.port):
+        return running.url, running.sock.dup()
+    sock = bind_socket(host, port, allow_remote=allow_remote)
+    return url_for(host, int(sock.getsockname()[1])), sock
 
 
 WS_MAX_MESSAGE = 256 * 1024 * 1024  # bytes of one client WebSocket message the server reads at most
@@ -157,10 +196,14 @@ class ServerThread:
         limits: Limits = Limits(),  # noqa: B008 - frozen, never mutated
         stop_timeout: float = STOP_TIMEOUT,
         shutdown_grace: float = 0.0,
+        sock: socket.socket | None = None,
     ) -> None:
         self.stop_timeout = stop_timeout
         self.shutdown_grace = shutdown_grace
-        self.sock = bind_socket(host, port, allow_remote=allow_remote)
+        # ``sock``: a socket bound (by :func:`bind_socket`) before the previous server stopped, so
+        # a restart on a new address accepts connections from the first moment.
+        self.sock = sock if sock is not None else bind_socket(host, port, allow_remote=allow_remote)
+        self.allow_remote = allow_remote
         open_files = harden_process()
         self.limits = replace(limits, max_connections=connection_cap(open_files, limits.max_connections))
         self.host = host
@@ -192,10 +235,7 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if host in ("0.0.0.0", "[::]"):
-            host = "127.0.0.1"
-        return f"http://{host}:{self.port}"
+        return url_for(self.host, self.port)
 
     def _run(self) -> None:
         loop = new_event_loop()

@@ -43,9 +43,12 @@ class AccountsApi:
 
     async def status(self, request: Request) -> Response:
         views = await threaded(self.views)
+        engine = self.engine
         return ok(
             {
                 "version": __version__,
+                # Changes when the accounts or the settings do, whichever process changed them.
+                "revision": apiviews.revision(views, engine.config, engine.pending_restart()),
                 "proxy_url": self.engine.url,
                 "api_key": self.engine.api_key,
                 "health": apiviews.health_view(views),

@@ -8,6 +8,7 @@ imports none of them.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -52,6 +53,12 @@ class ManagedEngine(Protocol):
     def reload_config(self) -> LoadedConfig: ...
 
     def policy(self) -> AccessPolicy: ...
+
+    def pending_restart(self) -> list[str]: ...
+
+    def reserve_address(self) -> tuple[str, socket.socket]: ...
+
+    def restart(self, sock: socket.socket | None = None) -> str: ...
 
 
 def port_of(url: str) -> int:

@@ -4,6 +4,8 @@ Each handler validates first and changes nothing on a bad request. Settings are 
 :func:`tray.config.save_config`, which checks every key and refuses the save with one problem per
 key (shown beside its field) or edits only the changed keys of the user's file; then the engine's
 ``reload_config()`` applies them.
+The answers name, under ``pending_restart``, the saved settings that wait for the proxy to restart
+(:mod:`tray.api.restart`).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class SetupApi:
 
     async def get_settings(self, request: Request) -> Response:
         loaded = await run_in_threadpool(config.load_config, self.engine.paths.config_file)
-        return ok(settings_view(loaded))
+        return ok({**settings_view(loaded), "pending_restart": self.engine.pending_restart()})
 
     async def put_settings(self, request: Request) -> Response:
         body = await json_body(request)
@@ -91,7 +93,11 @@ class SetupApi:
         except ConfigError as exc:  # the file itself: unreadable, not TOML, not writable
             return error(409, str(exc), problems={})
         await run_in_threadpool(self.engine.reload_config)
-        return ok({**settings_view(loaded), "saved": True})
+        pending = self.engine.pending_restart()
+        changed = [name for name in updates if name not in FILE_ONLY]
+        # What the save put into effect, and what waits for "Restart proxy now".
+        return ok({**settings_view(loaded), "saved": True, "pending_restart": pending,
+                   "applied": [name for name in changed if name not in pending]})
 
     def _client_views(self) -> list[dict[str, Any]]:
         url, key = self.engine.url, self.engine.api_key

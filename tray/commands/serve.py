@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from tray import logs
+from tray.desktop import system_opener
 from tray.engine import Engine
 from tray.models import Config, ConfigInvalid, Event
 from tray.notices import KINDS, Alerts
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, paths: Paths) -> int:
     notices = StderrNotices()
-    engine = Engine(paths, events=notices, host=args.host, port=args.port)
+    engine = Engine(paths, events=notices, host=args.host, port=args.port,
+                    open_browser=system_opener())  # the window's browser sign-in
     engine.attach(notices)  # the notification switches follow config edits
     logging.getLogger("tray").setLevel(engine.config.log_level.upper())
     stop = threading.Event()
@@ -78,7 +80,9 @@ def _serve(args: argparse.Namespace, paths: Paths) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # Windows: Ctrl+Break (SIGBREAK) stops it too, as Ctrl+C does.
+    stops = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)) if s is not None]
+    previous = {s: signal.signal(s, on_signal) for s in stops}
     try:
         try:
             url = engine.start()

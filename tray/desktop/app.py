@@ -26,15 +26,16 @@ import subprocess
 import sys
 import threading
 import time
-import webbrowser
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tray import autostart
+from tray.desktop.browser import system_opener
 from tray.desktop.instance import Instance
 from tray.desktop.menu import Action, build_menu, tooltip
+from tray.desktop.signals import SignalWatcher
 from tray.desktop.tray import TrayIcon, copy_to_clipboard
 from tray.desktop.window import WindowProcess
 from tray.engine import Engine
@@ -49,13 +50,15 @@ from tray.quota import usage_view
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
+START_RETRY_FIRST = 3.0  # a proxy that could not start is tried again, waiting this long, doubling...
+START_RETRY_MAX = 30.0  # ...to this (quit and start again: the old instance may still hold the port)
 Job = Callable[[], None]
 
 
 def open_path(path: Path) -> None:
     """Open a file with the desktop's default application."""
     if sys.platform == "win32":
-        os.startfile(path)  # type: ignore[attr-defined]  # noqa: S606
+        os.startfile(path)  # type: ignore[attr-defined,unused-ignore]  # noqa: S606
         return
     opener = "open" if sys.platform == "darwin" else "xdg-open"
     subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -73,10 +76,13 @@ class TrayApp:
         self._notifier = notifier
         self._window = window or WindowProcess(log=paths.log_dir / "window.log")
         self._alerts = Alerts()
-        self._start_error: str | None = None
+        self._start_error: str | None = None  # why the proxy is not running (None while it runs)
+        self._start_brief: str | None = None  # the same in a few words, for the menu
+        self._start_wait = START_RETRY_FIRST
+        self._next_start = 0.0  # time.monotonic() of the next try
         self._tray: TrayIcon | None = None
         self._worker = threading.Thread(target=self._work, name="tray-worker", daemon=True)
-        self.engine = Engine(paths, clock=clock, events=self._on_event)
+        self.engine = Engine(paths, clock=clock, events=self._on_event, open_browser=system_opener())
 
     # ---- lifecycle (main thread) -----------------------------------------------------------------
 
@@ -86,19 +92,46 @@ class TrayApp:
         icon = resources.files("tray") / "assets" / "codex-pool.png"
         if self._notifier is None:
             self._notifier = DesktopNotifier(icon=Path(str(icon)) if icon.is_file() else None)
-        try:
-            self.engine.start()
-        except PoolError as exc:  # e.g. port in use: keep the tray up, stopped, and say why
-            self._start_error = str(exc)
-            self._notifier.send("codex-pool: the proxy did not start", str(exc))
+        self._start_proxy()
+        watcher = None
         try:
             self._tray = TrayIcon(self._on_action)
+            if sys.platform in ("darwin", "win32"):  # Linux: GLib takes the signals (_on_ready)
+                watcher = SignalWatcher(self.quit)
             self._worker.start()
             self._instance.serve(self._on_command)
             self._tray.run(on_ready=self._on_ready)
         finally:
+            if watcher is not None:
+                watcher.close()
             self._shutdown()
         return 0
+
+    def _start_proxy(self) -> None:
+        """Start the engine. When it cannot start (the port is taken, or still held by the instance
+        that just quit), the tray stays up, says why in its menu, and tries again later
+        (:meth:`_retry_start`); the first failure and the recovery are notified."""
+        try:
+            self.engine.start()
+        except PoolError as exc:
+            if self._start_error is None:
+                self._notify(Notice("error", "codex-pool: the proxy did not start", str(exc)))
+            self._start_error = str(exc)
+            self._start_brief = getattr(exc, "brief", None) or str(exc).split(". ", 1)[0]
+            log.warning("The proxy did not start (trying again in %.0f s): %s", self._start_wait, exc)
+            self._next_start = time.monotonic() + self._start_wait
+            self._start_wait = min(self._start_wait * 2, START_RETRY_MAX)
+            return
+        if self._start_error is not None:
+            self._notify(Notice("error", "codex-pool: the proxy is running",
+                                f"Listening on {self.engine.url}."))
+        self._start_error = self._start_brief = None
+        self._start_wait = START_RETRY_FIRST
+
+    def _retry_start(self, *, now: bool = False) -> None:
+        """Worker thread: try the proxy again when it is not running and its wait is over."""
+        if self._start_error is not None and (now or time.monotonic() >= self._next_start):
+            self._start_proxy()
 
     def _on_ready(self) -> None:
         if sys.platform not in ("darwin", "win32"):
@@ -205,9 +238,11 @@ class TrayApp:
             now=now, running=running, proxy_url=engine.url if running else None, accounts=views,
             autostart=start_at_login, last_decision=decisions[0] if decisions else None,
             config_problems=engine.loaded.messages, forecasts=outlooks,
+            start_problem=None if running else self._start_brief,
         )
 
     def _refresh(self) -> None:
+        self._retry_start()
         config = self.engine.config
         self._alerts.set_switches({kind: config.notifications.enabled(kind) for kind in KINDS})
         self._alerts.low_percent = config.quota_low_percent
@@ -236,6 +271,8 @@ class TrayApp:
             autostart.disable() if autostart.enabled() else autostart.enable()
         elif action is Action.ADD_BROWSER:
             self._browser_login()
+        elif action is Action.RETRY_START:
+            self._retry_start(now=True)
         elif action is Action.ADD_DEVICE:
             self._open_window("add")
         elif arg is None:
@@ -278,8 +315,7 @@ class TrayApp:
         if login is None or self.engine.server is None:
             self._open_window("add")
             return
-        ticket = self.engine.submit(login.start_browser()).result(timeout=30)
-        webbrowser.open(ticket.url)
+        ticket = self.engine.submit(login.start_browser()).result(timeout=30)  # it opens the browser
 
         def done(future: Any) -> None:
             try:

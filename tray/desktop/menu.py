@@ -41,6 +41,7 @@ class Action(StrEnum):
     OPEN_USAGE = "window.usage"
     TOGGLE_AUTOSTART = "autostart.toggle"
     OPEN_CONFIG = "config.open"
+    RETRY_START = "proxy.retry"
     QUIT = "quit"
 
 
@@ -163,6 +164,9 @@ def build_menu(snapshot: Snapshot, tz: tzinfo | None = None) -> MenuModel:
     now = snapshot.now
     if snapshot.running and snapshot.proxy_url:
         head = MenuItem(f"Proxy {snapshot.proxy_url} (click to copy)", Action.COPY_URL)
+    elif snapshot.start_problem:
+        head = MenuItem(f"Proxy cannot start: {snapshot.start_problem} · retrying, click to retry now",
+                        Action.RETRY_START)
     else:
         head = MenuItem("Proxy stopped", enabled=False)
     pool = pool_line(snapshot, tz)

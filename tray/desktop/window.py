@@ -1,14 +1,18 @@
 """The pool window: a pywebview window on the engine's ``/ui/`` page, in a process of its own.
 
 pywebview wants to own the main thread's GUI loop, and so does the tray icon, so the window runs in
-a child process (``python -m tray.desktop.window``). The parent talks to it over the child's stdin, one
-word per line:
+a child process: ``python -m tray.desktop.window``, or in a PyInstaller bundle (where
+``sys.executable`` is codex-pool itself) ``codex-pool --pool-window``, which the bundle's launcher
+dispatches before the command line is parsed (:func:`window_command`). The parent talks to it over
+the child's stdin, one word per line:
 
 * first line: the UI address. It carries a one-time code, so it never goes on the command line
   (other users can read a process's arguments);
-* ``show [fragment]``: bring the window to the front (a second "Open pool window" or a second
-  start) and move the page to ``#fragment``: a fresh one-time code and, when given, the UI page
-  (``code=...&page=add/relogin=3``); the fresh code replaces a session that has ended;
+* ``show [address]``: bring the window to the front (a second "Open pool window" or a second
+  start) and move the page to ``address``: the UI's address with a fresh one-time code and, when
+  given, the UI page (``...#code=...&page=add/relogin=3``); the fresh code replaces a session that
+  has ended. On the same address only the fragment changes; after the proxy restarted on a new
+  port the window goes there (a bare ``#fragment`` is still understood);
 * ``close``: close the window and exit.
 
 When the parent dies, stdin reaches end-of-file and the window closes with it.
@@ -22,24 +26,38 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
+# Windows: a child started from the windowed tray must not open a console window of its own.
+NO_CONSOLE = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+
 TITLE = "codex-pool"
 SIZE = (960, 640)
 MIN_SIZE = (640, 420)
+WINDOW_FLAG = "--pool-window"  # packaging/launcher.py: run the window, not the command line
+
+
+def window_command(executable: str | None = None, *, frozen: bool | None = None) -> list[str]:
+    """The argv that starts the window process. From source or a pip install the interpreter runs
+    this module; in a frozen bundle ``executable`` is codex-pool itself, whose argparse would refuse
+    ``-m``, so it gets :data:`WINDOW_FLAG` instead."""
+    exe = sys.executable if executable is None else executable
+    if frozen is None:
+        frozen = bool(getattr(sys, "frozen", False))
+    return [exe, WINDOW_FLAG] if frozen else [exe, "-m", "tray.desktop.window"]
 
 
 class WindowProcess:
     """The parent's handle on the window process: at most one window per tray."""
 
-    def __init__(self, python: str = sys.executable, env: Mapping[str, str] | None = None,
+    def __init__(self, command: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
                  log: Path | None = None) -> None:
-        self._python = python
+        self._command = list(command) if command is not None else window_command()
         self._env = dict(env) if env is not None else None
         self._log = log  # the child's stderr goes here (WebKit is chatty; a pipe could fill up)
         self._proc: subprocess.Popen[str] | None = None
@@ -58,8 +76,7 @@ class WindowProcess:
         one already open. Returns whether a new window process was started."""
         if page:
             url = f"{url}&page={page}" if "#" in url else f"{url}#page={page}"
-        fragment = url.partition("#")[2]
-        show = f"show {fragment}" if fragment else "show"
+        show = f"show {url}"
         with self._lock:
             if self._proc is not None and self._proc.poll() is None and self._send(show):
                 return False
@@ -69,8 +86,8 @@ class WindowProcess:
             stderr = open(self._log, "a", encoding="utf-8") if self._log else None  # noqa: SIM115
             try:
                 self._proc = subprocess.Popen(
-                    [self._python, "-m", "tray.desktop.window"],
-                    stdin=subprocess.PIPE, stderr=stderr, text=True, env=self._env,
+                    self._command, stdin=subprocess.PIPE, stderr=stderr, text=True, env=self._env,
+                    creationflags=NO_CONSOLE,
                 )
             finally:
                 if stderr is not None:
@@ -149,14 +166,19 @@ def _listen(window: Any, stdin: IO[str], url: str) -> None:
     window.events.loaded.wait(30)  # the page must have taken its code before we change pages
     base = url.split("#", 1)[0]
     for line in stdin:
-        command, _, fragment = line.strip().partition(" ")
+        command, _, target = line.strip().partition(" ")
         if command == "show":
             window.show()
             window.restore()  # GTK: deiconify + present, i.e. raise and focus
+            if target.startswith(("http://127.0.0.1:", "http://[::1]:", "http://localhost:")):
+                # The proxy restarted on another port: the page follows it there.
+                base, _, fragment = target.partition("#")
+            else:
+                fragment = target.lstrip("#")
             if fragment:
-                # A fragment-only navigation: the page stays (with its session in memory), takes the
-                # new code and switches pages. (The UI's Content-Security-Policy refuses evaluate_js,
-                # which pywebview runs through eval.)
+                # On the same address a fragment-only navigation: the page stays (with its session
+                # in memory), takes the new code and switches pages. (The UI's Content-Security-
+                # Policy refuses evaluate_js, which pywebview runs through eval.)
                 window.load_url(f"{base}#{fragment}")
         elif command == "close":
             break

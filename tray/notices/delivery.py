@@ -4,13 +4,15 @@
 thread never wait on D-Bus or a subprocess, and a failure is logged, never raised to the caller.
 Per platform: Linux and other freedesktop desktops talk to ``org.freedesktop.Notifications`` on the
 session bus with jeepney (pure Python, no gi, so it works the same under any toolkit); macOS runs
-``osascript``; Windows shows a toast through PowerShell's WinRT bridge. :class:`StderrNotifier` is
-what headless ``serve`` uses.
+``osascript``; Windows shows a toast through PowerShell's WinRT bridge, under an app id registered
+for the user first (:func:`register_app_id`: Windows drops toasts from an id it does not know).
+:class:`StderrNotifier` is what headless ``serve`` uses.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import queue
 import subprocess
@@ -18,7 +20,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -99,16 +101,39 @@ $toast = [Windows.UI.Notifications.ToastNotification]::new($t)
 """
 
 
-def _windows_toast(title: str, body: str) -> None:
-    import os
+APP_ID_KEY = r"Software\Classes\AppUserModelId\codex-pool"  # HKEY_CURRENT_USER
 
-    # The texts travel in the environment, so nothing in them is parsed as PowerShell.
-    env = dict(os.environ, CP_TITLE=title, CP_BODY=body)
-    subprocess.run(
-        ["powershell", "-NoProfile", "-NonInteractive", "-Command", _TOAST],
-        check=True, timeout=15, capture_output=True, env=env,
-        creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
-    )
+
+def register_app_id(icon: Path | None = None, winreg: Any = None) -> None:
+    """Make the toast app id ``codex-pool`` known to Windows for this user (its name and icon in
+    the notification); toasts from an unknown id are dropped without an error."""
+    reg = winreg if winreg is not None else importlib.import_module("winreg")
+    with reg.CreateKey(reg.HKEY_CURRENT_USER, APP_ID_KEY) as key:
+        reg.SetValueEx(key, "DisplayName", 0, reg.REG_SZ, APP_NAME)
+        if icon is not None:
+            reg.SetValueEx(key, "IconUri", 0, reg.REG_SZ, str(icon))
+
+
+class WindowsToast:
+    """A toast through PowerShell's WinRT bridge, the app id registered before the first one."""
+
+    def __init__(self, icon: Path | None = None) -> None:
+        self._icon = icon
+        self._registered = False
+
+    def __call__(self, title: str, body: str) -> None:
+        import os
+
+        if not self._registered:
+            register_app_id(self._icon)
+            self._registered = True
+        # The texts travel in the environment, so nothing in them is parsed as PowerShell.
+        env = dict(os.environ, CP_TITLE=title, CP_BODY=body)
+        subprocess.run(
+            ["powershell", "-NoProfile", "-NonInteractive", "-Command", _TOAST],
+            check=True, timeout=15, capture_output=True, env=env,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+        )
 
 
 def platform_delivery(icon: Path | None = None, platform: str = sys.platform) -> Deliver:
@@ -116,7 +141,7 @@ def platform_delivery(icon: Path | None = None, platform: str = sys.platform) ->
     if platform == "darwin":
         return _osascript
     if platform.startswith("win"):
-        return _windows_toast
+        return WindowsToast(icon)
     return DBusDelivery(icon)
 
 
