@@ -309,3 +309,17 @@ def test_fast_mode_is_decided_for_each_message() -> None:
         pool.wait_bookkeeping()
         notes = [d.fast_note for d in pool.engine.store.decisions(2)]
         assert all(note for note in notes), notes
+
+
+def test_stopping_the_proxy_closes_open_sockets_on_both_sides() -> None:
+    with running_pool(["a"]) as pool, socket(pool) as conn:
+        conn.send(create())
+        answer(conn)
+        pool.engine.stop()
+        with pytest.raises(ConnectionClosed) as closed:
+            conn.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012  # "service restart"
+        deadline = time.monotonic() + 10
+        while pool.upstream.ws.open_now and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.upstream.ws.open_now == 0
