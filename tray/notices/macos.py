@@ -20,7 +20,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from tray.errors import NoticeError, NoticesRefused
@@ -80,7 +79,7 @@ class NotificationCenter:
     warnings during a send are collected and raised as :class:`~tray.errors.NoticeError`.
     """
 
-    def __init__(self, library: ModuleType | Any = None) -> None:
+    def __init__(self, library: Any = None) -> None:
         self._library = library
         self._notifier: Any = None
 
@@ -115,7 +114,7 @@ class NotificationCenter:
 
 
 def macos_delivery(executable: str = sys.executable, frozen: bool | None = None,
-                   library: ModuleType | Any = None) -> NotificationCenter | Osascript:
+                   library: Any = None) -> NotificationCenter | Osascript:
     """Notification Center in the app bundle, ``osascript`` elsewhere."""
     bundled = in_app_bundle(executable, getattr(sys, "frozen", False) if frozen is None else frozen)
     return NotificationCenter(library) if bundled else Osascript()
