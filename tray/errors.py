@@ -24,7 +24,9 @@ Messages are written for the user: one clear sentence, never a secret.
     ├── ServerError                 the local proxy could not start (port in use, non-loopback bind)
     │   └── HttpLibraryError        the installed httpx/httpcore lacks what the upstream transport uses
     ├── ClientSetupError            Codex CLI / opencode config could not be edited or restored
-    └── AutostartError              the start-at-login entry could not be written or removed
+    ├── AutostartError              the start-at-login entry could not be written or removed
+    └── NoticeError                 a desktop notification could not be shown (says what to do)
+        └── NoticesRefused          the user (or macOS) has not allowed codex-pool's notifications
 """
 
 from __future__ import annotations
@@ -116,4 +118,17 @@ class ClientSetupError(PoolError):
 
 
 class AutostartError(PoolError):
+    pass
+
+
+class NoticeError(PoolError):
+    """A desktop notification could not be shown; the message says what the user can do, ``brief``
+    the same in a few words, for a menu line."""
+
+    def __init__(self, message: str, *, brief: str | None = None) -> None:
+        super().__init__(message)
+        self.brief = brief
+
+
+class NoticesRefused(NoticeError):
     pass

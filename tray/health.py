@@ -44,6 +44,7 @@ class Snapshot:
     config_problems: tuple[str, ...] = ()
     forecasts: tuple[Forecast, ...] = ()  # the pool's windows, 5h first (see tray.forecast.outlook)
     start_problem: str | None = None  # why the proxy cannot start, in a few words (it is retried)
+    notice_problem: str | None = None  # what to do so notifications are shown (macOS refused them)
 
 
 def duration(seconds: float) -> str:

@@ -14,8 +14,14 @@ import httpx
 import pytest
 
 from tests.desktop.test_tray import prepare_pool, start_tray, stop, tray_shot, wait_for
+from tests.fakes.desktop_notifier import Library
 from tests.support.gui_fixtures import ROOT, DbusMenu, Notes, gui_env
-from tray.paths import Paths
+from tray.desktop.app import TrayApp
+from tray.desktop.instance import Instance
+from tray.desktop.menu import MenuItem, build_menu
+from tray.notices import DesktopNotifier
+from tray.notices.macos import NotificationCenter
+from tray.paths import Paths, resolve_paths
 
 
 def headless_env() -> dict[str, str]:
@@ -201,3 +207,26 @@ def test_add_account_in_the_browser_from_the_menu(tray_host: str, session_bus: s
         finally:
             _, err = stop(proc)
     assert "Traceback" not in err, err
+
+
+def test_notifications_macos_refused_are_named_in_the_menu(pool_home: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app bundle's Notification Center (a recording stand-in: the user answered "Don't
+    Allow"): the refusal reaches the tray's menu through the snapshot, and goes once allowed."""
+    paths = resolve_paths()
+    library = Library(allowed=False)
+    notifier = DesktopNotifier(NotificationCenter(library))
+    app = TrayApp(paths, Instance(paths), notifier=notifier)
+    try:
+        notifier.send("codex-pool: every account is out of quota", "Requests get a 429 until 14:05.")
+        notifier.flush()
+        said = "Notifications are off: allow codex-pool in System Settings › Notifications"
+        assert build_menu(app.snapshot()).find("Notifications") == MenuItem(said, enabled=False)
+        library.allowed = True
+        notifier.send("codex-pool: quota available again", "Requests are served again.")
+        notifier.flush()
+        assert build_menu(app.snapshot()).find("Notifications") is None
+        assert [t for t, _ in library.shown] == ["codex-pool: quota available again"]
+    finally:
+        notifier.close()
+        app.engine.store.close()

@@ -119,6 +119,14 @@ def test_a_proxy_that_cannot_start_says_why_and_offers_to_retry() -> None:
     assert health(snapshot) == "stopped"
 
 
+def test_notifications_macos_refused_are_named_under_the_proxy_line() -> None:
+    said = "Notifications are off: allow codex-pool in System Settings › Notifications"
+    items = build_menu(replace(snap(), notice_problem=said)).items
+    assert [i.text for i in items[1:3]] == [said, "-"]
+    assert items[1].action is None and not items[1].enabled
+    assert build_menu(snap()).find("Notifications") is None
+
+
 @pytest.mark.parametrize(("autostart", "checked", "enabled"), [(True, True, True), (False, False, True),
                                                                (None, False, False)])
 def test_start_at_login_is_a_check_item(autostart: bool | None, checked: bool, enabled: bool) -> None:

@@ -239,6 +239,7 @@ class TrayApp:
             autostart=start_at_login, last_decision=decisions[0] if decisions else None,
             config_problems=engine.loaded.messages, forecasts=outlooks,
             start_problem=None if running else self._start_brief,
+            notice_problem=self._notifier.problem if self._notifier is not None else None,
         )
 
     def _refresh(self) -> None:

@@ -171,7 +171,10 @@ def build_menu(snapshot: Snapshot, tz: tzinfo | None = None) -> MenuModel:
         head = MenuItem("Proxy stopped", enabled=False)
     pool = pool_line(snapshot, tz)
     items = [] if pool is None else [MenuItem(pool, Action.OPEN_USAGE, enabled=snapshot.running)]
-    items += [head, SEPARATOR]
+    items.append(head)
+    if snapshot.notice_problem:
+        items.append(MenuItem(snapshot.notice_problem, enabled=False))
+    items.append(SEPARATOR)
     views = sorted(snapshot.accounts, key=lambda v: v.account.priority)
     for index, view in enumerate(views):
         items.append(

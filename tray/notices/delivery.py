@@ -3,9 +3,12 @@
 :class:`DesktopNotifier` sends each notice on its own worker thread, so the engine loop and the GUI
 thread never wait on D-Bus or a subprocess, and a failure is logged, never raised to the caller.
 Per platform: Linux and other freedesktop desktops talk to ``org.freedesktop.Notifications`` on the
-session bus with jeepney (pure Python, no gi, so it works the same under any toolkit); macOS runs
-``osascript``; Windows shows a toast through PowerShell's WinRT bridge, under an app id registered
-for the user first (:func:`register_app_id`: Windows drops toasts from an id it does not know).
+session bus with jeepney (pure Python, no gi, so it works the same under any toolkit); macOS uses
+Notification Center from the app bundle and ``osascript`` from a source run (:mod:`.macos`);
+Windows shows a toast through PowerShell's WinRT bridge, under an app id registered for the user
+first (:func:`register_app_id`: Windows drops toasts from an id it does not know).
+A notice that could not be shown is logged as a warning once, saying what to do, until one gets
+through again; :attr:`DesktopNotifier.problem` keeps it for the tray's menu.
 :class:`StderrNotifier` is what headless ``serve`` uses.
 """
 
@@ -22,9 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from tray.errors import NoticeError
+from tray.notices.macos import APP_NAME, macos_delivery
+
 log = logging.getLogger(__name__)
 
-APP_NAME = "codex-pool"
 _BUS_NAME = "org.freedesktop.Notifications"
 _BUS_PATH = "/org/freedesktop/Notifications"
 
@@ -34,6 +39,10 @@ class Notifier(Protocol):
         """Show one notification. Never blocks for long and never raises."""
 
     def close(self) -> None: ...
+
+    @property
+    def problem(self) -> str | None:
+        """What the user can do so notifications are shown again, in a few words, or ``None``."""
 
 
 Deliver = Callable[[str, str], None]
@@ -53,6 +62,10 @@ class StderrNotifier:
 
     def close(self) -> None:
         pass
+
+    @property
+    def problem(self) -> str | None:
+        return None
 
 
 class DBusDelivery:
@@ -75,19 +88,6 @@ class DBusDelivery:
         )
         with open_dbus_connection(bus="SESSION") as conn:
             unwrap_msg(conn.send_and_get_reply(message, timeout=self._timeout))
-
-
-def osascript_args(title: str, body: str) -> list[str]:
-    """The ``osascript`` command line that shows one notification (texts quoted for AppleScript)."""
-
-    def quote(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    return ["osascript", "-e", f"display notification {quote(body)} with title {quote(title)}"]
-
-
-def _osascript(title: str, body: str) -> None:
-    subprocess.run(osascript_args(title, body), check=True, timeout=10, capture_output=True)
 
 
 _TOAST = """
@@ -139,17 +139,20 @@ class WindowsToast:
 def platform_delivery(icon: Path | None = None, platform: str = sys.platform) -> Deliver:
     """The desktop's own way to show a notification."""
     if platform == "darwin":
-        return _osascript
+        return macos_delivery()
     if platform.startswith("win"):
         return WindowsToast(icon)
     return DBusDelivery(icon)
 
 
 class DesktopNotifier:
-    """Queue notices and deliver them on a daemon worker thread; failures are logged."""
+    """Queue notices and deliver them on a daemon worker thread; failures are logged, the first of
+    a run of them as a warning."""
 
     def __init__(self, deliver: Deliver | None = None, icon: Path | None = None) -> None:
         self._deliver = deliver or platform_delivery(icon)
+        self._failing = False
+        self._problem: str | None = None
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
         self._thread.start()
@@ -162,12 +165,32 @@ class DesktopNotifier:
             title, body = item
             try:
                 self._deliver(title, body)
-                log.info("notified: %s", title)
             except Exception as exc:
-                log.warning("could not show the notification %r: %s", title, exc)
+                self._failed(title, exc)
+            else:
+                if self._failing:
+                    log.info("notifications are shown again")
+                self._failing, self._problem = False, None
+                log.info("notified: %s", title)
             finally:
                 self._queue.task_done()
         self._queue.task_done()
+
+    def _failed(self, title: str, exc: Exception) -> None:
+        """Warn once per run of failures: every notice fails alike while, say, macOS refuses them."""
+        if self._failing:
+            log.info("could not show the notification %r either", title)
+        else:
+            log.warning("could not show the notification %r: %s", title, exc)
+        self._failing = True
+        if isinstance(exc, NoticeError):
+            self._problem = exc.brief or str(exc)
+
+    @property
+    def problem(self) -> str | None:
+        """What to do so notifications are shown, in a few words, while they fail for a reason
+        codex-pool can name (macOS refused them); ``None`` otherwise."""
+        return self._problem
 
     def flush(self) -> None:
         """Wait until every queued notice was delivered or failed (tests, shutdown)."""
