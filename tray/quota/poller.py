@@ -1,0 +1,130 @@
+"""The quota service's two clocks, on the proxy's event loop: the usage poller and the new-account
+watcher.
+
+- The poller revalidates, every :data:`POLL_INTERVAL` seconds, entries over 3 min old of accounts
+  that served a request in the last 5 min; a pass that fails is logged and the next one comes
+  later (backing off up to :data:`POLL_BACKOFF_MAX` intervals).
+- The watcher looks every :data:`NEW_ACCOUNT_CHECK` seconds for accounts in routing with no quota
+  entry at all (just added, by any process) and fetches them at once.
+
+Both only decide *when*; fetching (the lease, the backoff, the token) is the quota service's, which
+they reach through the narrow :class:`Loader` it gives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from tray.errors import PoolError
+from tray.models import Account, Clock
+from tray.quota import usage as quota
+from tray.quota.usage import UsageView
+from tray.store import Store
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = 30.0
+POLL_BACKOFF_MAX = 8.0  # after failed passes the poller waits up to this many intervals
+NEW_ACCOUNT_CHECK = 1.0  # seconds between looks for accounts without any quota entry
+
+
+class Loader(Protocol):
+    """What the poller and the watcher use of :class:`tray.quota.service.QuotaService`."""
+
+    reads: Store
+    clock: Clock
+
+    def view(self, account_id: int, now: float) -> UsageView: ...
+
+    def backing_off(self, account_id: int, now: float) -> bool: ...
+
+    def fetching(self, account_id: int) -> bool: ...
+
+    def load(self, account: Account, max_age: float = ..., *, force: bool = False,
+             retry: bool = False) -> asyncio.Task[UsageView]: ...
+
+    def warm(self, accounts: Iterable[Account], views: Mapping[int, UsageView], now: float) -> int: ...
+
+
+class Poller:
+    def __init__(self, loader: Loader, *, interval: float = POLL_INTERVAL) -> None:
+        self.loader = loader
+        self.interval = interval
+        self._active: dict[int, float] = {}  # account id -> last request time
+        self._poller: asyncio.Task[None] | None = None
+        self._newcomers: asyncio.Task[None] | None = None
+
+    def touch(self, accounts: Iterable[Account], now: float) -> None:
+        """Mark accounts as active (they were candidates of a request)."""
+        for account in accounts:
+            self._active[account.id] = now
+
+    async def sweep(self) -> int:
+        """One poller pass; returns how many accounts were revalidated."""
+        loader = self.loader
+        now = loader.clock()
+        for account_id, seen in list(self._active.items()):
+            if now - seen > quota.ACTIVE_SECONDS:
+                del self._active[account_id]
+        if not self._active:
+            return 0
+        due: list[Account] = []
+        for account in loader.reads.routable(now):
+            view = loader.view(account.id, now)
+            if loader.backing_off(account.id, now):
+                continue  # its background retry comes first
+            if quota.should_revalidate(view, self._active.get(account.id), now):
+                due.append(account)
+        if due:
+            await asyncio.gather(*(loader.load(a, quota.REVALIDATE_AGE) for a in due))
+        return len(due)
+
+    def sweep_newcomers(self) -> int:
+        """Start a fetch for each account in routing that has no quota entry at all; returns how
+        many were started (one per account a minute at most, and none during a backoff)."""
+        loader = self.loader
+        now, entries = loader.clock(), loader.reads.usages()
+        cold = [a for a in loader.reads.routable(now) if a.id not in entries and not loader.fetching(a.id)]
+        return loader.warm(cold, {}, now)
+
+    def start(self) -> None:
+        if self._poller is None:
+            self._poller = asyncio.ensure_future(self._poll())
+        if self._newcomers is None:
+            self._newcomers = asyncio.ensure_future(self._watch_newcomers())
+
+    async def _watch_newcomers(self) -> None:
+        while True:
+            await asyncio.sleep(NEW_ACCOUNT_CHECK)
+            try:
+                self.sweep_newcomers()
+            except PoolError as exc:  # a busy or damaged pool file: look again next time
+                log.info("looking for new accounts failed: %s", exc)
+
+    async def _poll(self) -> None:
+        """A pass every :attr:`interval`; after failed passes the pause doubles, up to
+        :data:`POLL_BACKOFF_MAX` intervals, and the poller goes on whatever the error was."""
+        failures = 0
+        while True:
+            await asyncio.sleep(self.interval * min(POLL_BACKOFF_MAX, 2.0 ** min(failures, 10)))
+            try:
+                await self.sweep()
+            except Exception as exc:
+                failures += 1
+                log.warning("usage poller pass failed: %s", exc,
+                            exc_info=None if isinstance(exc, PoolError) else exc)
+            else:
+                failures = 0
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._poller, self._newcomers) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, PoolError):
+                await task
+        self._poller = self._newcomers = None
