@@ -1,11 +1,17 @@
-"""The quota service's two clocks, on the proxy's event loop: the usage poller and the new-account
-watcher.
+"""The quota service's two clocks, on the proxy's event loop: the usage poller and the account
+watcher. Together they keep every account's quota known without any request going through it.
 
-- The poller revalidates, every :data:`POLL_INTERVAL` seconds, entries over 3 min old of accounts
-  that served a request in the last 5 min; a pass that fails is logged and the next one comes
-  later (backing off up to :data:`POLL_BACKOFF_MAX` intervals).
-- The watcher looks every :data:`NEW_ACCOUNT_CHECK` seconds for accounts in routing with no quota
-  entry at all (just added, by any process) and fetches them at once.
+- The poller passes every :data:`POLL_INTERVAL` seconds over the accounts in routing: an entry over
+  3 min old of an account that served a request in the last 5 min is revalidated, any other over
+  10 min old too (a slow pace: a quiet pool still shows current numbers), and an entry whose window
+  reset passed without traffic is fetched again (at most once a minute), so "resetting" does not
+  last. A pass that fails is logged and the next one comes later (backing off up to
+  :data:`POLL_BACKOFF_MAX` intervals).
+- The watcher looks every :data:`NEW_ACCOUNT_CHECK` seconds at the pool file (any process may have
+  changed it). Its first look, as the proxy starts, fetches every enabled account whose entry is
+  not fresh. After that, an account that comes into the pool (added, signed in again after it
+  needed a login, turned back on) is fetched at once, whatever held its fetches back before, and an
+  enabled account with no entry at all is fetched too.
 
 Both only decide *when*; fetching (the lease, the backoff, the token) is the quota service's, which
 they reach through the narrow :class:`Loader` it gives them.
@@ -20,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from tray.errors import PoolError
-from tray.models import Account, Clock
+from tray.models import Account, AccountState, Clock
 from tray.quota import usage as quota
 from tray.quota.usage import UsageView
 from tray.store import Store
@@ -49,6 +55,10 @@ class Loader(Protocol):
 
     def warm(self, accounts: Iterable[Account], views: Mapping[int, UsageView], now: float) -> int: ...
 
+    def refresh(self, accounts: Iterable[Account]) -> None: ...
+
+    def welcome(self, accounts: Iterable[Account]) -> None: ...
+
 
 class Poller:
     def __init__(self, loader: Loader, *, interval: float = POLL_INTERVAL) -> None:
@@ -57,6 +67,7 @@ class Poller:
         self._active: dict[int, float] = {}  # account id -> last request time
         self._poller: asyncio.Task[None] | None = None
         self._newcomers: asyncio.Task[None] | None = None
+        self._enabled: set[int] | None = None  # enabled account ids at the watcher's last look
 
     def touch(self, accounts: Iterable[Account], now: float) -> None:
         """Mark accounts as active (they were candidates of a request)."""
@@ -70,25 +81,36 @@ class Poller:
         for account_id, seen in list(self._active.items()):
             if now - seen > quota.ACTIVE_SECONDS:
                 del self._active[account_id]
-        if not self._active:
-            return 0
         due: list[Account] = []
-        for account in loader.reads.routable(now):
+        resetting: dict[int, UsageView] = {}
+        accounts = {a.id: a for a in loader.reads.routable(now)}
+        for account in accounts.values():
             view = loader.view(account.id, now)
             if loader.backing_off(account.id, now):
                 continue  # its background retry comes first
-            if quota.should_revalidate(view, self._active.get(account.id), now):
+            if view.why == "reset passed":
+                resetting[account.id] = view
+            elif quota.should_revalidate(view, self._active.get(account.id), now):
                 due.append(account)
+        started = loader.warm([accounts[i] for i in resetting], resetting, now)
         if due:
             await asyncio.gather(*(loader.load(a, quota.REVALIDATE_AGE) for a in due))
-        return len(due)
+        return len(due) + started
 
     def sweep_newcomers(self) -> int:
-        """Start a fetch for each account in routing that has no quota entry at all; returns how
-        many were started (one per account a minute at most, and none during a backoff)."""
+        """One look of the watcher: the first fetches every enabled account's usage that is not
+        fresh; later ones fetch accounts that came into the pool since the last look at once.
+        Then a fetch starts for each enabled account that has no quota entry at all (one per
+        account a minute at most, none during a backoff); returns how many of those started."""
         loader = self.loader
+        enabled = [a for a in loader.reads.accounts() if a.state is AccountState.ENABLED]
+        if self._enabled is None:
+            loader.refresh(enabled)
+        else:
+            loader.welcome([a for a in enabled if a.id not in self._enabled])
+        self._enabled = {a.id for a in enabled}
         now, entries = loader.clock(), loader.reads.usages()
-        cold = [a for a in loader.reads.routable(now) if a.id not in entries and not loader.fetching(a.id)]
+        cold = [a for a in enabled if a.id not in entries and not loader.fetching(a.id)]
         return loader.warm(cold, {}, now)
 
     def start(self) -> None:
@@ -99,11 +121,13 @@ class Poller:
 
     async def _watch_newcomers(self) -> None:
         while True:
-            await asyncio.sleep(NEW_ACCOUNT_CHECK)
+            await asyncio.sleep(NEW_ACCOUNT_CHECK)  # the first look a moment after the start
             try:
                 self.sweep_newcomers()
             except PoolError as exc:  # a busy or damaged pool file: look again next time
                 log.info("looking for new accounts failed: %s", exc)
+            except Exception:  # a bug must not end the watcher: it looks again next time
+                log.exception("looking for new accounts failed")
 
     async def _poll(self) -> None:
         """A pass every :attr:`interval`; after failed passes the pause doubles, up to

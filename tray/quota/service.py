@@ -343,10 +343,20 @@ class QuotaService(QuotaCache):
 
     def refresh(self, accounts: Iterable[Account]) -> None:
         """Fetch the enabled ``accounts``' usage now, in the background, where it is not fresh (a
-        failed fetch's backoff still applies)."""
+        failed fetch's backoff still applies). An entry under a minute old is the rate limit: the
+        window opened twice, or the app started twice, asks upstream once."""
         for account in accounts:
             if account.state is AccountState.ENABLED:
                 self.spawn(self.load(account))
+
+    def welcome(self, accounts: Iterable[Account]) -> None:
+        """Accounts that just came into the pool (added, signed in again, turned back on): what held
+        their fetches back (a refusal of the old token, a failed fetch's backoff) no longer holds,
+        and their usage is fetched now, however young their entry."""
+        for account in accounts:
+            self._unauthorized.pop(account.id, None)
+            self.retries.succeeded(account.id)
+            self.spawn(self.load(account, force=True))
 
     async def stop(self) -> None:
         await self.poller.stop()
