@@ -79,13 +79,17 @@ def unusable_until(view: AccountView, now: float) -> float | None:
     if view.cooldown is not None and view.cooldown.until > now:
         waits.append(view.cooldown.until)
     usage = view.usage
+    full = [w.reset_at for w in windows_of(usage) if (w.used_percent or 0.0) >= 100.0]
     if usage is not None and usage.blocked:
-        full = [w.reset_at for w in windows_of(usage) if (w.used_percent or 0.0) >= 100.0]
         known = [t for t in full if t is not None] + ([usage.blocked_until] if usage.blocked_until else [])
         if known and max(known) <= now:
             pass  # the blocking window has reset: usable again (routing refetches)
         else:
             waits.append(max(known) if known else math.inf)
+    elif (spent := [t for t in full if t is not None and t > now]):
+        # A window at 100 % holds the account until it resets, blocked or not (routing's
+        # available_at counts it the same way).
+        waits.append(max(spent))
     return max(waits) if waits else None
 
 
