@@ -7,9 +7,10 @@ with ``asdict`` (an :class:`~tray.models.Account` carries its :class:`~tray.mode
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from tray.health import PoolHealth
 from tray.models import Account, AccountState, Cooldown, Decision, QuotaEntry, Window
 from tray.quota.usage import anchor, by_length, parse_usage, window_name
 
@@ -89,42 +90,27 @@ def account_view(
     }
 
 
-def health_view(accounts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Pool health from account views: healthy, degraded (some not ready), exhausted (none usable)."""
-    views = list(accounts)
-    usable = [a for a in views if a["status"] in ("ready", "low")]
-    troubled = [a for a in views if a["status"] in ("cooling", "exhausted", "needs_login", "low")]
-    resets = [
-        t
-        for a in views
-        if a["status"] in ("cooling", "exhausted")
-        for t in _blocking_resets(a)
-    ]
-    if not views:
-        state, message = "empty", "No accounts yet: add one to start."
-    elif not usable:
-        state, message = "exhausted", "No account can take requests right now."
-    elif troubled:
-        state, message = "degraded", f"{len(usable)} of {len(views)} accounts ready."
+def health_view(pool: PoolHealth) -> dict[str, Any]:
+    """The pool's health for the window, as :func:`tray.health.pool_health` says it: ``state``
+    (``healthy``, ``degraded``, ``exhausted``, ``empty`` or ``config``), the ``words`` the tray menu,
+    tooltip and ``status`` show too, how many accounts can take requests, and the soonest reset
+    while none can. ``message`` is the longer hover text."""
+    if pool.status == "empty":
+        message = "No accounts yet: add one to start."
+    elif pool.status == "exhausted":
+        message = "No account can take requests right now."
+    elif pool.usable < pool.total:
+        message = f"{pool.usable} of {pool.total} accounts ready."
     else:
-        state, message = "healthy", f"All {len(views)} accounts ready."
+        message = f"All {pool.total} accounts ready."
     return {
-        "state": state,
+        "state": pool.status,
         "message": message,
-        "usable": len(usable),
-        "total": len(views),
-        "soonest_reset": min(resets) if resets else None,
+        "words": pool.words,
+        "usable": pool.usable,
+        "total": pool.total,
+        "soonest_reset": pool.soonest_reset,
     }
-
-
-def _blocking_resets(view: Mapping[str, Any]) -> list[float]:
-    if view.get("cooldown_until"):
-        return [float(view["cooldown_until"])]
-    return [
-        float(w["reset_at"])
-        for w in view["quota"]["windows"]
-        if w["reset_at"] is not None and (w["used_percent"] or 0) >= 100
-    ] or [float(w["reset_at"]) for w in view["quota"]["windows"] if w["reset_at"] is not None]
 
 
 def decision_view(decision: Decision) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from tray.health import AccountView, Snapshot, health
 from tray.models import AccountState, Clock, Event
 from tray.notices import KINDS, Alerts, DesktopNotifier, Notice, Notifier
 from tray.paths import Paths
-from tray.quota import usage_view
+from tray.quota import shown_usage
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class TrayApp:
         cooldowns = store.cooldowns(now)
         usages = store.usages()
         views = tuple(
-            AccountView(a, usage_view(usages.get(a.id), now, account_id=a.id).usage, cooldowns.get(a.id))
+            AccountView(a, shown_usage(usages.get(a.id)), cooldowns.get(a.id))
             for a in store.accounts()
         )
         decisions = store.decisions(1)

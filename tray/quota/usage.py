@@ -265,6 +265,14 @@ def usage_view(entry: QuotaEntry | None, now: float, *, account_id: int = 0) -> 
     return UsageView(entry.account_id, usage, at, freshness, has_entry=True, just_reset=just_reset)
 
 
+def shown_usage(entry: QuotaEntry | None) -> Usage | None:
+    """What the surfaces (menu, window, ``status``) show of a cache entry: its usage with each
+    window's reset as a time, whatever its age, windows whose reset passed included (they say
+    "resetting"); ``None`` when there is no readable entry. Routing uses :func:`usage_view`."""
+    usage = parse_usage(entry.raw) if entry is not None else None
+    return None if entry is None or usage is None else anchor(usage, entry.updated_at)
+
+
 def wants_refetch(view: UsageView, last_refetch_at: float | None, now: float) -> bool:
     """Whether to fetch this account's usage now: the view is not fresh or a window just reset,
     and no refetch for it started in the last :data:`REFETCH_INTERVAL` seconds."""
