@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tray import autostart
+from tray.desktop.icon import state_icons
 from tray.desktop.instance import Instance
 from tray.desktop.menu import Action, build_menu, tooltip
 from tray.desktop.tray import TrayIcon, copy_to_clipboard
@@ -40,9 +41,9 @@ from tray.desktop.window import WindowProcess
 from tray.engine import Engine
 from tray.errors import PoolError
 from tray.forecast import forecasts
-from tray.health import AccountView, Snapshot, health
+from tray.health import AccountView, Health, Snapshot, health
 from tray.models import AccountState, Clock, Event
-from tray.notices import KINDS, Alerts, DesktopNotifier, Notice, Notifier
+from tray.notices import KINDS, OPEN_CONFIG, OPEN_WINDOW, RELOGIN, Alerts, DesktopNotifier, Notice, Notifier
 from tray.paths import Paths
 from tray.quota import shown_usage
 
@@ -81,16 +82,13 @@ class TrayApp:
     # ---- lifecycle (main thread) -----------------------------------------------------------------
 
     def run(self) -> int:
-        from importlib import resources
-
-        icon = resources.files("tray") / "assets" / "codex-pool.png"
         if self._notifier is None:
-            self._notifier = DesktopNotifier(icon=Path(str(icon)) if icon.is_file() else None)
+            self._notifier = DesktopNotifier(icon=self._icons(), on_action=self._on_notice_action)
         try:
             self.engine.start()
         except PoolError as exc:  # e.g. port in use: keep the tray up, stopped, and say why
             self._start_error = str(exc)
-            self._notifier.send("codex-pool: the proxy did not start", str(exc))
+            self._notify(Notice("error", "codex-pool: the proxy did not start", str(exc), state="stopped"))
         try:
             self._tray = TrayIcon(self._on_action)
             self._worker.start()
@@ -99,6 +97,18 @@ class TrayApp:
         finally:
             self._shutdown()
         return 0
+
+    def _icons(self) -> dict[Health, Path] | Path | None:
+        """The notifications' icons, one per pool state (drawn into the data folder); the packaged
+        icon when they cannot be written."""
+        try:
+            return state_icons(self.paths.data_dir / "icons")
+        except OSError as exc:
+            log.warning("notification icons not written: %s", exc)
+        from importlib import resources
+
+        packaged = resources.files("tray") / "assets" / "codex-pool.png"
+        return Path(str(packaged)) if packaged.is_file() else None
 
     def _on_ready(self) -> None:
         if sys.platform not in ("darwin", "win32"):
@@ -142,6 +152,15 @@ class TrayApp:
             return "ok"
         return "unknown"
 
+    def _on_notice_action(self, key: str) -> None:
+        """A notification's button (on the notifier's listener thread): the same as the menu's."""
+        if key == OPEN_WINDOW:
+            self._jobs.put(partial(self._do, Action.OPEN_WINDOW, None))
+        elif key == OPEN_CONFIG:
+            self._jobs.put(partial(self._do, Action.OPEN_CONFIG, None))
+        elif key.startswith(RELOGIN) and key.removeprefix(RELOGIN).isdigit():
+            self._jobs.put(partial(self._do, Action.RELOGIN, int(key.removeprefix(RELOGIN))))
+
     def _on_action(self, action: Action, arg: int | None) -> None:
         """A menu click, on the GUI thread."""
         if action is Action.QUIT:
@@ -179,7 +198,7 @@ class TrayApp:
 
     def _notify(self, notice: Notice) -> None:
         if self._notifier is not None:
-            self._notifier.send(notice.title, notice.body)
+            self._notifier.notify(notice)
 
     def _handle_event(self, event: Event) -> None:
         for notice in self._alerts.on_event(event, self.clock()):
@@ -287,7 +306,8 @@ class TrayApp:
             except Exception as exc:
                 notice = Notice("login", "codex-pool: sign-in did not finish", str(exc))
             else:
-                notice = Notice("login", "codex-pool: account added", f"{account.name} is in the pool now.")
+                notice = Notice("login", "codex-pool: account added", f"{account.name} is in the pool now.",
+                                state="healthy")
             self._jobs.put(partial(self._notify, notice))
 
         self.engine.submit(login.wait(ticket.id)).add_done_callback(done)

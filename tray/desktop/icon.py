@@ -9,6 +9,7 @@ Everything is drawn on a 64-unit grid at 4× the asked size and scaled down, so 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -98,6 +99,21 @@ def write_artwork(folder: Path, sizes: tuple[int, ...] = (256,)) -> list[Path]:
     render("healthy", 256).save(main, optimize=True)
     written.append(main)
     return written
+
+
+def state_icons(folder: Path, size: int = 128) -> dict[Health, Path]:
+    """One picture per pool state in ``folder`` (drawn when missing), for notifications that show
+    the state they tell of."""
+    folder.mkdir(parents=True, exist_ok=True)
+    found: dict[Health, Path] = {}
+    for state in STATES:
+        path = folder / f"codex-pool-{state}-{size}.png"
+        if not path.is_file():  # drawn aside and moved in: a crash never leaves half a picture
+            part = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            render(state, size).save(part, format="PNG", optimize=True)
+            os.replace(part, path)
+        found[state] = path
+    return found
 
 
 if __name__ == "__main__":  # python -m tray.desktop.icon <folder>: regenerate the artwork

@@ -3,9 +3,10 @@
 :class:`DesktopNotifier` sends each notice on its own worker thread, so the engine loop and the GUI
 thread never wait on D-Bus or a subprocess, and a failure is logged, never raised to the caller.
 Per platform: Linux and other freedesktop desktops talk to ``org.freedesktop.Notifications`` on the
-session bus with jeepney (pure Python, no gi, so it works the same under any toolkit); macOS runs
-``osascript``; Windows shows a toast through PowerShell's WinRT bridge. :class:`StderrNotifier` is
-what headless ``serve`` uses.
+session bus (:mod:`tray.notices.dbus`: the state's icon, and buttons where the desktop has them);
+macOS runs ``osascript``; Windows shows a toast through PowerShell's WinRT bridge (both without
+buttons: the notice's fallback sentence says what to do instead). :class:`StderrNotifier` is what
+headless ``serve`` uses.
 """
 
 from __future__ import annotations
@@ -20,21 +21,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from tray.notices.alerts import Notice
+from tray.notices.dbus import APP_NAME, DBusDelivery, Icons
+
 log = logging.getLogger(__name__)
 
-APP_NAME = "codex-pool"
-_BUS_NAME = "org.freedesktop.Notifications"
-_BUS_PATH = "/org/freedesktop/Notifications"
+__all__ = ["APP_NAME", "DBusDelivery", "DesktopNotifier", "Notifier", "StderrNotifier", "platform_delivery"]
 
 
 class Notifier(Protocol):
-    def send(self, title: str, body: str) -> None:
+    def notify(self, notice: Notice) -> None:
         """Show one notification. Never blocks for long and never raises."""
 
     def close(self) -> None: ...
 
 
-Deliver = Callable[[str, str], None]
+Deliver = Callable[[Notice], None]
+
+
+def plain(notice: Notice) -> tuple[str, str]:
+    """Title and body for a desktop without buttons: the fallback sentence joins the body."""
+    return notice.title, f"{notice.body}\n{notice.fallback}" if notice.fallback else notice.body
 
 
 class StderrNotifier:
@@ -43,36 +50,15 @@ class StderrNotifier:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
-    def send(self, title: str, body: str) -> None:
+    def notify(self, notice: Notice) -> None:
         stream = self._stream or sys.stderr
+        title, body = plain(notice)
         text = " ".join(body.split())
         with contextlib.suppress(OSError, ValueError):
             print(f"{title}: {text}", file=stream, flush=True)
 
     def close(self) -> None:
         pass
-
-
-class DBusDelivery:
-    """``Notify`` on the session bus, over a connection opened for each notice and closed after it:
-    notices are rare, and an idle connection that never reads would stall anyone who calls it."""
-
-    def __init__(self, icon: Path | None = None, timeout: float = 5.0) -> None:
-        self._icon = str(icon) if icon else ""
-        self._timeout = timeout
-
-    def __call__(self, title: str, body: str) -> None:
-        from jeepney import DBusAddress, new_method_call
-        from jeepney.io.blocking import open_dbus_connection
-        from jeepney.wrappers import unwrap_msg
-
-        address = DBusAddress(_BUS_PATH, bus_name=_BUS_NAME, interface=_BUS_NAME)
-        message = new_method_call(
-            address, "Notify", "susssasa{sv}i",
-            (APP_NAME, 0, self._icon, title, body, [], {}, -1),
-        )
-        with open_dbus_connection(bus="SESSION") as conn:
-            unwrap_msg(conn.send_and_get_reply(message, timeout=self._timeout))
 
 
 def osascript_args(title: str, body: str) -> list[str]:
@@ -84,8 +70,8 @@ def osascript_args(title: str, body: str) -> list[str]:
     return ["osascript", "-e", f"display notification {quote(body)} with title {quote(title)}"]
 
 
-def _osascript(title: str, body: str) -> None:
-    subprocess.run(osascript_args(title, body), check=True, timeout=10, capture_output=True)
+def _osascript(notice: Notice) -> None:
+    subprocess.run(osascript_args(*plain(notice)), check=True, timeout=10, capture_output=True)
 
 
 _TOAST = """
@@ -99,9 +85,10 @@ $toast = [Windows.UI.Notifications.ToastNotification]::new($t)
 """
 
 
-def _windows_toast(title: str, body: str) -> None:
+def _windows_toast(notice: Notice) -> None:
     import os
 
+    title, body = plain(notice)
     # The texts travel in the environment, so nothing in them is parsed as PowerShell.
     env = dict(os.environ, CP_TITLE=title, CP_BODY=body)
     subprocess.run(
@@ -111,35 +98,40 @@ def _windows_toast(title: str, body: str) -> None:
     )
 
 
-def platform_delivery(icon: Path | None = None, platform: str = sys.platform) -> Deliver:
-    """The desktop's own way to show a notification."""
+def platform_delivery(icon: Path | Icons | None = None, platform: str = sys.platform,
+                      on_action: Callable[[str], None] | None = None) -> Deliver:
+    """The desktop's own way to show a notification (``on_action`` gets a clicked button's key)."""
     if platform == "darwin":
         return _osascript
     if platform.startswith("win"):
         return _windows_toast
-    return DBusDelivery(icon)
+    return DBusDelivery(icon, on_action=on_action)
 
 
 class DesktopNotifier:
     """Queue notices and deliver them on a daemon worker thread; failures are logged."""
 
-    def __init__(self, deliver: Deliver | None = None, icon: Path | None = None) -> None:
-        self._deliver = deliver or platform_delivery(icon)
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+    def __init__(self, deliver: Deliver | None = None, icon: Path | Icons | None = None,
+                 on_action: Callable[[str], None] | None = None) -> None:
+        self._deliver = deliver or platform_delivery(icon, on_action=on_action)
+        self._queue: queue.Queue[Notice | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
         self._thread.start()
 
+    def notify(self, notice: Notice) -> None:
+        self._queue.put(notice)
+
     def send(self, title: str, body: str) -> None:
-        self._queue.put((title, body))
+        """A notice with no kind, buttons or state of its own."""
+        self.notify(Notice("info", title, body))
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            title, body = item
+        while (notice := self._queue.get()) is not None:
             try:
-                self._deliver(title, body)
-                log.info("notified: %s", title)
+                self._deliver(notice)
+                log.info("notified: %s", notice.title)
             except Exception as exc:
-                log.warning("could not show the notification %r: %s", title, exc)
+                log.warning("could not show the notification %r: %s", notice.title, exc)
             finally:
                 self._queue.task_done()
         self._queue.task_done()
@@ -151,3 +143,6 @@ class DesktopNotifier:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=5)
+        stop = getattr(self._deliver, "stop", None)
+        if stop is not None:
+            stop()
