@@ -20,9 +20,7 @@ The pool window is a child process (:class:`~tray.desktop.window.WindowProcess`)
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import subprocess
 import sys
 import threading
 import time
@@ -36,6 +34,7 @@ from tray import autostart
 from tray.desktop.icon import state_icons
 from tray.desktop.instance import Instance
 from tray.desktop.menu import Action, build_menu, tooltip
+from tray.desktop.opener import open_path
 from tray.desktop.tray import TrayIcon, copy_to_clipboard
 from tray.desktop.window import WindowProcess
 from tray.engine import Engine
@@ -51,15 +50,6 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
 Job = Callable[[], None]
-
-
-def open_path(path: Path) -> None:
-    """Open a file with the desktop's default application."""
-    if sys.platform == "win32":
-        os.startfile(path)  # type: ignore[attr-defined]  # noqa: S606
-        return
-    opener = "open" if sys.platform == "darwin" else "xdg-open"
-    subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class TrayApp:
@@ -250,13 +240,13 @@ class TrayApp:
         elif action is Action.OPEN_USAGE:
             self._open_window("usage")
         elif action is Action.OPEN_CONFIG:
-            open_path(self.paths.config_file)
+            open_path(self.paths.config_file, on_failure=self._cannot_open)
         elif action is Action.TOGGLE_AUTOSTART:
             autostart.disable() if autostart.enabled() else autostart.enable()
         elif action is Action.ADD_BROWSER:
             self._browser_login()
         elif action is Action.ADD_DEVICE:
-            self._open_window("add")
+            self._open_window("add&start=device")  # the window starts the flow and shows the code
         elif arg is None:
             return
         elif action is Action.MAKE_PRIMARY:
@@ -275,6 +265,12 @@ class TrayApp:
             self._open_window(f"add/relogin={arg}")
         elif action is Action.REMOVE:
             self._open_window("accounts")  # the window asks for confirmation before removing
+
+    def _cannot_open(self, message: str) -> None:
+        """The opener said no (on its waiting thread): tell the user what to do instead."""
+        notice = Notice("error", "codex-pool: the config file did not open", message,
+                        actions=((OPEN_WINDOW, "Open pool window"),))
+        self._jobs.put(partial(self._notify, notice))
 
     def _open_window(self, page: str | None = None) -> None:
         if self.engine.server is None:
