@@ -140,6 +140,7 @@ def account_line(view: AccountView, now: float, tz: tzinfo | None = None, *,
         parts.append(account.plan)
     parts.append(account.role)
     wins = windows_of(view.usage)
+    held = None
     if account.state is AccountState.DISABLED:
         parts.append("disabled")
     elif account.state is AccountState.NEEDS_LOGIN:
@@ -150,8 +151,8 @@ def account_line(view: AccountView, now: float, tz: tzinfo | None = None, *,
             parts.append(held)
         if not wins:
             parts.append("quota not known yet")
-        parts.extend(window_text(w, now, countdown=held is None or not (w.used_percent or 0) >= 100)
-                     for w in wins)
+    parts.extend(window_text(w, now, countdown=held is None or not (w.used_percent or 0) >= 100)
+                 for w in wins)
     if served_last:
         parts.append("served last")
     return " · ".join(parts)
