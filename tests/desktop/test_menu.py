@@ -7,7 +7,7 @@ from datetime import UTC
 
 import pytest
 
-from tray.desktop.menu import Action, MenuItem, build_menu, tooltip, window_name
+from tray.desktop.menu import Action, MenuItem, build_menu, short_name, tooltip, window_name
 from tray.health import AccountView, Snapshot, duration, health, soonest_reset
 from tray.models import Account, AccountState, Cooldown, Decision, Identity, TokenSet, Usage, Window
 
@@ -118,7 +118,7 @@ def test_an_account_at_its_limit_says_when_it_resets_not_http_429() -> None:
     full = view(u=usage(100, 40, short_reset=23 * 60, blocked=True), cooldown=cool)
     line = build_menu(snap(full, view(2, "b@x.com", 1, False, u=usage(10, 10))), UTC).find("work@x.com")
     assert line is not None
-    assert line.text == ("work@x.com · plus · primary · usage limit reached, resets 08:23 · 5h 100 % used · "
+    assert line.text == ("work@x.com · plus · primary · usage limit reached, resets 08:23 · "
                          "weekly 40 % used (resets in 3 d)")
     assert "429" not in line.text
     # at 100 % without the payload saying so, the same words
@@ -235,3 +235,11 @@ def test_duration(seconds: float, text: str) -> None:
                                                (1800, "30m")])
 def test_every_surface_names_windows_alike(seconds: float | None, text: str) -> None:
     assert window_name(seconds) == text
+
+
+def test_a_long_address_is_cut_in_the_middle_so_the_menu_stays_narrow() -> None:
+    assert short_name("work@x.com") == "work@x.com"
+    assert short_name("team-seat-with-a-long-address@example.com") == "team-seat-with-a-lo…@example.com"
+    assert len(short_name("someone@" + "very-long-subdomain." * 3 + "example.com")) == 32
+    menu = build_menu(snap(view(email="team-seat-with-a-long-address@example.com", u=usage(1, 1))))
+    assert menu.items[3].text.startswith("team-seat-with-a-lo…@example.com · plus · primary")

@@ -100,7 +100,7 @@ def layout_key(items: tuple[MenuItem, ...]) -> tuple[object, ...]:
 # --- time and quota wording ---------------------------------------------------------------------
 
 
-def window_text(window: Window, now: float, *, countdown: bool = True) -> str:
+def window_text(window: Window, now: float) -> str:
     """``5h 35 % used (resets in 1 h 10 min)``; ``5h resetting, checking…`` once the reset passed
     (the new window's use is not known until fresh usage arrives: never an invented 0 %)."""
     label = window_name(window.window_seconds)
@@ -108,8 +108,19 @@ def window_text(window: Window, now: float, *, countdown: bool = True) -> str:
         return f"{label} resetting, checking…"
     used = "?" if window.used_percent is None else f"{round(max(0.0, min(100.0, window.used_percent)))} %"
     reset = window.reset_at
-    until = f" (resets in {duration(reset - now)})" if countdown and reset is not None else ""
+    until = f" (resets in {duration(reset - now)})" if reset is not None else ""
     return f"{label} {used} used{until}"
+
+
+def short_name(name: str, limit: int = 32) -> str:
+    """A long address cut in the middle, keeping its start and its domain, so the menu stays
+    narrow (the window shows it whole)."""
+    if len(name) <= limit:
+        return name
+    user, at, domain = name.rpartition("@")
+    if not at or len(domain) > limit // 2:
+        return name[: limit - 1] + "…"
+    return f"{user[: limit - len(domain) - 2]}…@{domain}"
 
 
 def _held(view: AccountView, now: float, tz: tzinfo | None) -> str | None:
@@ -135,7 +146,7 @@ def account_line(view: AccountView, now: float, tz: tzinfo | None = None, *,
     (resets in 3 d)``, with the state when it is not serving and a mark on the account that served
     the last request."""
     account = view.account
-    parts = [account.name]
+    parts = [short_name(account.name)]
     if account.plan:
         parts.append(account.plan)
     parts.append(account.role)
@@ -151,8 +162,9 @@ def account_line(view: AccountView, now: float, tz: tzinfo | None = None, *,
             parts.append(held)
         if not wins:
             parts.append("quota not known yet")
-    parts.extend(window_text(w, now, countdown=held is None or not (w.used_percent or 0) >= 100)
-                 for w in wins)
+    # a window at its limit is what "usage limit reached, resets ..." already says
+    parts.extend(window_text(w, now) for w in wins
+                 if held is None or (w.used_percent or 0.0) < 100.0 or resetting(w, now))
     if served_last:
         parts.append("served last")
     return " · ".join(parts)
