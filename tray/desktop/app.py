@@ -26,6 +26,7 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from tray.desktop.window import WindowProcess
 from tray.engine import Engine
 from tray.errors import PoolError
 from tray.forecast import forecasts
-from tray.health import AccountView, Health, Snapshot, health
+from tray.health import Health, Snapshot, health, snapshot_of
 from tray.models import AccountState, Clock, Event
 from tray.notices import KINDS, OPEN_CONFIG, OPEN_WINDOW, RELOGIN, Alerts, DesktopNotifier, Notice, Notifier
 from tray.paths import Paths
@@ -195,26 +196,23 @@ class TrayApp:
             self._notify(notice)
 
     def snapshot(self) -> Snapshot:
+        """The pool as the menu, the tooltip and the notices see it, shaped as every surface shapes
+        it (:func:`tray.health.snapshot_of`), with what only the tray knows added."""
         engine, now = self.engine, self.clock()
         store = engine.store
-        cooldowns = store.cooldowns(now)
+        accounts = store.accounts()
         usages = store.usages()
-        views = tuple(
-            AccountView(a, shown_usage(usages.get(a.id)), cooldowns.get(a.id))
-            for a in store.accounts()
-        )
         decisions = store.decisions(1)
-        outlooks = tuple(forecasts(store, now).values())
         try:
             start_at_login: bool | None = autostart.enabled()
         except PoolError:
             start_at_login = None
         running = engine.server is not None
-        return Snapshot(
-            now=now, running=running, proxy_url=engine.url if running else None, accounts=views,
-            autostart=start_at_login, last_decision=decisions[0] if decisions else None,
-            config_problems=tuple(engine.loaded.problems), forecasts=outlooks,
-        )
+        shaped = snapshot_of(accounts, {a.id: shown_usage(usages.get(a.id)) for a in accounts},
+                             store.cooldowns(now), now, running=running,
+                             config_problems=engine.loaded.problems, forecasts=forecasts(store, now).values())
+        return replace(shaped, proxy_url=engine.url if running else None, autostart=start_at_login,
+                       last_decision=decisions[0] if decisions else None)
 
     def _refresh(self) -> None:
         config = self.engine.config
