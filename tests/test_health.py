@@ -66,7 +66,7 @@ def said(pool: Pool, capsys: pytest.CaptureFixture[str]) -> tuple[str, str, str,
     store = engine.store
     accounts, usages = store.accounts(), store.usages()
     snapshot = replace(snapshot_of(accounts, {a.id: shown_usage(usages.get(a.id)) for a in accounts},
-                                   store.cooldowns(now), now, config_problems=engine.loaded.problems),
+                                   store.cooldowns(now), now, config_problems=engine.loaded.messages),
                        proxy_url=engine.url)
     menu = build_menu(snapshot).items[0].text
     hover = tooltip(snapshot).splitlines()[0]

@@ -58,19 +58,21 @@ ROOMS: dict[str, set[str]] = {
 # The pure core: decisions as plain functions over data, ``now`` passed in.
 PURE = {
     "errors", "models", "health",
+    "config.keys", "config.text",
     "routing", "routing.ranking", "routing.scoring", "routing.affinity", "routing.fastmode",
     "routing.cooldown",
     "quota.usage", "quota.signals", "quota.backoff",
     "forecast.pool", "forecast.pace",
     "auth.pkce", "auth.claims",
-    "proxy.access", "proxy.shaping", "proxy.sse",
+    "proxy.access", "proxy.shaping", "proxy.sse", "proxy.chatrequest", "proxy.chatanswer", "proxy.egress",
+    "proxy.contentcoding",
     "api.sessions", "api.views",
     "clients.texts", "autostart.texts",
     "notices.alerts", "desktop.menu",
 }
 IMPURE_STDLIB = {"sqlite3", "socket", "subprocess", "asyncio", "shutil", "http", "urllib.request",
                  "multiprocessing", "ctypes", "signal", "fcntl", "msvcrt", "tempfile", "importlib"}
-PURE_LIBRARIES = {"tomlkit"}  # text in, text out
+PURE_LIBRARIES = {"tomlkit", "zstandard"}  # text (or bytes) in, text (or bytes) out
 PURE_EXCEPTIONS = {("autostart.texts", "subprocess")}  # list2cmdline: Windows quoting, no process
 GUI_LIBRARIES = ("pystray", "webview", "PIL", "gi")
 GUI_MODULES = {"desktop.icon", "desktop.tray", "desktop.window", "desktop.app", "commands.app"}

@@ -5,8 +5,15 @@ service, the proxy routes, the management API and UI, and the server thread.
 run one. Public attributes the management API and the GUI read: ``paths``, ``store``, ``config``
 (the current :class:`~tray.config.Config`), ``loaded`` (with its problems), ``url``, ``ui_url``
 (with a fresh one-time code each time it is read), ``sessions``, ``api_key``, ``ui_token``,
-``login`` (the login service, when available), ``reload_config()`` and ``submit(coro)`` (run a
-coroutine on the proxy's loop from any thread).
+``login`` (the login service, when available), ``open_browser`` (what its browser sign-in opens
+the page with), ``reload_config()``, ``attach(part)``, ``submit(coro)`` (run a coroutine on the
+proxy's loop from any thread), and for settings that apply on restart ``pending_restart()``,
+``reserve_address()`` and ``restart()``.
+
+Settings travel typed: the engine holds one frozen :class:`~tray.models.Config` snapshot, swaps in
+a new one when config.toml changes, and pushes it to each part that cares through its
+``configure(config)`` (the quota service, the pipeline, the proxy routes, and whatever a caller
+attaches), as mitmproxy's add-ons are told of changed options. No part reads the engine back.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ import contextlib
 import json
 import logging
 import os
+import socket
+import ssl
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,9 +41,9 @@ from tray.config import LoadedConfig, load_config
 from tray.errors import PoolError, ServerError
 from tray.models import Clock, Config, ConfigInvalid, Event, EventSink
 from tray.paths import Paths, api_key, ui_token, write_secret
-from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, ReclaimingTransport, build_app
+from tray.proxy import AccessPolicy, Pipeline, ProxyRoutes, build_app, upstream_transport
 from tray.quota import QuotaService
-from tray.server import STOP_TIMEOUT, ServerThread
+from tray.server import STOP_TIMEOUT, ServerThread, pending_changes, reserve
 from tray.store import Store
 
 log = logging.getLogger(__name__)
@@ -44,6 +53,13 @@ SHUTDOWN_MARGIN = 10.0  # seconds for the shutdown hook's other steps (quota tas
 CONFIG_WATCH_INTERVAL = 1.0  # seconds between config.toml mtime checks
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=30.0)
 UPSTREAM_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=60.0)
+
+
+class Configurable(Protocol):
+    """A part that follows the settings: ``configure`` takes each new snapshot. It is called from
+    whichever thread reloaded the config, so it only swaps references to immutable values."""
+
+    def configure(self, config: Config) -> None: ...
 
 
 def _log_event(event: Event) -> None:
@@ -71,6 +87,8 @@ class Engine:
         login_options: dict[str, Any] | None = None,
         refresh_interval: float = TIMER_INTERVAL,
         stop_timeout: float = STOP_TIMEOUT,
+        upstream_tls: ssl.SSLContext | None = None,
+        open_browser: Callable[[str], None] | None = None,
     ) -> None:
         self.paths = paths.ensure()
         self.clock = clock
@@ -80,7 +98,9 @@ class Engine:
         self._import_primary = import_primary
         self._environ = environ
         self._timeout = upstream_timeout
+        self._tls = upstream_tls  # whom upstream TLS trusts (default: the system's CAs; tests: their own)
         self._login_options = dict(login_options or {})  # LoginService keywords (tests: callback_port)
+        self.open_browser = open_browser  # the browser sign-in's opener (the tray's: the system browser)
         self.loaded: LoadedConfig = load_config(paths.config_file)
         # Where tokens go is fixed for the engine's life: an edit applies on restart (see reload_config).
         first = self.loaded.config
@@ -103,6 +123,8 @@ class Engine:
         self._refresh_interval = refresh_interval
         self._stop_timeout = stop_timeout  # how long stopping waits for requests in flight
         self._refresh_timer: asyncio.Task[None] | None = None
+        self._attached: list[Configurable] = []  # told of every new config (see attach)
+        self._wired: list[Configurable] = []  # the running proxy's parts, likewise
 
     # ---- config --------------------------------------------------------------------------------
 
@@ -122,7 +144,7 @@ class Engine:
 
     def _report(self, loaded: LoadedConfig) -> None:
         if loaded.problems:
-            self.events(ConfigInvalid(path=str(loaded.path), problems=tuple(loaded.problems)))
+            self.events(ConfigInvalid(path=str(loaded.path), problems=loaded.messages))
 
     def reload_config(self) -> LoadedConfig:
         """Re-read config.toml and apply it to the next request (host/port, upstream-url and auth-url
@@ -132,12 +154,19 @@ class Engine:
         self._mtime = self._config_mtime()
         self._report(self.loaded)
         new = self.loaded.config
+        for part in [*self._attached, *self._wired]:
+            part.configure(new)
         if self.server is not None and (new.host, new.port, new.allow_remote) != (
             old.host, old.port, old.allow_remote
         ):
             log.warning("The new host/port settings take effect when codex-pool restarts.")
         logging.getLogger("tray").setLevel(new.log_level.upper())
         return self.loaded
+
+    def attach(self, part: Configurable) -> None:
+        """Give ``part`` the current config now and every reloaded one from then on."""
+        part.configure(self.config)
+        self._attached.append(part)
 
     def _keep_origins(self, loaded: LoadedConfig) -> LoadedConfig:
         """``loaded`` with the upstream and sign-in URLs the engine started with. A new value is
@@ -178,28 +207,35 @@ class Engine:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def _build(self) -> list[BaseRoute]:
-        transport = ReclaimingTransport(self._transport, limits=UPSTREAM_LIMITS)
+        environ = os.environ if self._environ is None else self._environ
+        transport = upstream_transport(environ, self.config.upstream_proxy, self._transport,
+                                       limits=UPSTREAM_LIMITS, verify=self._tls or True)
         http = httpx.AsyncClient(timeout=self._timeout, transport=transport, follow_redirects=False,
                                  trust_env=False)
         self.http = http
         self._reads = Store.open(self.paths.db_file, self.clock, backup_dir=self.paths.backup_dir)
-        oauth = OAuthClient(http, self.config.auth_url, self.clock)
+        config = self.config
+        oauth = OAuthClient(http, config.auth_url, self.clock)
         sync = PrimarySync(self.store, self.clock, self._environ)
         self.refresher = Refresher(self.store, oauth, sync, self.clock, self.events)
-        self.quota = QuotaService(self.store, http, lambda: self.config.upstream_url, clock=self.clock,
-                                  events=self.events, low_percent=lambda: self.config.quota_low_percent,
-                                  reads=self._reads, refresher=self.refresher)
+        self.quota = QuotaService(self.store, http, config.upstream_url, clock=self.clock, events=self.events,
+                                  low_percent=config.quota_low_percent, reads=self._reads,
+                                  refresher=self.refresher)
         self.pipeline = Pipeline(store=self.store, quota=self.quota, refresher=self.refresher, http=http,
-                                 settings=lambda: self.config, clock=self.clock, events=self.events,
-                                 reads=self._reads)
+                                 config=config, clock=self.clock, events=self.events, reads=self._reads)
+        self._wired = [self.quota, self.pipeline]
         self.login = self._login_service(oauth)
         return build_routes(self)
 
     def _login_service(self, oauth: OAuthClient) -> LoginService:
-        return LoginService(self.store, oauth, self.clock, self.events, **self._login_options)
+        options: dict[str, Any] = {"open_browser": self.open_browser, **self._login_options}
+        return LoginService(self.store, oauth, self.clock, self.events, **options)
 
-    def start(self) -> str:
-        """Start the proxy thread; returns its URL. Raises :class:`ServerError` (port in use...)."""
+    def start(self, port: int | None = None, host: str | None = None,
+              allow_remote: bool | None = None, sock: socket.socket | None = None) -> str:
+        """Start the proxy thread; returns its URL. Raises :class:`ServerError` (port in use...).
+        ``port``/``host``/``allow_remote`` replace the configured ones for this start, and ``sock``
+        (bound already) the address altogether (restarts)."""
         if self.server is not None:
             return self.url
         if self._import_primary and not self.store.accounts():
@@ -208,17 +244,23 @@ class Engine:
             except PoolError as exc:
                 log.warning("Could not import your Codex/opencode login: %s", exc)
         extra = self._build()
-        routes = ProxyRoutes(self.pipeline, api_key=lambda: self.api_key, policy=self.policy,  # type: ignore[arg-type]
-                             max_body=lambda: self.config.max_body_bytes)
+        assert self.pipeline is not None
+        routes = ProxyRoutes(self.pipeline, api_key=self.api_key, policy=self.policy, config=self.config)
+        self._wired.append(routes)
         app = build_app(routes, extra)
-        port = self.config.port if self._port is None else self._port
-        self.server = ServerThread(app, self.host, port, allow_remote=self.config.allow_remote,
-                                   on_start=self._on_start, on_stop=self._on_stop,
-                                   stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
+        target_host, target_port, target_remote = self._target()
         try:
+            remote = target_remote if allow_remote is None else allow_remote
+            self.server = ServerThread(app, host or target_host, target_port if port is None else port,
+                                       allow_remote=remote, sock=sock,
+                                       on_start=self._on_start, on_stop=self._on_stop,
+                                       stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
             self.server.start()
         except PoolError:
             self.server = None
+            if self._reads is not None:  # the parts built for this start go with it
+                self._reads.close()
+                self._reads = None
             raise
         self._write_instance()
         log.info("codex-pool proxy listening on %s", self.url)
@@ -275,6 +317,51 @@ class Engine:
         if self.http is not None:
             await self.http.aclose()
 
+    # ---- restart -------------------------------------------------------------------------------
+
+    def _target(self) -> tuple[str, int, bool]:
+        """Where the proxy listens after a (re)start: the config's host, port and allow-remote; the
+        command line's ``--host``/``--port`` still win."""
+        port = self.config.port if self._port is None else self._port
+        return self.host, port, self.config.allow_remote
+
+    def pending_restart(self) -> list[str]:
+        """The settings saved but not in effect until the proxy restarts (``host``, ``port``,
+        ``allow-remote``); empty while it is stopped."""
+        return [] if self.server is None else pending_changes(self.server, *self._target())
+
+    def reserve_address(self) -> tuple[str, socket.socket]:
+        """Where a restart listens, checked and bound already (:func:`tray.server.reserve`). Call it
+        off the event loop."""
+        return reserve(self.server, *self._target())
+
+    def restart(self, sock: socket.socket | None = None) -> str:
+        """Stop the proxy and start it again with the current settings, on ``sock`` when given (from
+        :meth:`reserve_address`). Returns the new URL. When the proxy cannot start there, it comes
+        back where it was and the error is raised. Never call it on the proxy's own loop: stopping
+        waits for that loop's requests."""
+        old = self.server
+        if old is None:
+            return self.start(sock=sock)
+        self._stop_server()
+        try:
+            return self.start(sock=sock)
+        except PoolError:
+            if sock is not None:
+                sock.close()
+            log.warning("The proxy could not restart on its new address; it goes on at %s", old.url)
+            self.start(old.port, old.host, old.allow_remote)
+            raise
+
+    def _stop_server(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop()
+            self._remove_instance()
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
+
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coro`` on the proxy's event loop (from any thread)."""
         if self.server is None:
@@ -283,13 +370,7 @@ class Engine:
         return self.server.submit(coro)
 
     def stop(self) -> None:
-        server, self.server = self.server, None
-        if server is not None:
-            server.stop()
-            self._remove_instance()
-        if self._reads is not None:
-            self._reads.close()
-            self._reads = None
+        self._stop_server()
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -8,6 +8,7 @@ Messages are written for the user: one clear sentence, never a secret.
 
     PoolError
     ├── ConfigError                 config file unreadable/unwritable (bad values are *problems*, not errors)
+    │   └── SettingsRejected        a save refused because a value does not fit (nothing written)
     ├── StoreError                  the SQLite pool file
     │   ├── StoreLockedError        another process holds the write lock past the busy timeout
     │   └── StoreCorruptError       the file is not a database / fails integrity checks
@@ -35,6 +36,15 @@ class PoolError(Exception):
 
 class ConfigError(PoolError):
     pass
+
+
+class SettingsRejected(ConfigError):
+    """A save of settings refused; ``problems`` maps each refused key (as in the file) to a sentence
+    saying what is wrong with it, for the field it belongs to."""
+
+    def __init__(self, message: str, problems: dict[str, str]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class StoreError(PoolError):

@@ -34,6 +34,8 @@ _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(cpui|cpmt|cpc|cps)-[A-Za-z0-9_-]{6,}"), rf"\1-{MASK}"),
     (re.compile(r"\bcp-[A-Za-z0-9_-]{6,}"), f"cp-{MASK}"),  # local client key
     (re.compile(r"\brt_[A-Za-z0-9._-]{8,}"), f"rt_{MASK}"),  # refresh tokens
+    # a URL's user:password@ (a forward proxy's credentials)
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:]*:[^\s/@]*@"), rf"\1{MASK}@"),
 )
 
 

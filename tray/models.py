@@ -224,6 +224,7 @@ class Config:
     allow_remote: bool = False
     upstream_url: str = "https://chatgpt.com/backend-api"
     auth_url: str = "https://auth.openai.com"
+    upstream_proxy: str = ""  # "": from HTTPS_PROXY/HTTP_PROXY/ALL_PROXY; "direct"; or a proxy URL
     max_body_mb: float = 64.0
     log_level: LogLevel = "info"
     quota_low_percent: float = 10.0

@@ -138,6 +138,39 @@ def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.s
     return sock
 
 
+def url_for(host: str, port: int) -> str:
+    """The proxy's address on ``host``:``port`` (a wildcard host is reached on 127.0.0.1)."""
+    shown = f"[{host}]" if ":" in host else host
+    if shown in ("0.0.0.0", "[::]"):
+        shown = "127.0.0.1"
+    return f"http://{shown}:{port}"
+
+
+def pending_changes(running: ServerThread, host: str, port: int, allow_remote: bool) -> list[str]:
+    """The settings (``host``, ``port``, ``allow-remote``) that differ from what ``running`` listens
+    with: they take effect when it restarts. A port of 0 (any free port) never differs."""
+    pending = []
+    if host != running.host:
+        pending.append("host")
+    if port not in (0, running.port):
+        pending.append("port")
+    if allow_remote != running.allow_remote:
+        pending.append("allow-remote")
+    return pending
+
+
+def reserve(running: ServerThread | None, host: str, port: int,
+            allow_remote: bool) -> tuple[str, socket.socket]:
+    """The URL a restart on ``host``:``port`` listens on, checked, and its socket, bound and listening
+    already: connections made while the proxy restarts wait in its queue instead of being refused.
+    On the address ``running`` has, it is that server's own socket, kept open across the restart
+    (nothing binds the port again). Raises :class:`ServerError` as :func:`bind_socket` does."""
+    if running is not None and host == running.host and port in (0, running.port):
+        return running.url, running.sock.dup()
+    sock = bind_socket(host, port, allow_remote=allow_remote)
+    return url_for(host, int(sock.getsockname()[1])), sock
+
+
 class ServerThread:
     """Runs an ASGI app under uvicorn in a daemon thread. ``on_start``/``on_stop`` coroutines run on
     the server's loop (background tasks such as the usage poller live there)."""
@@ -154,10 +187,14 @@ class ServerThread:
         limits: Limits = Limits(),  # noqa: B008 - frozen, never mutated
         stop_timeout: float = STOP_TIMEOUT,
         shutdown_grace: float = 0.0,
+        sock: socket.socket | None = None,
     ) -> None:
         self.stop_timeout = stop_timeout
         self.shutdown_grace = shutdown_grace
-        self.sock = bind_socket(host, port, allow_remote=allow_remote)
+        # ``sock``: a socket bound (by :func:`bind_socket`) before the previous server stopped, so
+        # a restart on a new address accepts connections from the first moment.
+        self.sock = sock if sock is not None else bind_socket(host, port, allow_remote=allow_remote)
+        self.allow_remote = allow_remote
         open_files = harden_process()
         self.limits = replace(limits, max_connections=connection_cap(open_files, limits.max_connections))
         self.host = host
@@ -184,10 +221,7 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if host in ("0.0.0.0", "[::]"):
-            host = "127.0.0.1"
-        return f"http://{host}:{self.port}"
+        return url_for(self.host, self.port)
 
     def _run(self) -> None:
         loop = new_event_loop()

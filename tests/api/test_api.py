@@ -324,6 +324,20 @@ def test_settings_lists_every_key_with_help(engine: Any, api: httpx.Client) -> N
     assert data["path"] == str(engine.paths.config_file)
 
 
+def test_settings_show_the_forward_proxy_without_its_password(engine: Any, api: httpx.Client) -> None:
+    path = engine.paths.config_file
+    path.write_text(path.read_text() + 'upstream-proxy = "http://corp-user:pr0xy-pw@proxy.corp:3128"\n')
+    engine.reload_config()
+    answer = api.get("/settings")
+    assert answer.json()["values"]["upstream-proxy"] == "http://***@proxy.corp:3128"
+    assert "upstream-proxy" in answer.json()["file_only"]
+    assert "pr0xy-pw" not in answer.text
+    path.write_text(path.read_text().replace("http://corp-user:pr0xy-pw@proxy.corp:3128", "ftp://u:pr0xy-pw@x"))
+    engine.reload_config()
+    answer = api.get("/settings")
+    assert any("upstream-proxy" in p for p in answer.json()["problems"]) and "pr0xy-pw" not in answer.text
+
+
 def test_valid_settings_are_saved_and_applied(engine: Any, api: httpx.Client) -> None:
     r = api.put("/settings", json={"values": {"sticky-mode": "disabled", "fast-mode-bias": 0.02,
                                               "notifications": {"quota-low": True}}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.support.clock import FakeClock
 from tray.api.sessions import (
     CHALLENGE_TTL,
     CODE_TTL,
@@ -14,16 +15,8 @@ from tray.api.sessions import (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_code_works_once_and_only_within_its_minute() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     sessions = Sessions(clock)
     code = sessions.mint()
     assert sessions.unspent(code) and sessions.unspent(code)
@@ -36,7 +29,7 @@ def test_a_code_works_once_and_only_within_its_minute() -> None:
 
 
 def test_a_session_lives_while_used_and_ends_when_idle() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     sessions = Sessions(clock)
     session = sessions.redeem(sessions.mint())
     assert session is not None
@@ -49,7 +42,7 @@ def test_a_session_lives_while_used_and_ends_when_idle() -> None:
 
 
 def test_codes_and_sessions_are_bounded_oldest_first() -> None:
-    sessions = Sessions(Clock())
+    sessions = Sessions(FakeClock(1000.0))
     codes = [sessions.mint() for _ in range(MAX_CODES + 5)]
     assert sessions.redeem(codes[0]) is None and sessions.redeem(codes[-1]) is not None
     live = [sessions.redeem(sessions.mint()) for _ in range(MAX_SESSIONS + 1)]
@@ -57,7 +50,7 @@ def test_codes_and_sessions_are_bounded_oldest_first() -> None:
 
 
 def test_a_challenge_is_answered_once_within_its_time() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     sessions = Sessions(clock)
     mine = sessions.challenge("client-nonce")
     assert sessions.answer(mine) == "client-nonce"

@@ -3,8 +3,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from tests.fakes.auth_server import FakeAuth, FakeUser
-from tests.fakes.runner import ServerThread, serving
+from tests.fakes.runner import ServerThread
 from tests.support.attacks import run_as, second_user, stop
 from tray.auth.login import LoginService
 from tray.auth.oauth import OAuthClient
@@ -22,24 +21,6 @@ from tray.store.accounts import Store
 
 ALICE = FakeUser("ws-team", "alice", "alice@example.com", "team")
 BOB = FakeUser("ws-team", "bob", "bob@example.com", "team")
-
-
-@pytest.fixture
-def fake() -> FakeAuth:
-    return FakeAuth()
-
-
-@pytest.fixture
-def server(fake: FakeAuth) -> Iterator[ServerThread]:
-    with serving(fake.app) as running:
-        yield running
-
-
-@pytest.fixture
-def store(pool_home: Path) -> Iterator[Store]:
-    db = Store.open(pool_home / "pool.db", time.time)
-    yield db
-    db.close()
 
 
 def with_service(

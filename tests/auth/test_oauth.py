@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -10,22 +9,11 @@ import httpx
 import pytest
 
 from tests.fakes.auth_server import FakeAuth, FakeUser
-from tests.fakes.runner import ServerThread, serving
+from tests.fakes.runner import ServerThread
 from tray.auth import pkce
 from tray.auth.claims import identity_and_meta
 from tray.auth.oauth import DeviceCode, OAuthClient, error_code
 from tray.errors import LoginError, PermanentRefreshError, TransientRefreshError
-
-
-@pytest.fixture
-def fake() -> FakeAuth:
-    return FakeAuth()
-
-
-@pytest.fixture
-def server(fake: FakeAuth) -> Iterator[ServerThread]:
-    with serving(fake.app) as running:
-        yield running
 
 
 def run(url: str, action: Any, timeout: float = 5.0) -> Any:

@@ -10,14 +10,13 @@ import json
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fakes.auth_server import FakeAuth, FakeUser
-from tests.fakes.runner import ServerThread, serving
+from tests.fakes.runner import ServerThread
 from tests.support.refreshkit import (
     ALICE,
     BOB,
@@ -34,24 +33,6 @@ from tray.auth.refresh import Refresher, refresh_due
 from tray.errors import PermanentRefreshError, TransientRefreshError
 from tray.models import Account, AccountState, Event, Identity, NeedsLogin
 from tray.store.accounts import Store
-
-
-@pytest.fixture
-def fake() -> FakeAuth:
-    return FakeAuth()
-
-
-@pytest.fixture
-def server(fake: FakeAuth) -> Iterator[ServerThread]:
-    with serving(fake.app) as running:
-        yield running
-
-
-@pytest.fixture
-def store(pool_home: Path) -> Iterator[Store]:
-    db = Store.open(pool_home / "pool.db", time.time)
-    yield db
-    db.close()
 
 
 def test_fresh_token_is_left_alone(store: Store, fake: FakeAuth, server: ServerThread) -> None:

@@ -11,13 +11,12 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.auth_server import FakeAuth
-from tests.fakes.dblock import LockHolder
+from tests.fakes.locker import LockHolder
 from tests.fakes.runner import ServerThread, serving
 from tests.fakes.upstream import make_chatgpt
 from tests.support.proxykit import DEFAULT_CONFIG, add_account, write_config
@@ -39,24 +38,6 @@ from tray.paths import resolve_paths
 from tray.store.accounts import Store
 
 # ---- a rotation, once answered, is never lost ----------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> FakeAuth:
-    return FakeAuth()
-
-
-@pytest.fixture
-def server(fake: FakeAuth) -> Iterator[ServerThread]:
-    with serving(fake.app) as running:
-        yield running
-
-
-@pytest.fixture
-def store(pool_home: Path) -> Iterator[Store]:
-    db = Store.open(pool_home / "pool.db", time.time)
-    yield db
-    db.close()
 
 
 def test_tokens_answered_while_another_process_holds_the_write_lock_are_used_then_stored(

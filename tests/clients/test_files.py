@@ -56,7 +56,11 @@ def pool(pool_home: Path, isolated_home: Path) -> Iterator[Pool]:
         assert isinstance(auth, FakeAuth)
         tokens = auth.token_set(POOL_ACCOUNT)
         for user in (POOL_ACCOUNT, SECOND):  # the first one added is tried first
+            # Windows already running, alike: a dormant window would pull requests to its account
+            # (the dormant touch comes before affinity) as soon as its usage is fetched, a race.
             issued = tokens if user is POOL_ACCOUNT else auth.token_set(user)
+            chatgpt.upstream.set_usage(user.account_id, primary_used=20, primary_reset_after_s=9000,
+                                       secondary_used=10, secondary_reset_after_s=300_000)
             engine.store.save_login(Identity(user.account_id, user.subject), issued, user.email, user.plan)
         url = engine.start()
         try:

@@ -154,3 +154,95 @@ def test_a_window_that_cannot_start_reports_why(tmp_path: Path) -> None:
     reason = window.failed(within=10)
     assert reason is not None and "cannot open tray.desktop.window" in reason
     window.close()
+
+
+def purple_pixels(path: Path) -> int:
+    """Pixels of the Usage chart's third line (``--chart-3``, #9c36b5 in the light theme)."""
+    image = Image.open(path).convert("RGB")
+    return sum(n for n, (r, g, b) in image.getcolors(1 << 20) or []
+               if abs(r - 0x9C) < 40 and abs(g - 0x36) < 40 and abs(b - 0xB5) < 40)
+
+
+def test_usage_page_draws_its_chart_in_the_gtk_window(pool_home: Path, xvfb: str, session_bus: str,
+                                                      tmp_path: Path) -> None:
+    # A C locale is what minimal desktops and services run with: WebKitGTK then reports the page's
+    # language as "C", which the chart library's number format refused as it loaded.
+    from tests.ui.test_usage import busy_day
+
+    with running_engine() as pool:
+        busy_day(pool.engine.store)
+        env = gui_env(xvfb, session_bus, LANG="C.UTF-8", LC_ALL="C.UTF-8", LANGUAGE="")
+        probe = subprocess.Popen([sys.executable, "-m", "tests.support.window_probe", "At this pace"],
+                                 cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        assert probe.stdin is not None and probe.stdout is not None
+        try:
+            probe.stdin.write(pool.engine.ui_url + "&page=usage\n")
+            probe.stdin.flush()
+            text = json.loads(probe.stdout.readline() or "{}").get("text", "")
+            assert "could not load" not in text, text
+            assert "At this pace the pool's 5-hour quota runs out at" in text, text
+            box = geometry(xvfb, window_id(xvfb, probe.pid))
+            shot = tmp_path / "usage-gtk.png"
+            assert wait_shot(xvfb, shot, box, lambda p: purple_pixels(p) > 150), \
+                "the Usage page's chart never drew its lines"
+        finally:
+            probe.stdin.close()
+            probe.wait(20)
+            probe.stdout.close()
+            if probe.stderr is not None:
+                probe.stderr.close()
+    assert probe.returncode == 0
+
+
+class RecordingWindow:
+    """What ``_listen`` drives: a pywebview window that notes the addresses it is sent to."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.events = type("Events", (), {"loaded": threading.Event()})()
+        self.events.loaded.set()
+        self.loaded: list[str] = []
+        self.destroyed = False
+
+    def show(self) -> None: ...
+
+    def restore(self) -> None: ...
+
+    def load_url(self, url: str) -> None:
+        self.loaded.append(url)
+
+    def destroy(self) -> None:
+        self.destroyed = True
+
+
+def test_the_window_follows_the_proxy_to_a_new_port() -> None:
+    import io
+
+    from tray.desktop.window import _listen
+
+    window = RecordingWindow()
+    commands = io.StringIO("show http://127.0.0.1:5000/ui/#code=a&page=settings\n"
+                           "show http://127.0.0.1:6000/ui/#code=b\n"  # the proxy restarted on 6000
+                           "show #code=c&page=usage\n"  # an older tray's fragment-only command
+                           "close\n")
+    _listen(window, commands, "http://127.0.0.1:5000/ui/#code=first")
+    assert window.loaded == ["http://127.0.0.1:5000/ui/#code=a&page=settings",
+                             "http://127.0.0.1:6000/ui/#code=b", "http://127.0.0.1:6000/ui/#code=c&page=usage"]
+    assert window.destroyed
+
+
+def test_showing_the_window_again_sends_the_whole_new_address(tmp_path: Path) -> None:
+    record = tmp_path / "stdin.txt"
+    stand_in = tmp_path / "python"  # run as "python -m tray.desktop.window": keeps what it is told
+    stand_in.write_text(f"#!/bin/sh\nexec cat > {record}\n")
+    stand_in.chmod(0o755)
+    window = WindowProcess(python=str(stand_in))
+    try:
+        assert window.open("http://127.0.0.1:5000/ui/#code=a") is True
+        assert window.open("http://127.0.0.1:6000/ui/#code=b", "settings") is False  # the same window
+    finally:
+        window.close()
+    assert record.read_text().splitlines() == [
+        "http://127.0.0.1:5000/ui/#code=a", "show http://127.0.0.1:6000/ui/#code=b&page=settings", "close"]

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.fakes.auth_server import FakeAuth
+from tests.fakes.locker import LockHolder
 from tests.fakes.runner import ServerThread, serving
 from tests.fakes.upstream import FakeChatGPT, make_chatgpt, replies
 from tests.support.proxykit import CODEX_HEADERS, DEFAULT_CONFIG, add_account, codex_body, write_config
@@ -263,36 +264,20 @@ def test_kill_9_at_random_moments_of_token_writes_keeps_every_login_whole(pool_h
 
 # ---- the write lock held elsewhere -------------------------------------------------------------
 
-LOCKER = textwrap.dedent(
-    """
-    import sqlite3, sys, time
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute("UPDATE accounts SET label = 'set by the other process' WHERE id = 1")
-    print("locked", flush=True)
-    time.sleep(float(sys.argv[2]))
-    conn.execute("COMMIT")
-    print("released", flush=True)
-    """
-)
-
-
 def test_write_lock_held_for_10_s_by_another_process(pool_home: Path, tmp_path: Path) -> None:
     # 'b' needs a token refresh (a store write: the refresh lease) while the lock is held.
     with rig(pool_home, {"a": 3600, "b": -10}) as r, serve(r.home, tmp_path / "serve.log") as running:
         assert r.post(running.url).status_code == 200
         r.chatgpt.upstream.script("a", replies.usage_limit(resets_in=600, exhaust=False))  # a cooldown write
-        locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(r.db), "10"], text=True,
-                                  stdout=subprocess.PIPE)
-        assert locker.stdout is not None
-        assert locker.stdout.readline().strip() == "locked"
+        holder = LockHolder(r.db, 10.0,
+                            write="UPDATE accounts SET label = 'set by the other process' WHERE id = 1")
+        holder.take()
         started = time.monotonic()
         answers: list[httpx.Response] = []
         while time.monotonic() - started < 10:
             answers.append(r.post(running.url, timeout=30))
-        assert locker.stdout.readline().strip() == "released"
-        locker.wait(10)
-        locker.stdout.close()
+        assert holder.wait_released(30)
+        holder.close()
         for answer in answers:  # served, or a clear error naming the busy pool file
             assert answer.status_code == 200 or (
                 answer.status_code == 503 and "busy" in answer.json()["error"]["message"]

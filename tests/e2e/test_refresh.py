@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.fakes.dblock import LockHolder
+from tests.fakes.locker import LockHolder
 from tests.support.proxykit import CODEX_HEADERS, Pool, codex_body, running_pool
 from tray.models import Account, AccountState, TokenSet
 from tray.store.accounts import Store

@@ -40,6 +40,7 @@ PROXY_ROUTES = [
     ("POST", "/backend-api/codex/responses/compact"),
     ("GET", "/backend-api/codex/models"),
     ("POST", "/v1/responses"),
+    ("POST", "/v1/chat/completions"),
     ("GET", "/v1/models"),
 ]
 API_ROUTES = [

@@ -74,7 +74,8 @@ def test_the_management_api_cannot_send_the_tokens_elsewhere(
     before = path.read_text()
     with httpx.Client(base_url=pool.url + "/api", headers={"X-Codex-Pool-Token": pool.engine.ui_token},
                       trust_env=False) as api:
-        for key, value in (("upstream-url", f"{server.url}/backend-api"), ("auth-url", server.url)):
+        for key, value in (("upstream-url", f"{server.url}/backend-api"), ("auth-url", server.url),
+                           ("upstream-proxy", server.url)):
             answer = api.put("/settings", json={"values": {key: value}})
             assert answer.status_code == 403, answer.text
             assert "config.toml" in answer.json()["problems"][key]

@@ -6,44 +6,15 @@ proxy's own upstream connection pool full: a retry-later answer that blames no a
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
-import textwrap
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from tests.fakes.auth_server import FakeUser
+from tests.fakes.locker import write_lock
 from tests.support.proxykit import Pool, codex_body, replies, running_pool
-
-LOCKER = textwrap.dedent(
-    """
-    import sqlite3, sys
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    print("locked", flush=True)
-    sys.stdin.read()  # until the test closes our stdin
-    conn.execute("ROLLBACK")
-    """
-)
-
-
-@contextmanager
-def write_lock_held(db: Path) -> Iterator[None]:
-    """Another process holds the pool file's write lock for the duration."""
-    with subprocess.Popen([sys.executable, "-c", LOCKER, str(db)], text=True,
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE) as locker:
-        assert locker.stdin is not None and locker.stdout is not None
-        try:
-            assert locker.stdout.readline().strip() == "locked"
-            yield
-        finally:
-            locker.stdin.close()
-            assert locker.wait(10) == 0
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -65,7 +36,7 @@ def test_a_429_whose_quota_update_hits_the_lock_fails_over(caplog: pytest.LogCap
         warm(pool)
         pool.upstream.script("a", replies.usage_limit(resets_in=600))
         asked = len(pool.upstream.codex_requests("a"))
-        with write_lock_held(pool.engine.paths.db_file):
+        with write_lock(pool.engine.paths.db_file):
             response = pool.post()
         assert response.status_code == 200, response.text
         assert pool.served_by(response) == "b"
@@ -85,7 +56,7 @@ def test_a_refresh_lease_that_hits_the_lock_fails_over(caplog: pytest.LogCapture
         user = FakeUser(account_id="a", subject="user-a", email="a@example.com")
         pool.engine.store.update_tokens(pool.accounts["a"].id, pool.auth.token_set(user, expires_in=-10))
         before = len(pool.upstream.codex_requests("a"))
-        with write_lock_held(pool.engine.paths.db_file):
+        with write_lock(pool.engine.paths.db_file):
             response = pool.post()
         assert response.status_code == 200, response.text
         assert pool.served_by(response) == "b"

@@ -12,6 +12,7 @@ import pytest
 from tests.support.proxykit import codex_body, replies, running_pool, sse_types, write_config
 from tray.engine import Engine
 from tray.errors import ServerError
+from tray.models import QuotaLow
 from tray.paths import resolve_paths
 
 
@@ -192,3 +193,23 @@ def test_config_changes_apply_without_restart() -> None:
         pool.post()
         assert pool.upstream.codex_requests("a")[-1].body["service_tier"] == "priority"
         assert json.loads(pool.engine.paths.instance_file.read_text())["url"] == pool.url
+
+
+def test_a_reload_reaches_the_body_limit_and_the_quota_low_threshold() -> None:
+    """The settings a running proxy applies live arrive where they are used: ``max-body-mb`` at the
+    proxy routes, ``quota-low-percent`` at the quota service (20 % left: quiet at 10, low at 30)."""
+    with running_pool(["a"], usage={"a": {"primary_used": 80.0}}) as pool:
+        big = codex_body(instructions="x" * 4000)
+        assert pool.post(body=big).status_code == 200
+        pool.wait_bookkeeping()
+        assert not [e for e in pool.events if isinstance(e, QuotaLow)]
+        path = pool.engine.paths.config_file
+        values = tomllib.loads(path.read_text())
+        write_config(path.parent, {**values, "max-body-mb": 0.002, "quota-low-percent": 30})
+        pool.engine.reload_config()
+        refused = pool.post(body=big)
+        assert refused.status_code == 413 and "max-body-mb" in refused.text
+        assert pool.post().status_code == 200
+        pool.wait_bookkeeping()
+        low = [e for e in pool.events if isinstance(e, QuotaLow)]
+        assert [(e.name, round(e.percent_left)) for e in low] == [("a@example.com", 20)]

@@ -8,7 +8,7 @@ a free port instead of 1455, so a sign-in test never collides with anything else
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,10 +21,13 @@ from tray.auth.oauth import OAuthClient
 def running_engine(
     fake_ids: Sequence[str] = (), *, config: Mapping[str, Any] | None = None,
     usage: Mapping[str, Mapping[str, Any]] | None = None,
+    open_browser: Callable[[str], None] | None = None,
 ) -> Iterator[Pool]:
+    """``open_browser``: what the browser sign-in opens its page with (default: nothing)."""
     with running_pool(fake_ids, config=config, usage=usage) as pool:
         engine = pool.engine
         assert engine.http is not None
         oauth = OAuthClient(engine.http, engine.config.auth_url, time.time)
-        engine.login = LoginService(engine.store, oauth, time.time, engine.events, callback_port=0)
+        engine.login = LoginService(engine.store, oauth, time.time, engine.events, callback_port=0,
+                                    open_browser=open_browser)
         yield pool

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-Kind = Literal["ok", "json", "html", "drop", "stream_error", "raw"]
+Kind = Literal["ok", "json", "html", "drop", "stream_error", "raw", "tool_call"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Reply:
     usage_headers: bool = True  # send the x-codex-* rate-limit headers
     hold: threading.Event | None = None  # answer only once this is set (or the caller hangs up)
     preamble: bytes = b""  # "ok"/"drop": raw bytes sent before the first event (comments, junk)
+    tool: str | None = None  # "tool_call": the function called (``text`` holds its JSON arguments)
 
     def but(self, **changes: Any) -> Reply:
         """A copy with some fields changed, e.g. ``ok().but(first_byte_delay=1)``."""
@@ -63,6 +64,12 @@ def ok(
         rate_limits_event=rate_limits_event,
         turn_state=turn_state,
     )
+
+
+def tool_call(name: str, arguments: str, *, deltas: int = 3) -> Reply:
+    """A complete SSE answer whose only output is a call of the function ``name`` with ``arguments``
+    (a JSON text, streamed in ``deltas`` pieces)."""
+    return Reply(kind="tool_call", tool=name, text=arguments, deltas=deltas)
 
 
 def slow(delay: float, text: str | None = None) -> Reply:

@@ -215,13 +215,15 @@ class FakeUpstream:
             return None, "token_expired"
         return account_id, None
 
-    def record(self, method: str, path: str, query: str, headers: dict[str, str], body: Any) -> Recorded:
-        """Note a request and which account its bearer token belongs to (None if unknown)."""
+    def record(self, method: str, path: str, query: str, headers: dict[str, str], body: Any,
+               raw: bytes = b"") -> Recorded:
+        """Note a request and which account its bearer token belongs to (None if unknown); ``raw`` is
+        the body as it came on the wire (still compressed when it was)."""
         auth = headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else None
         with self._lock:
             account_id = self.tokens.get(token) if token else None
-            rec = Recorded(method, path, query, headers, body, account_id)
+            rec = Recorded(method, path, query, headers, body, account_id, raw)
             self.requests.append(rec)
         return rec
 

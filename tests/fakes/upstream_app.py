@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import zstandard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -16,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tests.fakes import replies
+from tests.fakes import upstream_requests as checks
 from tests.fakes import upstream_wire as wire
 from tests.fakes.replies import Reply
 
@@ -152,7 +156,15 @@ def answer(
             style=reply.error_style,
         )
         return SSEStream(fake, fake.chunks(frames), headers, delay=reply.event_delay, complete=True)
+    if reply.kind == "tool_call":
+        frames = checks.function_call_events(reply.tool or "tool", reply.text or "{}",
+                                             call_id=f"call_{response_id}", response_id=response_id,
+                                             model=model, pieces=reply.deltas)
+        return SSEStream(fake, fake.chunks(frames), headers, delay=reply.event_delay, complete=True)
     text = reply.text if reply.text is not None else f"Hi from {account.account_id if account else '?'}!"
+    schema = checks.json_format(request)
+    if schema is not None and reply.text is None:
+        text = checks.schema_text(schema["schema"], text)  # structured outputs: the answer fits the schema
     pieces = wire.split_text(text, reply.deltas, reply.delta_size)
     tier = request.get("service_tier")
     frames = wire.response_events(
@@ -175,17 +187,41 @@ async def _read(request: Request, fake: FakeUpstream) -> tuple[Any, str | None, 
     """Record the request; return its JSON body, the account id and the 401 code (if any)."""
     raw = await request.body()
     body: Any = None
-    if raw:
+    text = _unpacked(raw, request.headers.get("content-encoding", ""))
+    if text:
         try:
-            body = json.loads(raw)
+            body = json.loads(text)
         except ValueError:
-            body = raw.decode(errors="replace")
+            body = text.decode(errors="replace")  # answered 400 like any body that is not JSON
     headers = {k.lower(): v for k, v in request.headers.items()}
-    fake.record(request.method, request.url.path, request.url.query, headers, body)
+    fake.record(request.method, request.url.path, request.url.query, headers, body, raw=raw)
     auth = headers.get("authorization", "")
     token = auth[7:] if auth.lower().startswith("bearer ") else None
     account_id, problem = fake.identify(token)
     return body, account_id, problem
+
+
+def _unpacked(raw: bytes, coding: str) -> bytes:
+    """The body with its Content-Encoding undone, as the backend does for Codex's zstd bodies; a body
+    that does not decode (or a coding the backend does not know) comes back as it was, so it fails
+    as JSON."""
+    data = raw
+    for name in reversed([c.strip().lower() for c in coding.split(",") if c.strip()]):
+        try:
+            if name == "zstd":
+                unpacker = zstandard.ZstdDecompressor().decompressobj()
+                data = unpacker.decompress(data)
+                if not unpacker.eof:
+                    return raw
+            elif name in ("gzip", "x-gzip"):
+                data = gzip.decompress(data)
+            elif name == "deflate":
+                data = zlib.decompress(data)
+            elif name != "identity":
+                return raw
+        except (zstandard.ZstdError, OSError, EOFError, zlib.error):
+            return raw
+    return data
 
 
 def _check(
@@ -221,6 +257,11 @@ def build_app(fake: FakeUpstream) -> Starlette:
             return JSONResponse(
                 {"error": {"message": "Invalid JSON body", "type": "invalid_request_error"}}, 400
             )
+        wrong = checks.problem(body) if isinstance(body, dict) else None
+        if wrong is not None:
+            fake.note("400")
+            error = {"message": wrong, "type": "invalid_request_error", "param": None, "code": None}
+            return JSONResponse({"error": error}, 400)
         assert account_id is not None
         account = fake.accounts[account_id]
         reply = fake.next_reply(account_id)

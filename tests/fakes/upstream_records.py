@@ -20,6 +20,7 @@ class Recorded:
     headers: dict[str, str]  # names lower-cased
     body: Any  # parsed JSON, the raw text when it was not JSON, None when empty
     account_id: str | None  # the registered account the bearer token belongs to
+    raw: bytes = b""  # the body as it came on the wire (still compressed when it was)
 
     @property
     def token(self) -> str | None:

@@ -115,7 +115,7 @@ def check_answer(pool: Pool, answer: httpx.Response, before: list[tuple[Any, ...
 
 @SOME
 @given(route=st.sampled_from(["/backend-api/codex/responses", "/backend-api/codex/responses/compact",
-                              "/v1/responses"]),
+                              "/v1/responses", "/v1/chat/completions"]),
        body=bodies, extra=headers)
 def test_proxy_post_routes_take_any_body_and_headers(running: Quiet, route: str, body: bytes,
                                                      extra: dict[str, str]) -> None:
@@ -325,7 +325,7 @@ def test_any_config_file_loads_with_problems_named_and_is_left_untouched(
     raw = path.read_bytes()
     loaded = load_config(path)
     assert path.read_bytes() == raw
-    assert all(isinstance(p, str) and p for p in loaded.problems)
+    assert all(isinstance(p.message, str) and p.message and str(p) for p in loaded.problems)
     assert loaded.config.host in ("127.0.0.1", "localhost", "::1") or loaded.config.allow_remote
 
 

@@ -17,6 +17,7 @@ from tray.models import Account, Config, Identity, QuotaEntry
 from tray.proxy.plan import Router, attempt_body, blocked_until, record_touches
 from tray.proxy.request import Incoming
 from tray.quota.usage import usage_view
+from tray.routing import RoutingSettings
 from tray.store.accounts import Store
 
 DORMANT = {"plan_type": "plus", "rate_limit": {"allowed": True, "limit_reached": False, "primary_window": {
@@ -43,7 +44,7 @@ def incoming(path: str = "/codex/responses", **obj: object) -> Incoming:
 def test_the_turn_state_owner_goes_first_and_affinity_follows_success(store: Store) -> None:
     a, b = add(store, "a"), add(store, "b")
     now = time.time()
-    router = Router(store, Config, lambda: now)
+    router = Router(store, Config(), lambda: now)
     views = {x.id: usage_view(None, now, account_id=x.id) for x in (a, b)}
     plain = router.plan(incoming(), [a, b], views, now, turn_owner=None)
     assert [x.id for x in plain.order] == [a.id, b.id]
@@ -67,7 +68,7 @@ def blocked(reset_after: int | None, allowed: bool = False) -> dict[str, object]
 def test_a_blocked_account_is_held_back_until_its_reset(store: Store) -> None:
     a, b = add(store, "a"), add(store, "b")
     now = time.time()
-    router = Router(store, Config, lambda: now)
+    router = Router(store, Config(), lambda: now)
     views = {a.id: usage_view(QuotaEntry(a.id, json.dumps(blocked(900)), now), now),
              b.id: usage_view(None, now, account_id=b.id)}
     plan = router.plan(incoming(), [a, b], views, now, turn_owner=a.id)  # even as the turn-state owner
@@ -82,14 +83,14 @@ def test_a_blocked_account_is_held_back_until_its_reset(store: Store) -> None:
 def test_attempt_body_is_rebuilt_per_account_and_compact_is_left_alone(store: Store) -> None:
     a = add(store, "a")
     now = time.time()
-    router = Router(store, lambda: Config(fast_mode="always"), lambda: now)
+    router = Router(store, Config(fast_mode="always"), lambda: now)
     inc = incoming()
     plan = router.plan(inc, [a], {}, now, None)
-    body, on, note = attempt_body(inc, a, None, plan, Config(fast_mode="always"), now)
+    body, on, note = attempt_body(inc, a, None, plan, now)
     assert on and json.loads(body)["service_tier"] == "priority" and note == "Fast: enabled (config)"
     assert json.loads(inc.body).get("service_tier") is None  # the snapshot is untouched
     compact = incoming("/codex/responses/compact")
-    body, on, _ = attempt_body(compact, a, None, plan, Config(fast_mode="always"), now)
+    body, on, _ = attempt_body(compact, a, None, plan, now)
     assert not on and body == compact.body
 
 
@@ -98,9 +99,9 @@ def test_dormant_touches_are_recorded_unless_disabled(store: Store) -> None:
     now = time.time()
     store.put_usage(a.id, json.dumps(DORMANT), now)
     view = usage_view(store.usage(a.id), now)
-    record_touches(store, Config(dormant_touch="disabled"), a, view, now)
+    record_touches(store, RoutingSettings(dormant_touch="disabled"), a, view, now)
     assert store.dormant_touches(now) == {}
-    record_touches(store, Config(dormant_touch="always"), a, view, now)
+    record_touches(store, RoutingSettings(dormant_touch="always"), a, view, now)
     assert store.dormant_touches(now) == {a.id: {"rate.primary"}}
     assert store.dormant_touches(now + 1801) == {}
 

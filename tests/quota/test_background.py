@@ -54,7 +54,7 @@ def test_the_poller_goes_on_after_an_unexpected_error(
 
         async def go() -> None:
             async with httpx.AsyncClient() as http:
-                service = QuotaService(store, http, lambda: f"{server.url}/backend-api", clock=time.time,
+                service = QuotaService(store, http, f"{server.url}/backend-api", clock=time.time,
                                        reads=reads, poll_interval=0.05)
                 service.touch([a], time.time())  # a served a request: the poller keeps it current
                 service.start()

@@ -103,7 +103,7 @@ class World:
 
     def service(self, http: httpx.AsyncClient, *, retry_first: float, retry_max: float = 300.0
                 ) -> QuotaService:
-        return QuotaService(self.store, http, lambda: f"{self.server.url}/backend-api", clock=time.time,
+        return QuotaService(self.store, http, f"{self.server.url}/backend-api", clock=time.time,
                             retry_first=retry_first, retry_max=retry_max)
 
 

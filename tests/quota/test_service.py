@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from tests.fakes.auth_server import FakeAuth
 from tests.fakes.runner import ServerThread, serving
 from tests.fakes.upstream import FakeUpstream, make_chatgpt, replies
+from tests.support.clock import FakeClock
 from tests.support.proxykit import add_account
 from tray.auth.oauth import OAuthClient
 from tray.auth.refresh import Refresher
@@ -21,14 +21,6 @@ from tray.models import Account, Event, QuotaLow
 from tray.quota.service import QuotaService
 from tray.quota.usage import UsageView
 from tray.store.accounts import Store
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def usage(used: float) -> dict[str, float]:
@@ -40,7 +32,7 @@ class World:
         self.db = tmp / "pool.db"
         self.server = server
         self.upstream = upstream
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.store = Store.open(self.db, self.clock)
         self.auth = auth
         self.events: list[Event] = []
@@ -48,7 +40,7 @@ class World:
         self.b = add_account(self.store, auth, upstream, "b", usage(10.0))
 
     def service(self, http: httpx.AsyncClient, store: Store | None = None, **kw: float) -> QuotaService:
-        return QuotaService(store or self.store, http, lambda: f"{self.server.url}/backend-api",
+        return QuotaService(store or self.store, http, f"{self.server.url}/backend-api",
                             clock=self.clock, events=self.events.append, **kw)  # type: ignore[arg-type]
 
     def cache(self, account: Account, payload: dict[str, object], at: float) -> None:
@@ -254,7 +246,7 @@ def with_refresher(world: World, action: Callable[[QuotaService], Awaitable[obje
         async with httpx.AsyncClient() as http:
             oauth = OAuthClient(http, world.server.url, world.clock)
             refresher = Refresher(world.store, oauth, None, world.clock, None, poll_interval=0.02)
-            service = QuotaService(world.store, http, lambda: f"{world.server.url}/backend-api",
+            service = QuotaService(world.store, http, f"{world.server.url}/backend-api",
                                    clock=world.clock, refresher=refresher)
             return await action(service)
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tray.models import Account, AccountState, Cooldown, Identity, QuotaEntry, TokenSet, Window
+from tray.models import Account, AccountState, Config, Cooldown, Identity, QuotaEntry, TokenSet, Window
 from tray.quota.usage import UsageView, usage_view
 from tray.routing.ranking import (
     Ranking,
@@ -437,18 +437,11 @@ def test_dormant_touch_always_can_pull_a_sticky_session_away() -> None:
 # --- settings and soonest reset --------------------------------------------------------------------
 
 
-def test_settings_from_a_config_object() -> None:
-    class Config:
-        fast_mode = "always"
-        fast_mode_bias = 0.03
-        sticky_mode = "disabled"
-        sticky_strength = 2.5
-        dormant_touch = False
-
-    assert RoutingSettings.from_config(Config()) == RoutingSettings(
-        "always", 0.03, "disabled", 2.5, "disabled"
-    )
-    assert RoutingSettings.from_config(object()) == RoutingSettings()
+def test_settings_from_a_config() -> None:
+    config = Config(fast_mode="always", fast_mode_bias=0.03, sticky_mode="disabled", sticky_strength=2.5,
+                    dormant_touch="disabled")
+    assert RoutingSettings.from_config(config) == RoutingSettings("always", 0.03, "disabled", 2.5, "disabled")
+    assert RoutingSettings.from_config(Config()) == RoutingSettings()
 
 
 def test_soonest_reset_of_an_exhausted_pool() -> None:

@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.clock import FakeClock
 from tray.errors import AccountError, AccountNotFoundError
 from tray.models import AccountState, Cooldown, Identity, TokenSet
 from tray.store.accounts import Store
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def tokens(tag: str, expires_at: float = 2_000_000.0, id_token: str | None = "id-tok") -> TokenSet:
@@ -32,7 +25,7 @@ def ident(account: str, subject: str = "user") -> Identity:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_000_000.0)
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.upstream_wire import usage_payload
+from tests.support.clock import FakeClock
 from tray.models import Identity, TokenSet, UsageSample
 from tray.quota.usage import samples_from_payload
 from tray.store.accounts import Store
@@ -22,29 +22,9 @@ T0 = 1_700_000_000.0
 FIVE_H, WEEK = 18000.0, 604800.0
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "pool.db"
-
-
-@pytest.fixture
-def store(db_path: Path, clock: FakeClock) -> Iterator[Store]:
-    s = Store.open(db_path, clock=clock)
-    yield s
-    s.close()
+    return FakeClock(T0)
 
 
 def add(store: Store, name: str) -> int:

@@ -7,40 +7,20 @@ import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.clock import FakeClock
 from tray.models import CandidateScore, Cooldown, Decision, Identity, TokenSet
 from tray.store.accounts import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "pool.db"
-
-
-@pytest.fixture
-def store(db_path: Path, clock: FakeClock) -> Iterator[Store]:
-    s = Store.open(db_path, clock=clock)
-    yield s
-    s.close()
+    return FakeClock(1000.0)
 
 
 def add(store: Store, name: str) -> int:

@@ -94,7 +94,7 @@ def lock_holder(db: Path, settings: SoakSettings, holds: list[float]) -> Iterato
     """Run ``tests/fakes/locker.py`` on ``db`` for the duration; each finished hold's length is
     appended to ``holds``. On leaving, the locker releases any lock it holds and stops."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.locker", str(db), "--seed", str(settings.seed),
+        [sys.executable, "-m", "tests.fakes.locker", str(db), "--random", "--seed", str(settings.seed),
          "--min", str(settings.lock_span[0]), "--max", str(settings.lock_span[1]),
          "--gap-min", str(settings.lock_gap[0]), "--gap-max", str(settings.lock_gap[1])],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

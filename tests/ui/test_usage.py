@@ -88,7 +88,7 @@ def test_usage_page_charts_the_pool_and_each_account(browser: Any, pool: Pool, t
             assert overflow <= 0
             width = short.locator(".uplot canvas").evaluate("c => c.getBoundingClientRect().width")
             assert width <= size["width"] - 40
-            shoot(page, f"usage{tag}-{scheme}", tmp_path)
+            shoot(page, f"usage{tag}-{scheme}", tmp_path, keep=False)  # the set: test_ui_screens
             assert page.errors == []
             page.context.close()
 

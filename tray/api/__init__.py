@@ -28,6 +28,7 @@ from tray.api.base import ManagedEngine, error, mapped, port_of
 from tray.api.guard import Guard, send_json
 from tray.api.login import login_routes
 from tray.api.owner import Probe, probe
+from tray.api.restart import restart_routes
 from tray.api.session import OPEN_PATHS, session_routes
 from tray.api.sessions import Sessions
 from tray.api.setup import setup_routes
@@ -55,13 +56,14 @@ def build_routes(engine: ManagedEngine, clock: Callable[[], float] = time.time) 
         Route("/activity", mapped(accounts.activity), methods=["GET"]),
     ]
     extra = setup_routes(engine, clock) + login_routes(engine, clock) + usage_routes(engine, clock)
+    extra += restart_routes(engine)
     extra += session_routes(engine.sessions, lambda: engine.ui_token, port)
     routes += [Route(r.path, mapped(r.endpoint), methods=r.methods) for r in extra]
     router = Router(routes=routes, default=_not_found)
     app = ExceptionMiddleware(router, handlers={HTTPException: _http_error})
 
     def settings() -> tuple[AccessPolicy, str]:
-        host = str(getattr(engine.config, "host", "127.0.0.1"))
+        host = engine.config.host
         return AccessPolicy(port=port(), bind_host=host), engine.ui_token
 
     guard = Guard(app, settings, engine.sessions.valid, OPEN_PATHS)

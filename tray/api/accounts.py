@@ -57,14 +57,17 @@ class AccountsApi:
         return apiviews.health_view(pool_health(snapshot))
 
     def _problems(self) -> list[str]:
-        return list(getattr(getattr(self.engine, "loaded", None), "problems", ()))
+        return list(self.engine.loaded.messages)
 
     async def status(self, request: Request) -> Response:
         views = await threaded(self.views)
         health = await threaded(self.health)
+        engine = self.engine
         return ok(
             {
                 "version": __version__,
+                # Changes when the accounts or the settings do, whichever process changed them.
+                "revision": apiviews.revision(views, engine.config, engine.pending_restart()),
                 "proxy_url": self.engine.url,
                 "api_key": self.engine.api_key,
                 "health": health,

@@ -8,6 +8,7 @@ imports none of them.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -17,7 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tray.api.sessions import Sessions
+from tray.config import LoadedConfig
 from tray.errors import AccountError, AccountNotFoundError, PoolError
+from tray.models import Config
 from tray.paths import Paths
 from tray.proxy import AccessPolicy
 from tray.store import Store
@@ -33,9 +36,10 @@ class ManagedEngine(Protocol):
     store: Store
     paths: Paths
     sessions: Sessions
+    loaded: LoadedConfig
 
     @property
-    def config(self) -> Any: ...
+    def config(self) -> Config: ...
 
     @property
     def url(self) -> str: ...
@@ -46,9 +50,15 @@ class ManagedEngine(Protocol):
     @property
     def ui_token(self) -> str: ...
 
-    def reload_config(self) -> Any: ...
+    def reload_config(self) -> LoadedConfig: ...
 
     def policy(self) -> AccessPolicy: ...
+
+    def pending_restart(self) -> list[str]: ...
+
+    def reserve_address(self) -> tuple[str, socket.socket]: ...
+
+    def restart(self, sock: socket.socket | None = None) -> str: ...
 
 
 def port_of(url: str) -> int:

@@ -2,7 +2,8 @@
 
 The flows run in :class:`tray.auth.login.LoginService` on the proxy's event loop; these handlers start
 them, report their state by ticket id and cancel them. A ticket answer carries the URL to open (and
-the user code for the device flow), never a token.
+the user code for the device flow), never a token; a finished one names the account and whether
+it was in the pool already (``again``: the window says "Signed in again as ...").
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tray.api.base import BadRequest, account_id, error, field, json_body, ok
+from tray.api.base import BadRequest, account_id, error, field, json_body, ok, threaded
 from tray.api.views import account_view
 from tray.errors import AccountNotFoundError, LoginError
 
@@ -45,6 +46,7 @@ class LoginApi:
             "kind": ticket.kind,
             "status": status,
             "expires_at": ticket.expires_at,
+            "started_at": self.clock(),
         }
         if ticket.kind == "browser":
             view["authorize_url"] = ticket.url
@@ -81,7 +83,7 @@ class LoginApi:
         if method not in ("browser", "device"):
             raise BadRequest("'method' must be \"browser\" or \"device\".")
         ident = account_id(request)
-        if self.engine.store.get(ident) is None:
+        if await threaded(self.engine.store.get, ident) is None:  # off the loop: the pool file may be busy
             raise AccountNotFoundError(f"There is no account with id {ident}.")
         ticket = await self._start(method, False)
         self.relogins[ticket["id"]] = ident
@@ -106,6 +108,8 @@ class LoginApi:
             now = self.clock()
             store = self.engine.store
             view["account"] = account_view(status.account, None, store.usage(status.account.id), now)
+            # An account that was in the pool before this sign-in started was signed in again.
+            view["again"] = status.account.created_at < view.get("started_at", now)
             wanted = self.relogins.get(ticket_id)
             if wanted is not None and wanted != status.account.id:
                 view["note"] = (
@@ -119,7 +123,8 @@ class LoginApi:
             status, ticket_id = self._flow(request)
         except _NoTicket as exc:
             return error(404, str(exc))
-        return ok({"ticket": self._status_view(ticket_id, status)})
+        # The view reads the account's usage from the pool file: off the event loop.
+        return ok({"ticket": await threaded(self._status_view, ticket_id, status)})
 
     async def cancel(self, request: Request) -> Response:
         try:
@@ -129,7 +134,8 @@ class LoginApi:
         if status.state == "pending":
             self._service().cancel(ticket_id)
             status = self._service().status(ticket_id)
-        return ok({"ticket": self._status_view(ticket_id, status)})
+        # The view reads the account's usage from the pool file: off the event loop.
+        return ok({"ticket": await threaded(self._status_view, ticket_id, status)})
 
 
 class _NoTicket(LoginError):

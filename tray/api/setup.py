@@ -1,9 +1,11 @@
 """Management API endpoints for settings, client setup and start-at-login.
 
-Each handler validates first and changes nothing on a bad request. Settings are checked key by key
-with :func:`tray.config.validate` so the window can show each problem beside its field, then saved
-with :func:`tray.config.save_config` (which validates again and writes atomically) and applied
-with the engine's ``reload_config()``.
+Each handler validates first and changes nothing on a bad request. Settings are saved with
+:func:`tray.config.save_config`, which checks every key and refuses the save with one problem per
+key (shown beside its field) or edits only the changed keys of the user's file; then the engine's
+``reload_config()`` applies them.
+The answers name, under ``pending_restart``, the saved settings that wait for the proxy to restart
+(:mod:`tray.api.restart`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tray import autostart, config
 from tray.api.base import BadRequest, error, json_body, ok
 from tray.api.views import jsonable
 from tray.clients import KINDS, apply, config_path, is_applied, snippets, undo
-from tray.errors import AutostartError, ClientSetupError, ConfigError
+from tray.errors import AutostartError, ClientSetupError, ConfigError, SettingsRejected
 from tray.models import Config
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 CLIENT_NAMES = {"codex": "Codex CLI", "opencode": "opencode"}
 # Where the accounts' tokens are sent: a management credential must not be enough to redirect them,
 # so these change only by editing config.toml (in the user's own folder) and apply on restart.
-FILE_ONLY = ("upstream-url", "auth-url")
+FILE_ONLY = ("upstream-url", "auth-url", "upstream-proxy")
 
 
 def settings_view(loaded: config.LoadedConfig) -> dict[str, Any]:
@@ -41,6 +43,7 @@ def settings_view(loaded: config.LoadedConfig) -> dict[str, Any]:
     for key in config.SPEC:
         values[key.name] = jsonable(getattr(cfg, key.attr))
         defaults[key.name] = jsonable(getattr(base, key.attr))
+    values["upstream-proxy"] = config.without_credentials(cfg.upstream_proxy)  # the password stays put
     kinds = [k for k in config.NOTIFICATION_SPEC]
     values["notifications"] = {k.name.split(".", 1)[1]: getattr(cfg.notifications, k.attr) for k in kinds}
     defaults["notifications"] = {k.name.split(".", 1)[1]: getattr(base.notifications, k.attr) for k in kinds}
@@ -49,51 +52,19 @@ def settings_view(loaded: config.LoadedConfig) -> dict[str, Any]:
         "values": values,
         "defaults": defaults,
         "help": help_texts,
-        "problems": list(loaded.problems),
+        "problems": list(loaded.messages),
         "path": str(loaded.path),
         "file_only": list(FILE_ONLY),
     }
 
 
-def check_updates(updates: Mapping[str, Any], current: Config) -> dict[str, str]:
-    """Per-key problems with ``updates`` (kebab-case keys, ``notifications`` as a table)."""
-    problems: dict[str, str] = {}
-    known = {k.name for k in config.SPEC}
-    for name, value in updates.items():
-        if name == "notifications":
-            if not isinstance(value, Mapping):
-                problems[name] = "Notifications must be a set of on/off switches."
-                continue
-            for kind, on in value.items():
-                _, found = config.validate({"notifications": {kind: on}})
-                if found:
-                    problems[f"notifications.{kind}"] = _without_fallback(found[0])
-            continue
-        if name not in known:
-            problems[name] = f'Unknown setting "{name}".'
-            continue
-        probe: dict[str, Any] = {name: value}
-        if name == "host":  # a non-loopback host is only valid together with allow-remote
-            probe["allow-remote"] = updates.get("allow-remote", current.allow_remote)
-        _, found = config.validate(probe)
-        if found:
-            problems[name] = _without_fallback(found[0])
-    return problems
-
-
 def file_only_changes(updates: Mapping[str, Any], current: Config, path: str) -> dict[str, str]:
     """The :data:`FILE_ONLY` keys that ``updates`` would change, each with why it may not."""
-    attrs = {k.name: k.attr for k in config.SPEC}
     return {
         name: f"{name} can only be changed by editing {path} (it takes effect when codex-pool restarts)."
         for name in FILE_ONLY
-        if name in updates and updates[name] != getattr(current, attrs[name])
+        if name in updates and updates[name] != config.value_of(current, name)
     }
-
-
-def _without_fallback(problem: str) -> str:
-    """A load-time problem says which default it falls back to; a refused save falls back to nothing."""
-    return problem.split("; using", 1)[0] + "."
 
 
 class SetupApi:
@@ -103,7 +74,7 @@ class SetupApi:
 
     async def get_settings(self, request: Request) -> Response:
         loaded = await run_in_threadpool(config.load_config, self.engine.paths.config_file)
-        return ok(settings_view(loaded))
+        return ok({**settings_view(loaded), "pending_restart": self.engine.pending_restart()})
 
     async def put_settings(self, request: Request) -> Response:
         body = await json_body(request)
@@ -115,15 +86,18 @@ class SetupApi:
         locked = file_only_changes(updates, current, str(path))
         if locked:
             return error(403, "Not saved: " + " ".join(locked.values()), problems=locked)
-        problems = check_updates(updates, current)
-        if problems:
-            return error(400, "Not saved: " + "; ".join(problems.values()), problems=problems)
         try:
             loaded = await run_in_threadpool(config.save_config, path, updates)
-        except ConfigError as exc:  # the values were checked above: this is the file itself
+        except SettingsRejected as exc:  # a value that does not fit: said beside its field
+            return error(400, str(exc), problems=exc.problems)
+        except ConfigError as exc:  # the file itself: unreadable, not TOML, not writable
             return error(409, str(exc), problems={})
         await run_in_threadpool(self.engine.reload_config)
-        return ok({**settings_view(loaded), "saved": True})
+        pending = self.engine.pending_restart()
+        changed = [name for name in updates if name not in FILE_ONLY]
+        # What the save put into effect, and what waits for "Restart proxy now".
+        return ok({**settings_view(loaded), "saved": True, "pending_restart": pending,
+                   "applied": [name for name in changed if name not in pending]})
 
     def _client_views(self) -> list[dict[str, Any]]:
         url, key = self.engine.url, self.engine.api_key

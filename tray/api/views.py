@@ -7,11 +7,14 @@ with ``asdict`` (an :class:`~tray.models.Account` carries its :class:`~tray.mode
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tray.health import PoolHealth
-from tray.models import Account, AccountState, Cooldown, Decision, QuotaEntry, Window
+from tray.health import AccountView, PoolHealth, unusable_until
+from tray.models import Account, AccountState, Cooldown, Decision, QuotaEntry, Usage, Window
 from tray.quota.usage import anchor, by_length, parse_usage, window_name
 
 SHORT_WINDOW_MAX_S = 24 * 3600  # windows up to a day long are the "5h"-style ones; longer are weekly
@@ -25,18 +28,24 @@ def _window_view(window: Window, now: float) -> dict[str, Any]:
         "label": window_name(window.window_seconds),
         "kind": "short" if (window.window_seconds or 0) <= SHORT_WINDOW_MAX_S else "long",
         "window_seconds": window.window_seconds,
-        # A window whose reset time has passed starts over; the next usage fetch will confirm.
-        "used_percent": 0.0 if passed else window.used_percent,
+        # A window whose reset time has passed starts over, but how much of the new one is used is
+        # not known until the next usage fetch: "resetting", never an invented 0 %.
+        "used_percent": None if passed else window.used_percent,
         "reset_at": None if passed else reset_at,
+        "resetting": passed,
     }
+
+
+def _usage(entry: QuotaEntry | None) -> Usage | None:
+    usage = parse_usage(entry.raw) if entry is not None else None
+    return None if entry is None or usage is None else anchor(usage, entry.updated_at)
 
 
 def quota_view(entry: QuotaEntry | None, now: float) -> dict[str, Any]:
     """Windows shortest first, with used % and absolute reset time, and the age of the data."""
-    usage = parse_usage(entry.raw) if entry is not None else None
+    usage = _usage(entry)
     if entry is None or usage is None:
         return {"known": False, "windows": [], "blocked": False, "age_seconds": None}
-    usage = anchor(usage, entry.updated_at)
     blocked_until = usage.blocked_until
     blocked = usage.blocked and (blocked_until is None or blocked_until > now)
     return {
@@ -50,16 +59,20 @@ def quota_view(entry: QuotaEntry | None, now: float) -> dict[str, Any]:
 def account_status(
     account: Account, cooldown: Cooldown | None, quota: Mapping[str, Any], now: float
 ) -> tuple[str, str | None]:
-    """The state the UI shows and why: disabled, needs_login, cooling, exhausted, low or ready."""
+    """The state the UI shows and why: disabled, needs_login, exhausted (a window at its limit, or
+    blocked), cooling (held back after an error), low or ready. The reason is a lower-case phrase
+    the window completes with the time in ``until`` ("usage limit reached, resets 15:40")."""
     if account.state is AccountState.DISABLED:
         return "disabled", account.state_reason or "Turned off by you"
     if account.state is AccountState.NEEDS_LOGIN:
         return "needs_login", account.state_reason or "Sign in again"
-    if cooldown is not None and cooldown.until > now:
-        return "cooling", cooldown.reason or f"Cooling down after HTTP {cooldown.status}"
-    if quota.get("blocked"):
-        return "exhausted", "Usage limit reached"
     used = [w["used_percent"] for w in quota.get("windows", []) if w["used_percent"] is not None]
+    if quota.get("blocked") or (used and max(used) >= 100):
+        return "exhausted", "usage limit reached"
+    if cooldown is not None and cooldown.until > now:
+        if cooldown.status == 429:
+            return "cooling", "rate limited"
+        return "cooling", f"resting after an upstream error ({cooldown.reason})"
     if used and max(used) >= LOW_QUOTA_PERCENT:
         return "low", f"{max(used):.0f}% of a window used"
     return "ready", None
@@ -70,6 +83,11 @@ def account_view(
 ) -> dict[str, Any]:
     quota = quota_view(entry, now)
     status, reason = account_status(account, cooldown, quota, now)
+    cooling_until = cooldown.until if cooldown is not None and cooldown.until > now else None
+    until = None
+    if status in ("exhausted", "cooling"):  # when it serves again, as the tray says it (tray.health)
+        at = unusable_until(AccountView(account, _usage(entry), cooldown), now)
+        until = at if at is not None and math.isfinite(at) and at > now else None
     return {
         "id": account.id,
         "name": account.name,
@@ -83,7 +101,8 @@ def account_view(
         "state": account.state.value,
         "status": status,
         "reason": reason,
-        "cooldown_until": cooldown.until if cooldown is not None and cooldown.until > now else None,
+        "until": until,  # exhausted or cooling: when it can serve again (None: not known)
+        "cooldown_until": cooling_until,
         "quota": quota,
         "token_expires_at": account.tokens.expires_at,
         "created_at": account.created_at,
@@ -111,6 +130,15 @@ def health_view(pool: PoolHealth) -> dict[str, Any]:
         "total": pool.total,
         "soonest_reset": pool.soonest_reset,
     }
+
+
+def revision(views: Iterable[Mapping[str, Any]], *extra: object) -> str:
+    """A short stamp of what the window shows: it changes when an account, its state or its quota
+    changes (here or in another process), not as time passes, so the window redraws only then."""
+    steady = [{k: v for k, v in a.items() if k != "quota"} | {"quota": {
+        k: v for k, v in a["quota"].items() if k != "age_seconds"}} for a in views]
+    text = json.dumps([steady, [repr(e) for e in extra]], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def decision_view(decision: Decision) -> dict[str, Any]:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
-import webbrowser
 from typing import Any
 
 import httpx
 
 from tray.auth import LoginService, OAuthClient
 from tray.config import load_config
+from tray.desktop import system_opener
 from tray.models import Account
 from tray.paths import resolve_paths
 from tray.store import Store
@@ -39,12 +38,6 @@ def register(sub: Any) -> None:
         "--no-browser", action="store_true", help="only print the sign-in URL, do not open a browser"
     )
     parser.set_defaults(func=run)
-
-
-def _can_open_browser() -> bool:
-    if sys.platform in ("darwin", "win32"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _say(text: str) -> None:
@@ -70,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _login(store: Store, auth_url: str, args: argparse.Namespace) -> Account:
-    opener = None if args.no_browser or args.device or not _can_open_browser() else _open
+    opener = None if args.no_browser or args.device else system_opener()
     async with httpx.AsyncClient(trust_env=False) as http:
         service = LoginService(store, OAuthClient(http, auth_url, time.time), time.time, open_browser=opener)
         try:
@@ -86,7 +79,3 @@ async def _login(store: Store, auth_url: str, args: argparse.Namespace) -> Accou
             return await service.wait(ticket.id)
         finally:
             await service.close()
-
-
-def _open(url: str) -> None:
-    webbrowser.open(url)

@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from tray import logs
+from tray.desktop import system_opener
 from tray.engine import Engine
 from tray.models import Config, ConfigInvalid, Event
 from tray.notices import KINDS, Alerts
@@ -70,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, paths: Paths) -> int:
     notices = StderrNotices()
-    engine = Engine(paths, events=notices, host=args.host, port=args.port)
-    notices.configure(engine.config)
+    engine = Engine(paths, events=notices, host=args.host, port=args.port,
+                    open_browser=system_opener())  # the window's browser sign-in
+    engine.attach(notices)  # the notification switches follow config edits
     logging.getLogger("tray").setLevel(engine.config.log_level.upper())
     stop = threading.Event()
 
@@ -88,7 +90,6 @@ def _serve(args: argparse.Namespace, paths: Paths) -> int:
         print(f"codex-pool proxy listening on {url}", flush=True)
         print(f"  Codex CLI base_url: {url}/backend-api/codex   OpenAI clients: {url}/v1", flush=True)
         while not stop.wait(0.5):
-            notices.configure(engine.config)  # the notification switches follow config edits
             if engine.server is None or not engine.server.thread.is_alive():
                 print("codex-pool: the proxy stopped unexpectedly", file=sys.stderr)
                 return 1

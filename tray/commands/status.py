@@ -82,7 +82,7 @@ def check_listener(paths: Paths, *, want_code: bool = False) -> tuple[str, Probe
 def collect(paths: Paths, now: float) -> dict[str, Any]:
     url, instance = proxy_address(paths)
     listener = probe(url, ui_token(paths), want_code=True)
-    problems = load_config(paths.config_file).problems
+    problems = load_config(paths.config_file).messages
     with Store.open(paths.db_file, backup_dir=paths.backup_dir) as store:
         cooldowns, usages, accounts = store.cooldowns(now), store.usages(), store.accounts()
         rows = [account_row(i, a, cooldowns.get(a.id), usages.get(a.id), now)

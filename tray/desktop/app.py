@@ -24,7 +24,6 @@ import queue
 import sys
 import threading
 import time
-import webbrowser
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tray import autostart
+from tray.desktop.browser import system_opener
 from tray.desktop.icon import state_icons
 from tray.desktop.instance import Instance
 from tray.desktop.menu import Action, build_menu, tooltip
@@ -68,7 +68,7 @@ class TrayApp:
         self._start_error: str | None = None
         self._tray: TrayIcon | None = None
         self._worker = threading.Thread(target=self._work, name="tray-worker", daemon=True)
-        self.engine = Engine(paths, clock=clock, events=self._on_event)
+        self.engine = Engine(paths, clock=clock, events=self._on_event, open_browser=system_opener())
 
     # ---- lifecycle (main thread) -----------------------------------------------------------------
 
@@ -210,7 +210,7 @@ class TrayApp:
         running = engine.server is not None
         shaped = snapshot_of(accounts, {a.id: shown_usage(usages.get(a.id)) for a in accounts},
                              store.cooldowns(now), now, running=running,
-                             config_problems=engine.loaded.problems, forecasts=forecasts(store, now).values())
+                             config_problems=engine.loaded.messages, forecasts=forecasts(store, now).values())
         return replace(shaped, proxy_url=engine.url if running else None, autostart=start_at_login,
                        last_decision=decisions[0] if decisions else None)
 
@@ -291,8 +291,7 @@ class TrayApp:
         if login is None or self.engine.server is None:
             self._open_window("add")
             return
-        ticket = self.engine.submit(login.start_browser()).result(timeout=30)
-        webbrowser.open(ticket.url)
+        ticket = self.engine.submit(login.start_browser()).result(timeout=30)  # it opens the browser
 
         def done(future: Any) -> None:
             try:

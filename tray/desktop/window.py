@@ -6,9 +6,11 @@ word per line:
 
 * first line: the UI address. It carries a one-time code, so it never goes on the command line
   (other users can read a process's arguments);
-* ``show [fragment]``: bring the window to the front (a second "Open pool window" or a second
-  start) and move the page to ``#fragment``: a fresh one-time code and, when given, the UI page
-  (``code=...&page=add/relogin=3``); the fresh code replaces a session that has ended;
+* ``show [address]``: bring the window to the front (a second "Open pool window" or a second
+  start) and move the page to ``address``: the UI's address with a fresh one-time code and, when
+  given, the UI page (``...#code=...&page=add/relogin=3``); the fresh code replaces a session that
+  has ended. On the same address only the fragment changes; after the proxy restarted on a new
+  port the window goes there (a bare ``#fragment`` is still understood);
 * ``close``: close the window and exit.
 
 When the parent dies, stdin reaches end-of-file and the window closes with it.
@@ -58,8 +60,7 @@ class WindowProcess:
         one already open. Returns whether a new window process was started."""
         if page:
             url = f"{url}&page={page}" if "#" in url else f"{url}#page={page}"
-        fragment = url.partition("#")[2]
-        show = f"show {fragment}" if fragment else "show"
+        show = f"show {url}"
         with self._lock:
             if self._proc is not None and self._proc.poll() is None and self._send(show):
                 return False
@@ -149,14 +150,19 @@ def _listen(window: Any, stdin: IO[str], url: str) -> None:
     window.events.loaded.wait(30)  # the page must have taken its code before we change pages
     base = url.split("#", 1)[0]
     for line in stdin:
-        command, _, fragment = line.strip().partition(" ")
+        command, _, target = line.strip().partition(" ")
         if command == "show":
             window.show()
             window.restore()  # GTK: deiconify + present, i.e. raise and focus
+            if target.startswith(("http://127.0.0.1:", "http://[::1]:", "http://localhost:")):
+                # The proxy restarted on another port: the page follows it there.
+                base, _, fragment = target.partition("#")
+            else:
+                fragment = target.lstrip("#")
             if fragment:
-                # A fragment-only navigation: the page stays (with its session in memory), takes the
-                # new code and switches pages. (The UI's Content-Security-Policy refuses evaluate_js,
-                # which pywebview runs through eval.)
+                # On the same address a fragment-only navigation: the page stays (with its session
+                # in memory), takes the new code and switches pages. (The UI's Content-Security-
+                # Policy refuses evaluate_js, which pywebview runs through eval.)
                 window.load_url(f"{base}#{fragment}")
         elif command == "close":
             break

@@ -93,8 +93,10 @@ async def model_list(response: httpx.Response) -> Response:
     return Response(body, status_code=200, media_type="application/json")
 
 
-async def aggregate(opened: Opened, observe: Callable[[SSEEvent], None], source: str) -> Response:
-    """Non-streaming ``/v1/responses``: read the whole answer, return its final object.
+async def aggregate(opened: Opened, observe: Callable[[SSEEvent], None], source: str,
+                    shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Response:
+    """Non-streaming ``/v1/responses``: read the whole answer, return its final object (passed
+    through ``shape`` when given: a Chat Completions request gets a ``chat.completion``).
 
     ``observe`` sees every event (the caller watches for rate limits); only the final object is
     kept. ``source`` names the account in log lines."""
@@ -132,4 +134,4 @@ async def aggregate(opened: Opened, observe: Callable[[SSEEvent], None], source:
     if final.get("status") == "failed":
         err = final.get("error") or {"message": "The response failed.", "code": "response_failed"}
         return Response(json.dumps({"error": err}), 502, media_type="application/json")
-    return Response(json.dumps(final), 200, media_type="application/json")
+    return Response(json.dumps(final if shape is None else shape(final)), 200, media_type="application/json")

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from tray.errors import PermanentRefreshError, PoolError, RefreshError, StoreError, TransientRefreshError
 from tray.models import Account, AccountState, Cooldown, Decision, NeedsLogin
-from tray.proxy import answers
+from tray.proxy import answers, chatanswer, chatrelay
 from tray.proxy import plan as planner
 from tray.proxy.decoding import wire_headers
 from tray.proxy.pooled import Failure
@@ -30,6 +30,14 @@ from tray.quota import UsageView
 from tray.routing import for_429, for_failure, is_entitlement_error
 
 log = logging.getLogger(__name__)
+
+
+def _proxy_refused(why: str) -> Failure:
+    """The forward proxy turned the connection down: the same for every account, so no account is
+    cooled down and no other one is tried."""
+    log.warning("the forward proxy refused the upstream connection (%s)", why)
+    return Failure("forward proxy", f"the forward proxy refused the connection ({why}); check "
+                                    "upstream-proxy in config.toml or HTTPS_PROXY/HTTP_PROXY/ALL_PROXY")
 
 
 def _is_html(response: httpx.Response) -> bool:
@@ -95,16 +103,19 @@ class Attempt:
     async def _send(self) -> httpx.Response | Failure:
         crew, inc = self.crew, self.inc
         body, self.fast_on, self.fast_note = planner.attempt_body(inc, self.account, self.view, self.plan,
-                                                                  crew.settings(), crew.clock())
+                                                                  crew.clock())
         owner = crew.memory.turn_owner(inc.turn_state)
+        # A body rebuilt for this attempt is plain JSON: the client's Content-Encoding was for its bytes.
+        sent = inc.headers if body is inc.body else tuple(h for h in inc.headers
+                                                          if h[0] != "content-encoding")
         headers = upstream_headers(
-            inc.headers,
+            sent,
             access_token=self.account.tokens.access_token,
             chatgpt_account_id=self.account.identity.chatgpt_account_id,
             turn_state=inc.turn_state if owner == self.account.id else None,
             defaults=dict(inc.defaults),
         )
-        url = crew.settings().upstream_url.rstrip("/") + inc.path
+        url = crew.upstream_url.rstrip("/") + inc.path
         # As bytes: a client's header value may hold non-ASCII bytes, which httpx would refuse to
         # encode; latin-1 gives back exactly the bytes the client sent.
         raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
@@ -119,6 +130,8 @@ class Attempt:
             # next candidate would wait for the same pool.
             log.warning("upstream connection limit reached; asking the client to retry shortly")
             return Failure("connection limit", "every upstream connection of codex-pool is in use")
+        except httpx.ProxyError as exc:
+            return _proxy_refused(type(exc).__name__)
         except httpx.TimeoutException as exc:
             return await self._cool(for_failure(self.account.id, "timeout", 0, crew.clock()),
                               Failure("timeout", f"{self.account.name}: {type(exc).__name__}"))
@@ -165,6 +178,9 @@ class Attempt:
             cooldown = self._cooldown_after_429(self.response_headers, body)
             label = "usage limit" if b"usage_limit" in body else "429"
             return await self._cool(cooldown, Failure(label, f"{self.account.name}: HTTP 429", 429))
+        if status == 407:  # chatgpt.com never asks for proxy credentials: the forward proxy does
+            await answers.read_some(response)
+            return _proxy_refused("407 Proxy Authentication Required")
         if status >= 500 or (status == 403 and _is_html(response)):
             await answers.read_some(response)
             kind = "5xx" if status >= 500 else "html 403"
@@ -178,7 +194,8 @@ class Attempt:
         if isinstance(opened, EarlyFailure):
             return await self._early(opened)
         if self.inc.mode == "aggregate" and is_event_stream(response):
-            return await answers.aggregate(opened, self._observe, self.account.name)
+            shape = chatanswer.completion if self.inc.chat is not None else None
+            return await answers.aggregate(opened, self._observe, self.account.name, shape)
         return self._relay(opened, status)
 
     async def _early(self, early: EarlyFailure) -> Failure:
@@ -199,6 +216,8 @@ class Attempt:
         # the ones to watch; the rest of the stream is passed on without being parsed.
         for event in opened.events:
             self._observe(event)
+        if self.inc.chat is not None and is_event_stream(opened.response):
+            opened = chatrelay.translated(opened, self.inc.chat)
         return Relay(opened, status, headers)
 
     def _observe(self, event: SSEEvent) -> None:
@@ -226,6 +245,6 @@ class Attempt:
             crew.quota.observe_headers(account, headers)
             if ok:
                 crew.store.clear_cooldown(account.id)
-                planner.record_touches(crew.store, crew.settings(), account, self.view, crew.clock())
+                planner.record_touches(crew.store, self.plan.settings, account, self.view, crew.clock())
 
         return write

@@ -22,7 +22,7 @@ import httpx
 from starlette.responses import Response
 
 from tray.errors import PoolError
-from tray.models import Clock, Decision, EventSink, PoolAvailable, PoolExhausted
+from tray.models import Clock, Config, Decision, EventSink, PoolAvailable, PoolExhausted
 from tray.proxy import attempt as attempts
 from tray.proxy import plan as planner
 from tray.proxy import pooled
@@ -48,7 +48,7 @@ class Pipeline:
         quota: QuotaService,
         refresher: FreshTokens,
         http: httpx.AsyncClient,
-        settings: Callable[[], Any],
+        config: Config,
         clock: Clock,
         events: EventSink | None = None,
         reads: Store | None = None,
@@ -60,16 +60,21 @@ class Pipeline:
         self.quota = quota
         self.refresher = refresher
         self.http = http
-        self.settings = settings
         self.clock = clock
         self.events = events
         self.health = PoolHealth()
-        self.routing = planner.Router(self.reads, settings, clock)
-        self.crew = Collaborators(store=store, quota=quota, refresher=refresher, http=http, settings=settings,
-                                  clock=clock, memory=self.health, background=self.background, emit=self.emit)
+        self.routing = planner.Router(self.reads, config, clock)
+        self.crew = Collaborators(store=store, quota=quota, refresher=refresher, http=http,
+                                  upstream_url=config.upstream_url, clock=clock, memory=self.health,
+                                  background=self.background, emit=self.emit)
         self._bookkeeping: set[asyncio.Task[None]] = set()
         self._pending: list[tuple[Callable[[], object], Callable[[], object] | None]] = []
         self._flusher: asyncio.Task[None] | None = None
+
+    def configure(self, config: Config) -> None:
+        """Take a (re)loaded config: the routing keys apply from the next request on (a request in
+        flight keeps the settings it was planned with). ``upstream-url`` applies on restart."""
+        self.routing.configure(config)
 
     async def handle(self, inc: Incoming, hangup: Hangup | None = None) -> Response:
         """The client's answer. With ``hangup``, stop trying accounts once the client has left."""

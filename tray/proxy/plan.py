@@ -7,11 +7,11 @@ Everything here is a thin adapter over :mod:`tray.routing.ranking`, :mod:`tray.r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from tray.models import Account, CandidateScore, Clock
+from tray.models import Account, CandidateScore, Clock, Config
 from tray.proxy.request import Incoming
 from tray.quota import UsageView
 from tray.routing import (
@@ -42,16 +42,23 @@ class Plan:
     sticky_fast: bool | None  # whether that account's last attempt ran in fast mode
     # Accounts left out because their cached usage is blocked until a future reset: (account, reset).
     held: tuple[tuple[Account, float], ...] = ()
+    # The routing settings this request was planned with; every attempt of it uses the same.
+    settings: RoutingSettings = field(default_factory=RoutingSettings)
 
 
 class Router:
     """Per-process routing state (affinity map) around the pure ranking."""
 
-    def __init__(self, store: Store, settings: Callable[[], Any], clock: Clock) -> None:
+    def __init__(self, store: Store, config: Config, clock: Clock) -> None:
         self.store = store
-        self.settings = settings
+        self.settings = RoutingSettings.from_config(config)
         self.clock = clock
         self.affinity = AffinityMap(clock=clock)
+
+    def configure(self, config: Config) -> None:
+        """Take the routing keys of a (re)loaded config, for the requests planned from now on (one
+        reference swapped: safe from any thread)."""
+        self.settings = RoutingSettings.from_config(config)
 
     def plan(
         self,
@@ -61,8 +68,7 @@ class Router:
         now: float,
         turn_owner: int | None,
     ) -> Plan:
-        config = self.settings()
-        rsettings = RoutingSettings.from_config(config)
+        rsettings = self.settings
         key = affinity_key(dict(inc.headers), inc.obj) if rsettings.sticky_mode != "disabled" else None
         entry = self.affinity.get(key) if key is not None else None
         sticky = entry.account_id if entry is not None else None
@@ -82,7 +88,7 @@ class Router:
         if held:
             order = [a for a in order if all(a.id != h.id for h, _ in held)]
         fast = entry.fast if entry is not None else None
-        return Plan(order, reason, ranking.scores, key, sticky, fast, held)
+        return Plan(order, reason, ranking.scores, key, sticky, fast, held, rsettings)
 
     def succeeded(self, inc: Incoming, plan: Plan, account: Account, fast_on: bool) -> None:
         if plan.key is not None:
@@ -100,22 +106,24 @@ def blocked_until(view: UsageView | None, now: float) -> float | None:
 
 
 def attempt_body(
-    inc: Incoming, account: Account, view: UsageView | None, plan: Plan, config: Any, now: float
+    inc: Incoming, account: Account, view: UsageView | None, plan: Plan, now: float
 ) -> tuple[bytes, bool, str | None]:
     """This attempt's body: the snapshot, or with ``service_tier: "priority"`` when fast mode says so.
     Returns ``(body, fast_on, note)``; rebuilt for every attempt so no decision leaks."""
     if inc.obj is None or not inc.path.startswith(CODEX_RESPONSES) or inc.path.endswith("/compact"):
         return inc.body, False, None
     previous = plan.sticky_fast if plan.sticky_account == account.id else None
-    decision = decide_fast(inc.obj, view, RoutingSettings.from_config(config), previous, now)
+    decision = decide_fast(inc.obj, view, plan.settings, previous, now)
     return fast_body(inc.body, inc.obj, decision), decision.on, decision.note
 
 
-def record_touches(store: Store, config: Any, account: Account, view: UsageView | None, now: float) -> None:
+def record_touches(
+    store: Store, settings: RoutingSettings, account: Account, view: UsageView | None, now: float
+) -> None:
     """After a 2xx: every dormant window in the usage this attempt used counts as touched."""
     if view is None or view.usage is None:
         return
-    if RoutingSettings.from_config(config).dormant_touch == "disabled":
+    if settings.dormant_touch == "disabled":
         return
     for label in dormant_labels(view.usage):
         store.touch_dormant(account.id, label, now + DORMANT_SUPPRESSION)

@@ -19,10 +19,10 @@ from tray.store import Store
 
 RATE_LIMIT_KINDS = frozenset({"429", "usage limit", "rate limited"})
 LOCAL_KINDS = frozenset({"pool busy"})  # our own pool file, not the account
-FINAL_KINDS = frozenset({"connection limit"})  # no other candidate can do better: stop trying
+FINAL_KINDS = frozenset({"connection limit", "forward proxy"})  # no other candidate can do better: stop
 LIMIT_RETRY_AFTER = 1  # seconds; a connection frees up when any answer in flight ends
 UNREACHABLE_KINDS = frozenset({"transport error", "timeout", "5xx", "html 403", "overloaded", "stream ended",
-                               "oversized answer"})
+                               "oversized answer", "forward proxy"})
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import httpx
 
 from tray.models import Account, Clock
+from tray.proxy.chatrequest import ChatOptions
 from tray.quota import QuotaService
 from tray.store import Store
 
@@ -30,7 +31,7 @@ class Background(Protocol):
 class Incoming:
     """A client request, read once; every attempt rebuilds its own body from ``obj``/``body``."""
 
-    route: str  # "responses", "compact", "models", "v1.responses", "v1.models"
+    route: str  # "responses", "compact", "models", "v1.responses", "v1.chat", "v1.models"
     method: str
     path: str  # below upstream-url, e.g. "/codex/responses"
     query: str
@@ -40,6 +41,7 @@ class Incoming:
     mode: str = "stream"  # "stream" | "aggregate" (non-streaming /v1) | "models" (/v1/models)
     defaults: tuple[tuple[str, str], ...] = ()  # headers added when the client sent none
     turn_state: str | None = None
+    chat: ChatOptions | None = None  # a Chat Completions request: the answer goes back in that shape
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -92,7 +94,7 @@ class Collaborators:
     quota: QuotaService
     refresher: FreshTokens
     http: httpx.AsyncClient
-    settings: Callable[[], Any]
+    upstream_url: str  # fixed for the engine's life (a change in config.toml applies on restart)
     clock: Clock
     memory: PoolHealth
     background: Background  # run store writes off the loop: (write, then-on-the-loop)

@@ -6,6 +6,7 @@ mapping of bad input to clear errors. Routing and failover live in :mod:`tray.pr
 | ``POST /backend-api/codex/responses`` (+ ``/compact``) | Codex CLI passthrough |
 | ``GET /backend-api/codex/models`` | passthrough with the best account |
 | ``POST /v1/responses`` | OpenAI-SDK / opencode: body shaped for the Codex backend |
+| ``POST /v1/chat/completions`` | Chat Completions clients: translated to a Responses request and back |
 | ``GET /v1/models`` | the upstream model list in OpenAI's list shape |
 | ``GET /healthz`` | liveness, no key (the Host/Origin checks apply, as everywhere) |
 | WebSocket upgrade on the responses routes | ``426 Upgrade Required`` (Codex falls back to HTTP) |
@@ -13,6 +14,7 @@ mapping of bad input to clear errors. Routing and failover live in :mod:`tray.pr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -27,6 +29,8 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tray.errors import PoolError, StoreLockedError
+from tray.models import Config
+from tray.proxy import chatrequest, contentcoding
 from tray.proxy.access import AccessPolicy, Denied, check_headers, check_request
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.relay import Hangup
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 
 # Codex's model list is gated on the client version; /v1 clients do not send one.
 MODELS_CLIENT_VERSION = "0.169.0"
+INLINE_DECODE = 256 * 1024  # compressed bodies larger than this are decoded in a worker thread
 
 
 class BadInput(PoolError):
@@ -54,19 +59,33 @@ def _denied(denied: Denied) -> Response:
     return _json(denied.status, error_body(denied.message, denied.code, "invalid_request_error"))
 
 
+async def decoded(body: bytes, applied: list[str], limit: int) -> bytes:
+    """``body`` with the client's content codings undone (the body limit applies to the decoded
+    size); a large body is decoded off the event loop. The caller keeps the encoded bytes to forward."""
+    if not applied or not body:
+        return body
+    if len(body) <= INLINE_DECODE:
+        return contentcoding.decode(body, applied, limit)
+    return await asyncio.to_thread(contentcoding.decode, body, applied, limit)
+
+
 class ProxyRoutes:
     def __init__(
         self,
         pipeline: Pipeline,
         *,
-        api_key: Callable[[], str],
+        api_key: str,
         policy: Callable[[], AccessPolicy],
-        max_body: Callable[[], int],
+        config: Config,
     ) -> None:
         self.pipeline = pipeline
         self.api_key = api_key
-        self.policy = policy
-        self.max_body = max_body
+        self.policy = policy  # read per request: the port is known once the server is bound
+        self.max_body = config.max_body_bytes
+
+    def configure(self, config: Config) -> None:
+        """Take a (re)loaded config: ``max-body-mb`` applies to the next request."""
+        self.max_body = config.max_body_bytes
 
     async def healthz(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
@@ -79,8 +98,11 @@ class ProxyRoutes:
     async def models(self, request: Request) -> Response:
         return await self._guarded(request, self._models)
 
+    async def chat(self, request: Request) -> Response:
+        return await self._guarded(request, self._chat)
+
     async def _guarded(self, request: Request, handler: Callable[[Request], Any]) -> Response:
-        denied = check_request(self.policy(), request.headers, self.api_key())
+        denied = check_request(self.policy(), request.headers, self.api_key)
         if denied is not None:
             return _denied(denied)
         if request.headers.get("upgrade", "").lower() == "websocket":
@@ -91,16 +113,17 @@ class ProxyRoutes:
         try:
             response: Response = await handler(request)
             return response
-        except BadInput as exc:
+        except (BadInput, contentcoding.CodingError) as exc:
             return _json(exc.status, error_body(str(exc), exc.code, "invalid_request_error"))
         except ClientDisconnect:
             return Response(status_code=499)
 
     async def _body(self, request: Request) -> tuple[bytes, dict[str, Any] | None]:
-        limit = self.max_body()
+        limit = self.max_body
         megabytes = limit / (1024 * 1024)
         too_big = BadInput(413, "body_too_large", f"The request body is larger than the {megabytes:g} MB"
                            " limit (max-body-mb in config.toml).")
+        applied = contentcoding.codings(request.headers.get("content-encoding"))  # 415 before reading
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise too_big
@@ -112,10 +135,11 @@ class ProxyRoutes:
                 raise too_big
             chunks.append(chunk)
         body = b"".join(chunks)
-        if not body.strip():
+        text = await decoded(body, applied, limit)
+        if not text.strip():
             return body, None
         try:
-            parsed = json.loads(body)
+            parsed = json.loads(text)
         except ValueError as exc:
             raise BadInput(400, "invalid_json", f"The request body is not valid JSON: {exc}") from exc
         if not isinstance(parsed, dict):
@@ -138,21 +162,36 @@ class ProxyRoutes:
         if path.startswith("/v1/"):
             if obj is None:
                 raise BadInput(400, "invalid_json", "The request body must be a JSON object.")
-            shaped, dropped, wants_stream = shape_v1_body(obj)
-            if dropped:
-                log.info("/v1/responses: dropped parameters the Codex backend does not take: %s",
-                         ", ".join(dropped))
-            body = json.dumps(shaped, separators=(",", ":")).encode()
-            # The upstream answer is always a stream now, whatever the client accepts.
-            inc = self._incoming(request, "v1.responses", "/codex/responses", body, shaped,
-                                 drop=frozenset({"accept"}),
-                                 mode="stream" if wants_stream else "aggregate",
-                                 defaults=(("originator", DEFAULT_ORIGINATOR),
-                                           ("accept", "text/event-stream")))
+            inc = self._v1(request, "v1.responses", obj)
         else:
             route = "compact" if path.endswith("/compact") else "responses"
             inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, obj)
         return await self._handle(request, inc)
+
+    async def _chat(self, request: Request) -> Response:
+        _, obj = await self._body(request)
+        if obj is None:
+            raise BadInput(400, "invalid_json", "The request body must be a JSON object.")
+        try:
+            translated, dropped, options = chatrequest.responses_body(obj)
+        except chatrequest.ChatRequestError as exc:
+            raise BadInput(400, "invalid_request", str(exc)) from exc
+        return await self._handle(request, self._v1(request, "v1.chat", translated, dropped, options))
+
+    def _v1(self, request: Request, route: str, obj: dict[str, Any], dropped: Sequence[str] = (),
+            chat: chatrequest.ChatOptions | None = None) -> Incoming:
+        """A ``/v1`` request shaped for the Codex backend (the body is rebuilt as plain JSON)."""
+        shaped, refused, wants_stream = shape_v1_body(obj)
+        if dropped or refused:
+            log.info("%s: dropped parameters the Codex backend does not take: %s", request.url.path,
+                     ", ".join([*dropped, *refused]))
+        body = json.dumps(shaped, separators=(",", ":")).encode()
+        # The upstream answer is always a stream now, whatever the client accepts.
+        return self._incoming(request, route, "/codex/responses", body, shaped,
+                              drop=frozenset({"accept", "content-encoding"}),
+                              mode="stream" if wants_stream else "aggregate",
+                              defaults=(("originator", DEFAULT_ORIGINATOR), ("accept", "text/event-stream")),
+                              chat=chat)
 
     async def _handle(self, request: Request, inc: Incoming) -> Response:
         """Route ``inc``, watching for the client leaving until the answer is ready to send."""
@@ -224,6 +263,7 @@ class ProxyApp:
             "/backend-api/codex/responses/compact": routes.responses,
             "/backend-api/codex/models": routes.models,
             "/v1/responses": routes.responses,
+            "/v1/chat/completions": routes.chat,
             "/v1/models": routes.models,
         }
 

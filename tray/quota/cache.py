@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from tray.errors import PoolError
-from tray.models import Account, Clock, EventSink, QuotaLow, Usage
+from tray.models import Account, Clock, Config, EventSink, QuotaLow, Usage
 from tray.quota import signals
 from tray.quota import usage as quota
 from tray.quota.usage import UsageView
@@ -34,15 +34,19 @@ class QuotaCache:
         *,
         clock: Clock,
         events: EventSink | None = None,
-        low_percent: Callable[[], float] = lambda: LOW_PERCENT_LEFT,
+        low_percent: float = LOW_PERCENT_LEFT,
         reads: Store | None = None,
     ) -> None:
         self.store = store  # written from worker threads
         self.reads = reads or store  # read on the event loop (see Pipeline.reads)
         self.clock = clock
         self.events = events
-        self.low_percent = low_percent
+        self.low_percent = low_percent  # quota-low-percent; follows the config (see configure)
         self._low: set[int] = set()
+
+    def configure(self, config: Config) -> None:
+        """Take the settings of a (re)loaded config: the quota-low threshold."""
+        self.low_percent = config.quota_low_percent
 
     def view(self, account_id: int, now: float) -> UsageView:
         return quota.usage_view(self.reads.usage(account_id), now, account_id=account_id)
@@ -111,7 +115,7 @@ class QuotaCache:
         left = 100.0 - max(used) if used else None
         if left is None:
             return
-        threshold = self.low_percent()
+        threshold = self.low_percent
         if left < threshold and account.id not in self._low:
             self._low.add(account.id)
             if self.events is not None:

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from functools import partial
 from typing import Any, Protocol
 
@@ -67,11 +67,11 @@ class QuotaService(QuotaCache):
         self,
         store: Store,
         http: httpx.AsyncClient,
-        upstream_url: Callable[[], str],
+        upstream_url: str,
         *,
         clock: Clock,
         events: EventSink | None = None,
-        low_percent: Callable[[], float] = lambda: LOW_PERCENT_LEFT,
+        low_percent: float = LOW_PERCENT_LEFT,
         lease_ttl: float = LEASE_TTL,
         wait_for_other: float = WAIT_FOR_OTHER,
         wait_step: float = WAIT_STEP,
@@ -84,7 +84,7 @@ class QuotaService(QuotaCache):
     ) -> None:
         super().__init__(store, clock=clock, events=events, low_percent=low_percent, reads=reads)
         self.http = http
-        self.upstream_url = upstream_url
+        self.upstream_url = upstream_url  # fixed for the engine's life: a change applies on restart
         self.lease_ttl = lease_ttl
         self.wait_for_other = wait_for_other
         self.wait_step = wait_step
@@ -250,7 +250,7 @@ class QuotaService(QuotaCache):
             account = await self.refresher.ensure_fresh(account)
         self.fetches += 1
         try:
-            fetched = await fetch_usage(self.http, self.upstream_url(), account)
+            fetched = await fetch_usage(self.http, self.upstream_url, account)
         except UsageFetchError as exc:
             if exc.status != 401:
                 raise
@@ -260,7 +260,7 @@ class QuotaService(QuotaCache):
             try:
                 account = await self.refresher.ensure_fresh(account, force=True)
                 self.fetches += 1
-                fetched = await fetch_usage(self.http, self.upstream_url(), account)
+                fetched = await fetch_usage(self.http, self.upstream_url, account)
             except PoolError:
                 self._unauthorized[account.id] = self.clock()
                 raise

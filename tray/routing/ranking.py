@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from tray.models import Account, CandidateScore, Cooldown, Usage
+from tray.models import Account, CandidateScore, Config, Cooldown, Usage
 from tray.quota.usage import UsageView, is_dormant, missing_view, windows
 from tray.routing.scoring import UNKNOWN, ScoreResult, blocked_for, score
 from tray.routing.scoring import plan_weight as plan_weight  # re-exported: routing is the public face
@@ -26,8 +26,7 @@ _POSITIVE, _UNKNOWN, _EXHAUSTED, _BLOCKED = range(4)
 
 @dataclass(frozen=True)
 class RoutingSettings:
-    """The routing keys of the config, with the same values (``dormant_touch`` also accepts the
-    legacy booleans)."""
+    """The routing keys of the config, with the same values."""
 
     fast_mode: str = "auto"
     fast_mode_bias: float = 0.0
@@ -36,18 +35,14 @@ class RoutingSettings:
     dormant_touch: str = "always"
 
     @classmethod
-    def from_config(cls, config: object) -> RoutingSettings:
-        """Read the five keys from any object with the config's snake_case attributes."""
-        d = cls()
-        touch = getattr(config, "dormant_touch", d.dormant_touch)
-        if isinstance(touch, bool):
-            touch = "always" if touch else "disabled"
+    def from_config(cls, config: Config) -> RoutingSettings:
+        """The five routing keys of ``config`` (derived once per config, not per request)."""
         return cls(
-            fast_mode=str(getattr(config, "fast_mode", d.fast_mode)),
-            fast_mode_bias=float(getattr(config, "fast_mode_bias", d.fast_mode_bias)),
-            sticky_mode=str(getattr(config, "sticky_mode", d.sticky_mode)),
-            sticky_strength=float(getattr(config, "sticky_strength", d.sticky_strength)),
-            dormant_touch=str(touch),
+            fast_mode=config.fast_mode,
+            fast_mode_bias=config.fast_mode_bias,
+            sticky_mode=config.sticky_mode,
+            sticky_strength=config.sticky_strength,
+            dormant_touch=config.dormant_touch,
         )
 
 

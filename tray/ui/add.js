@@ -1,6 +1,6 @@
 // Add account page: browser sign-in and device code, also used for re-login.
 
-import { api, h, act, copy, tickCountdowns, every, poolChanged } from "./lib.js";
+import { api, h, put, act, copy, tickCountdowns, every, poolChanged } from "./lib.js";
 
 export function addPage(root) {
   const relogin = (location.hash.match(/relogin=(\d+)/) || [])[1];
@@ -14,9 +14,11 @@ export function addPage(root) {
     ticket = null;
     const ok = t.status === "done";
     if (ok) poolChanged();
-    output.replaceChildren(
-      h("p", { class: ok ? "result-ok" : "result-bad", id: "login-result" },
-        ok ? `Signed in: ${t.account ? t.account.name : "account"} added to the pool.` : (t.error || `Sign-in ${t.status}.`)),
+    const who = t.account ? (t.account.email || t.account.name) : "the account";
+    const said = !ok ? (t.error || `Sign-in ${t.status}.`)
+      : t.again ? `Signed in again as ${who}.` : `Signed in as ${who}: added to the pool.`;
+    put(output,
+      h("p", { class: ok ? "result-ok" : "result-bad", id: "login-result" }, said),
       t.note ? h("p", { class: "muted" }, t.note) : null,
       h("div", { class: "actions" },
         ok ? h("a", { class: "btn primary", href: "#accounts" }, "See accounts") : null,
@@ -44,7 +46,7 @@ export function addPage(root) {
     if (!data) return;
     const t = data.ticket;
     output.hidden = false;
-    output.replaceChildren(
+    put(output,
       h("h2", {}, "Sign in with your browser"),
       h("p", {}, "Finish signing in on the ChatGPT page in your browser. If no page opened, use Open or copy the link:"),
       h("div", { class: "url-box" },
@@ -61,7 +63,7 @@ export function addPage(root) {
     if (!data) return;
     const t = data.ticket;
     output.hidden = false;
-    output.replaceChildren(
+    put(output,
       h("h2", {}, "Enter this code"),
       h("p", {}, "Open ", h("a", { href: t.verification_url, target: "_blank", rel: "noopener noreferrer", id: "verification-url" }, t.verification_url),
         " on any device, sign in, and enter:"),
@@ -75,8 +77,19 @@ export function addPage(root) {
     watch(t);
   };
 
+  // Re-login names the account it is for (filled in once the pool answers).
+  const forWhom = relogin ? h("p", { class: "panel card", id: "relogin-for" }, "Sign in again to this account.") : null;
+  if (relogin) {
+    api("GET", "/accounts").then((data) => {
+      const account = data.accounts.find((a) => String(a.id) === relogin);
+      if (!account) return;
+      const email = account.email && account.email !== account.name ? ` (${account.email})` : "";
+      put(forWhom, "Sign in again to ", h("strong", {}, account.name), email,
+        ". Use the same ChatGPT login; its tokens are replaced.");
+    }).catch(() => {});
+  }
   root.append(h("div", { class: "stack" },
-    relogin ? h("p", { class: "panel card" }, "Sign in again to this account. Use the same ChatGPT login; its tokens are replaced.") : null,
+    forWhom,
     h("div", { class: "grid2" },
       h("div", { class: "panel card flow" },
         h("h2", {}, "Browser sign-in"),

@@ -2,7 +2,7 @@
 // code in the address. One module and one render function per page; no framework, nothing loaded
 // from elsewhere.
 
-import { api, h, hasSession, setServerTime, setSession } from "./lib.js";
+import { api, h, hasSession, put, setServerTime, setSession, untilWords, usableLanguage } from "./lib.js";
 import { accountsPage } from "./accounts.js";
 import { addPage } from "./add.js";
 import { activityPage } from "./activity.js";
@@ -15,6 +15,7 @@ import { settingsPage } from "./settings.js";
 function lazyUsagePage(root, actions) {
   let stop = () => {};
   let gone = false;
+  usableLanguage();
   import("./usage.js").then((m) => {
     if (!gone) stop = m.usagePage(root, actions) || (() => {});
   }).catch((err) => {
@@ -59,35 +60,58 @@ async function takeCode() {
   } catch { /* offline: refreshStatus says so */ }
 }
 
+// What the health pill says: one line, the same words as the tray menu's top line.
+function healthWords(s) {
+  const health = s.health;
+  if (health.state === "exhausted") {
+    return health.soonest_reset ? `Pool exhausted ${untilWords(health.soonest_reset)}` : "Pool exhausted";
+  }
+  if ((s.config_problems || []).length && health.state !== "empty") return "Config problem";
+  const words = health.words || health.state;
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+let revision = null;  // the last /status stamp: a new one means something changed somewhere
+
 async function refreshStatus() {
   try {
     const s = await api("GET", "/status");
     setServerTime(s.now);
     const box = document.getElementById("health");
-    box.dataset.state = s.health.state;
-    document.getElementById("health-text").textContent =
-      { healthy: "Healthy", degraded: "Degraded", exhausted: "Exhausted", empty: "No accounts" }[s.health.state] || s.health.state;
+    box.dataset.state = (s.config_problems || []).length && ["healthy", "degraded"].includes(s.health.state)
+      ? "config" : s.health.state;
+    document.getElementById("health-text").textContent = healthWords(s);
     box.title = s.health.message;
     document.getElementById("proxy-url").textContent = s.proxy_url.replace(/^https?:\/\//, "");
     const banner = document.getElementById("banner");
     const problems = s.config_problems || [];
-    banner.replaceChildren(...(problems.length ? [`${s.config_path} has problems (defaults are used for these): `,
-      problems.join("; "), " ", h("a", { href: "#settings" }, "Open settings")] : []));
+    put(banner, problems.length ? [`${s.config_path} has problems (defaults are used for these): `,
+      problems.join("; "), " ", h("a", { href: "#settings" }, "Open settings")] : []);
     banner.className = "banner warn";
     banner.hidden = !problems.length;
+    if (revision !== null && s.revision !== revision) document.dispatchEvent(new Event("pool-updated"));
+    revision = s.revision;
     return s;
   } catch (err) {
-    document.getElementById("health").dataset.state = "error";
-    document.getElementById("health-text").textContent = err.status === 401 ? "Signed out" : "Offline";
+    const box = document.getElementById("health");
     const banner = document.getElementById("banner");
     banner.className = "banner";
-    const why = hasSession() ? "This window's session has ended (codex-pool restarted, or it sat unused for hours)"
-      : linkRefused ? "This window link has expired or was used already (each link works once, for a minute)"
-        : "This page needs a fresh window link (the page was reloaded, or opened without one)";
-    banner.textContent = err.status === 401
-      ? `${why}: open the window again from the tray menu, or open the address \`codex-pool status\` prints.`
-      : `Cannot reach codex-pool: ${err.message}`;
     banner.hidden = false;
+    if (err.status === 401) {
+      // No session (the page was opened or reloaded without its one-time code) or one that ended:
+      // the window's link carries its key, and only the tray (or `codex-pool status`) has it.
+      box.dataset.state = "signed-out";
+      document.getElementById("health-text").textContent = "Open it from the tray";
+      const why = hasSession() ? "This window's session has ended (codex-pool restarted, or it sat unused for hours)"
+        : linkRefused ? "This window link has expired or was used already (each link works once, for a minute)"
+          : "This page was opened without its key (a reload, or an address typed in)";
+      banner.textContent = `Open it from the tray (the link needs its key). ${why}: use "Open pool window" ` +
+        "in the tray menu, or open the address `codex-pool status` prints.";
+    } else {
+      box.dataset.state = "error";
+      document.getElementById("health-text").textContent = "Not reachable";
+      banner.textContent = `Cannot reach codex-pool: ${err.message}. Is it still running?`;
+    }
     return null;
   }
 }
@@ -120,6 +144,7 @@ window.addEventListener("hashchange", async () => {  // the tray re-opens the wi
   if (renew) refreshStatus().then((s) => { if (s) refreshOnOpen(); });
 });
 refreshStatus().then((s) => { if (s) refreshOnOpen(); });
-setInterval(refreshStatus, 10000);
+// Every 1.5 s: a change made elsewhere (the CLI, another codex-pool, the tray) shows within 2 s.
+setInterval(refreshStatus, 1500);
 document.addEventListener("pool-changed", refreshStatus);
 show();

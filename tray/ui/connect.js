@@ -1,4 +1,5 @@
-// Connect clients page: exact Codex CLI and opencode settings, apply/undo, start at login.
+// Connect clients page: exact Codex CLI and opencode settings, apply/undo, the settings for any other
+// OpenAI-compatible tool, start at login.
 
 import { api, h, toast, act, copy } from "./lib.js";
 
@@ -36,6 +37,7 @@ export function connectPage(root) {
           h("button", { class: "btn", onclick: () => copy(c.snippet, "Config") }, "Copy"),
           h("button", { class: "btn primary", onclick: () => run(c, "apply") }, c.applied ? "Apply again" : "Apply"),
           h("button", { class: "btn", disabled: !c.can_undo, onclick: () => run(c, "undo") }, "Undo")))),
+      genericPanel(data, keyText),
       autostartPanel(data.autostart)));
   };
   const run = async (client, action) => {
@@ -50,6 +52,28 @@ export function connectPage(root) {
     if (data) render(data);
   };
   load();
+}
+
+// Any tool that speaks the OpenAI API (Chat Completions or Responses): the values to type into it.
+function genericPanel(data, keyText) {
+  const base = `${data.proxy_url}/v1`;
+  const env = `OPENAI_BASE_URL=${base}\nOPENAI_API_KEY=${data.api_key}`;
+  return h("div", { class: "panel card", dataset: { client: "openai-compatible" } },
+    h("div", { class: "card-head" }, h("h2", {}, "Other OpenAI-compatible tools")),
+    h("div", { class: "small muted" },
+      "For tools that ask for an OpenAI base URL and API key. Both the Chat Completions and the Responses API work."),
+    h("div", { class: "kv" },
+      h("span", { class: "muted" }, "Base URL"), h("span", { class: "mono", id: "generic-base-url" }, base),
+      h("div", { class: "actions" }, h("button", { class: "btn", onclick: () => copy(base, "Base URL") }, "Copy")),
+      h("span", { class: "muted" }, "API key"), keyText("span", data.api_key, "generic-key"),
+      h("div", { class: "actions" }, h("button", { class: "btn", onclick: () => copy(data.api_key, "Key") }, "Copy")),
+      h("span", { class: "muted" }, "Endpoints"),
+      h("span", { class: "mono small" }, "/v1/chat/completions, /v1/responses, /v1/models"), h("span", {}),
+      h("span", { class: "muted" }, "Models"),
+      h("span", { class: "small" }, "Codex models such as gpt-5.5 (the list: GET /v1/models)"), h("span", {})),
+    h("div", { class: "small muted" }, "As environment variables (the OpenAI SDKs read these):"),
+    keyText("pre", env, "snippet-generic"),
+    h("div", { class: "actions" }, h("button", { class: "btn", onclick: () => copy(env, "Settings") }, "Copy")));
 }
 
 function autostartPanel(state) {

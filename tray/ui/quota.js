@@ -16,3 +16,8 @@ export async function quotaStates() {
 export async function fetchQuota(accountId) {
   try { return (await api("POST", "/quota/refresh", { account_id: accountId })).accounts; } catch { return {}; }
 }
+
+// The Accounts page's "Refresh quota": every enabled account's quota that is over a minute old.
+export async function refreshAll() {
+  try { return (await api("POST", "/quota/refresh")).accounts; } catch { return {}; }
+}

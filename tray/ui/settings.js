@@ -1,6 +1,16 @@
-// Settings page: every config key, checked here and by the server, saved without restart.
+// Settings page: every config key, checked here and by the server. Most apply as soon as they are
+// saved; host, port and allow-remote wait for the proxy to restart, which the page says and offers.
 
-import { api, h, toast, act, poolChanged } from "./lib.js";
+import { api, h, put, toast, act, poolChanged, onPoolUpdated } from "./lib.js";
+
+const RESTART_WORDS = { host: "the listen address", port: "the port", "allow-remote": "allowing other machines" };
+
+// Labels and key names break at spaces only, never at their hyphens ("fast‑mode‑bias").
+const unbroken = (text) => String(text).replace(/-/g, "\u2011");
+
+function listWords(items) {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
+}
 
 // Labels and input kinds; the hint under each field is the config file's own comment for the key.
 const FIELDS = [
@@ -21,6 +31,7 @@ const FIELDS = [
   ["Upstream", [
     ["upstream-url", "Codex backend URL", "url"],
     ["auth-url", "Sign-in server URL", "url"],
+    ["upstream-proxy", "Forward proxy (blank: from the environment)", "text"],
   ]],
   ["Notifications", [
     ["quota-low-percent", "Quota-low threshold (% left)", "number", { min: 0, max: 100, step: 1 }],
@@ -55,7 +66,7 @@ export function settingsPage(root) {
       input = h("input", { type: "checkbox", id: `f-${key}`, name: key, checked: value === true });
       inputs[key] = { input, kind };
       errors[key] = h("div", { class: "err", id: `err-${key}`, hidden: true });
-      return h("div", { class: "field" }, h("label", { class: "check" }, input, label, h("span", { class: "key" }, key)),
+      return h("div", { class: "field" }, h("label", { class: "check" }, input, unbroken(label), h("span", { class: "key" }, unbroken(key))),
         hint ? h("div", { class: "hint" }, hint) : null, errors[key]);
     }
     if (kind === "choice") {
@@ -69,7 +80,7 @@ export function settingsPage(root) {
     inputs[key] = { input, kind, opts };
     errors[key] = err;
     input.addEventListener("input", () => setError(key, checkField(key, kind, opts, input.value)));
-    return h("div", { class: "field" }, h("label", { for: `f-${key}` }, label, h("span", { class: "key" }, key)), input,
+    return h("div", { class: "field" }, h("label", { for: `f-${key}` }, unbroken(label), h("span", { class: "key" }, unbroken(key))), input,
       hint ? h("div", { class: "hint" }, hint) : null, err);
   };
   const setError = (key, text) => {
@@ -119,11 +130,56 @@ export function settingsPage(root) {
         "Read-only in the window."));
     }
     const status = h("span", { class: "small muted", id: "save-status" }, data.problems && data.problems.length
-      ? `The config file has problems: ${data.problems.join("; ")}` : "Changes apply as soon as they are saved.");
+      ? `The config file has problems: ${data.problems.join("; ")}` : "Most changes apply as soon as they are saved.");
+    const restart = h("div", { class: "restart-note", id: "restart-note", hidden: true });
     root.replaceChildren(h("form", { class: "stack", id: "settings", novalidate: true, onsubmit: save },
       h("p", { class: "muted small path" }, "File: ", h("span", { class: "mono" }, data.path)), sections,
-      h("div", { class: "save-bar" }, h("button", { class: "btn primary", type: "submit", id: "save" }, "Save"),
-        h("button", { class: "btn", type: "button", onclick: load }, "Revert"), status)));
+      h("div", { class: "save-bar" },
+        h("div", { class: "save-row" }, h("button", { class: "btn primary", type: "submit", id: "save" }, "Save"),
+          h("button", { class: "btn", type: "button", onclick: load }, "Revert"), status),
+        restart)));
+    showRestart(data.pending_restart || [], restart);
+    dirty = false;
+    shown = stamp(data);
+    root.querySelector("form").addEventListener("input", () => { dirty = true; });
+  };
+  // Saved settings that wait for the proxy to restart: say which, and offer to do it now.
+  const showRestart = (pending, box) => {
+    const names = pending.map((k) => RESTART_WORDS[k] || k);
+    box.hidden = !pending.length;
+    if (!pending.length) return;
+    put(box, h("span", {}, `Saved: ${listWords(names)} take${names.length === 1 ? "s" : ""} effect when the proxy restarts. `),
+      h("button", { class: "btn primary", type: "button", id: "restart-proxy", onclick: () => restartProxy(box) }, "Restart proxy now"));
+  };
+  const restartProxy = async (box) => {
+    const button = box.querySelector("button");
+    button.disabled = true;
+    let out;
+    try {
+      out = await api("POST", "/proxy/restart");
+    } catch (err) {
+      button.disabled = false;
+      put(box, h("span", { class: "err" }, err.message), " ", button);
+      return;
+    }
+    put(box, h("span", { class: "spinner", "aria-hidden": "true" }), h("span", {}, "Restarting the proxy…"));
+    if (!out.same) {
+      // A new address: this page cannot call it (its policy allows its own origin only), so the
+      // window moves there with the fresh one-time code the answer carries.
+      location.replace(out.ui_url);
+      return;
+    }
+    for (let tries = 0; tries < 60; tries++) {
+      await new Promise((r) => setTimeout(r, 500));
+      try {
+        await api("GET", "/status");
+        toast("Proxy restarted");
+        poolChanged();
+        load();
+        return;
+      } catch { /* still restarting */ }
+    }
+    put(box, h("span", { class: "err" }, "The proxy did not come back: see the tray menu or the log."));
   };
   const save = async (e) => {
     e.preventDefault();
@@ -136,9 +192,12 @@ export function settingsPage(root) {
     }
     try {
       const data = await api("PUT", "/settings", { values });
-      toast("Settings saved and applied");
+      const waiting = data.pending_restart || [];
+      toast(waiting.length ? "Settings saved" : "Settings saved and applied");
       poolChanged();
       render(data);
+      document.getElementById("save-status").textContent = waiting.length
+        ? "Saved. The rest applies now; see below for what waits for a restart." : "Saved and applied.";
     } catch (err) {
       const problems = (err.data && err.data.problems) || {};
       for (const [key, text] of Object.entries(problems)) setError(inputs[key] ? key : Object.keys(inputs).find((k) => k.startsWith(key)) || key, text);
@@ -150,9 +209,19 @@ export function settingsPage(root) {
     const bad = root.querySelector("[aria-invalid='true']");
     if (bad) { bad.scrollIntoView({ block: "center" }); bad.focus(); }
   };
+  let dirty = false;  // the form has edits not saved yet
+  let shown = "";  // what the form shows, to tell a change made elsewhere
+  const stamp = (data) => JSON.stringify([data.values, data.pending_restart, data.problems]);
   const load = async () => {
     const data = await act(() => api("GET", "/settings"));
     if (data) render(data);
   };
   load();
+  // A change made elsewhere (config.toml edited, `codex-pool config set`) shows here, unless the
+  // form holds edits of its own.
+  return onPoolUpdated(async () => {
+    if (dirty) return;
+    const data = await act(() => api("GET", "/settings"));
+    if (data && !dirty && stamp(data) !== shown) render(data);
+  });
 }

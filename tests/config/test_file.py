@@ -1,4 +1,4 @@
-"""config.toml: defaults, per-key fallback, unknown keys, invalid TOML, saving."""
+"""config.toml on disk: defaults, per-key fallback, unknown keys, invalid TOML, saving."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tray.config import KEYS, load_config, render_config, save_config, validate
-from tray.errors import ConfigError
+from tray.config import KEYS, load_config, render_config, save_config
+from tray.config import validate as validate_keys
+from tray.errors import ConfigError, SettingsRejected
 from tray.models import Config, Notifications
+
+
+def validate(mapping: dict[str, object]) -> tuple[Config, list[str]]:
+    """The config and each problem as the user reads it."""
+    config, problems = validate_keys(mapping)
+    return config, [str(p) for p in problems]
 
 
 def write(path: Path, text: str) -> Path:
@@ -127,8 +134,9 @@ def test_invalid_toml_gives_defaults_and_one_problem_and_leaves_the_file(tmp_pat
     path = write(tmp_path / "config.toml", text)
     loaded = load_config(path)
     assert loaded.config == Config()
-    assert len(loaded.problems) == 1
-    assert str(path) in loaded.problems[0] and "not valid TOML" in loaded.problems[0]
+    assert len(loaded.messages) == 1
+    assert str(path) in loaded.messages[0] and "not valid TOML" in loaded.messages[0]
+    assert loaded.messages[0].endswith("; using the defaults for every key")
     assert path.read_text() == text
 
 
@@ -138,7 +146,7 @@ def test_save_keeps_the_users_values_and_unknown_keys(tmp_path: Path) -> None:
     path.chmod(0o600)
     loaded = save_config(path, {"port": 5000, "notifications.needs-login": False})
     assert loaded.config.port == 5000 and loaded.config.sticky_mode == "always"
-    assert loaded.problems == ('unknown key "mystery" (ignored)',)
+    assert loaded.messages == ('unknown key "mystery" (ignored)',)
     again = load_config(path)
     assert again.config == loaded.config
     assert tomllib.loads(path.read_text())["mystery"] == 3
@@ -187,6 +195,57 @@ def test_rendered_defaults_round_trip() -> None:
 
 
 def test_every_key_is_documented() -> None:
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
     missing = [key for key in KEYS if f"`{key.split('.', 1)[-1]}`" not in doc]
     assert missing == [], f"document these keys in docs/configuration.md: {missing}"
+
+
+def test_a_refused_save_names_each_key_and_leaves_the_file_byte_for_byte(tmp_path: Path) -> None:
+    text = "# mine\r\nport = 4455   # note\r\n\r\n[notifications]\r\nquota-low = true\r\n"
+    path = tmp_path / "config.toml"
+    path.write_bytes(text.encode())
+    with pytest.raises(SettingsRejected) as caught:
+        save_config(path, {"port": 70000, "sticky-mode": "disabled", "notifications": {"loud": True}})
+    assert caught.value.problems == {
+        "port": '"port" must be an integer from 0 to 65535 (got 70000).',
+        "notifications.loud": 'Unknown key "notifications.loud".',
+    }
+    assert path.read_bytes() == text.encode()
+
+
+def test_a_save_edits_only_the_changed_key_and_keeps_windows_line_ends(tmp_path: Path) -> None:
+    text = "# mine\r\nport = 4455   # note\r\nsticky-mode = 'always'\r\n"
+    path = tmp_path / "config.toml"
+    path.write_bytes(text.encode())
+    save_config(path, {"port": 5000, "sticky-mode": "always", "fast-mode": "auto"})  # two unchanged
+    assert path.read_bytes() == text.replace("4455", "5000").encode()
+
+
+def test_a_save_that_changes_nothing_does_not_write(tmp_path: Path) -> None:
+    path = write(tmp_path / "config.toml", "port = 4455\nlog-level = 'DEBUG'\n")
+    before = path.stat()
+    loaded = save_config(path, {"port": 4455, "log-level": "debug", "sticky-mode": "auto"})
+    assert loaded.config.log_level == "debug" and loaded.problems == ()
+    after = path.stat()  # an atomic write would have put a new file (inode) in its place
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_a_bad_value_in_the_file_is_replaced_even_by_its_default(tmp_path: Path) -> None:
+    path = write(tmp_path / "config.toml", 'port = "abc"  # oops\nnotifications = "off"\n')
+    assert [p.key for p in load_config(path).problems] == ["port", "notifications"]
+    save_config(path, {"port": 4455, "notifications": {"quota-low": False}})
+    assert load_config(path).problems == ()
+    assert path.read_text().startswith("port = 4455  # oops\n")
+
+
+def test_upstream_proxy_takes_direct_or_a_proxy_url_and_never_shows_its_password() -> None:
+    for value, kept in (("", ""), (" Direct ", "direct"), ("proxy.corp:3128", "http://proxy.corp:3128"),
+                        ("socks5h://u:pw@socks.corp:1080", "socks5h://u:pw@socks.corp:1080")):
+        config, problems = validate({"upstream-proxy": value})
+        assert (config.upstream_proxy, problems) == (kept, [])
+    for bad in ("ftp://u:s3cret@proxy:21", "http://u:s3cret@proxy:99999", "http://u:s3cret@proxy/path", 3128):
+        config, problems = validate({"upstream-proxy": bad})
+        assert config.upstream_proxy == ""
+        [problem] = problems
+        assert problem.startswith("\"upstream-proxy\" must be \"direct\" or a proxy URL")
+        assert "s3cret" not in problem
