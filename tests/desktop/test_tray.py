@@ -220,7 +220,7 @@ def test_icon_state_and_notifications_follow_the_store(running: tuple, notificat
         store.set_cooldown(Cooldown(work.id, time.time() + 3600, 429, "rate limited", "body"))
         exhausted = tray_shot(tray_host, tmp_path / "exhausted.png", "red")
         out = notifications.wait(where=lambda n: "pool exhausted" in n["summary"])
-        assert len(out) == 1 and "(in 1 h" in out[0]["body"]
+        assert len(out) == 1 and "(in 1 h" in out[0]["summary"]
         assert out[0]["app_icon"].endswith("codex-pool-exhausted-128.png")  # not the green icon
         assert family(dominant_colour(Path(out[0]["app_icon"]))) == "red"
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC
 
 from tests.desktop.test_menu import NOW, snap, usage, view
+from tray.health import until_text
 from tray.models import (
     AccountState,
     ConfigInvalid,
@@ -22,7 +23,6 @@ from tray.notices.alerts import (
     POOL_EXHAUSTED,
     QUOTA_LOW,
     Alerts,
-    reset_text,
 )
 
 
@@ -70,8 +70,8 @@ def test_exhaustion_then_available_once_each() -> None:
     alerts = Alerts(tz=UTC)
     notes = alerts.on_event(PoolExhausted(NOW + 4200), NOW)
     assert kinds(notes) == [POOL_EXHAUSTED]
-    assert notes[0].body == ("Every account is at its usage limit: requests get a 429 until 09:10 "
-                             "(in 1 h 10 min).")
+    assert notes[0].title == "codex-pool: pool exhausted until 09:10 (in 1 h 10 min)"
+    assert notes[0].body == "Every account is at its usage limit: requests get a 429 until then."
     assert notes[0].state == "exhausted"  # its icon is the exhausted one, not the green one
     assert alerts.on_event(PoolExhausted(NOW + 4000), NOW) == []
     back = alerts.on_event(PoolAvailable(1, "work@x.com"), NOW)
@@ -92,7 +92,7 @@ def test_exhaustion_from_snapshots_with_soonest_reset() -> None:
     cooling = view(cooldown=Cooldown(1, NOW + 600, 429, "rate limited", "body"))
     blocked = view(2, "b@x.com", 1, False, u=usage(100, 30, short_reset=1800, blocked=True))
     notes = alerts.observe(snap(cooling, blocked))
-    assert kinds(notes) == [POOL_EXHAUSTED] and notes[0].body.endswith("until 08:10 (in 10 min).")
+    assert kinds(notes) == [POOL_EXHAUSTED] and notes[0].title.endswith("until 08:10 (in 10 min)")
     assert alerts.observe(snap(cooling, blocked)) == []
     back = alerts.observe(snap(replace(cooling, cooldown=None), blocked))
     assert kinds(back) == [POOL_AVAILABLE]
@@ -137,10 +137,9 @@ def test_switched_off_kinds_are_silent_but_keep_their_episode() -> None:
     assert alerts.enabled(NEEDS_LOGIN) and not alerts.enabled("no-such-kind")
 
 
-def test_reset_text_uses_weekday_when_not_today() -> None:
-    assert reset_text(None, NOW) == "at an unknown time"
-    assert reset_text(NOW + 2 * 86400, NOW, UTC) == "at Sun 08:00 (in 2 d)"
-    assert reset_text(NOW + 600, NOW, UTC) == "at 08:10 (in 10 min)"
+def test_until_text_uses_weekday_when_not_today() -> None:
+    assert until_text(NOW + 2 * 86400, NOW, UTC) == "until Sun 08:00 (in 2 d)"
+    assert until_text(NOW + 600, NOW, UTC) == "until 08:10 (in 10 min)"
 
 
 def test_each_notice_names_its_account_once_and_offers_its_buttons() -> None:

@@ -18,12 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
 
-from tray.forecast.pace import clock_text, warning
+from tray.forecast.pace import warning
 from tray.health import (
     LOW_PERCENT_LEFT,
     Health,
     Snapshot,
-    duration,
     health,
     percent_left,
     soonest_reset,
@@ -68,14 +67,6 @@ class Notice:
     state: Health = "degraded"
     actions: tuple[tuple[str, str], ...] = ()
     fallback: str = ""
-
-
-def reset_text(at: float | None, now: float, tz: tzinfo | None = None) -> str:
-    """``at 14:05 (in 1 h 10 min)``, or ``at Tue 14:05 (in 1 d 6 h)`` when it is not today, in
-    local time (the menu's and the window's format)."""
-    if at is None:
-        return "at an unknown time"
-    return f"at {clock_text(at, now, tz)} (in {duration(at - now)})"
 
 
 class Alerts:
@@ -138,10 +129,11 @@ class Alerts:
         if self._exhausted:
             return []
         self._exhausted = True
-        until = "until an account resets" if soonest is None else until_text(soonest, now, self._tz)
+        until = "" if soonest is None else f" {until_text(soonest, now, self._tz)}"
         return self._say(Notice(
-            POOL_EXHAUSTED, "codex-pool: pool exhausted",
-            f"Every account is at its usage limit: requests get a 429 {until}.",
+            POOL_EXHAUSTED, f"codex-pool: pool exhausted{until}",  # the menu's and the window's words
+            "Every account is at its usage limit: requests get a 429 until "
+            + ("then." if soonest is not None else "an account resets."),
             state="exhausted", actions=((OPEN_WINDOW, "Open pool window"),),
         ))
 
