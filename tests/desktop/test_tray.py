@@ -292,7 +292,7 @@ def test_clicking_the_icon_opens_the_menu(running: tuple, tray_host: str, tmp_pa
     assert lit > 20000, "no menu popped up under the icon"
     if os.environ.get("CODEX_POOL_SCREENSHOTS"):  # refresh the README's picture: assets/screenshot-menu.png
         # Point at the first account so its submenu opens too.
-        subprocess.run(["xdotool", "mousemove", str(1280 - 300), "73"], env={"DISPLAY": tray_host},
+        subprocess.run(["xdotool", "mousemove", str(1280 - 300), "98"], env={"DISPLAY": tray_host},
                        check=True, timeout=10)
         time.sleep(1.0)
         screenshot(tray_host, Path(os.environ["CODEX_POOL_SCREENSHOTS"]) / "screenshot-menu.png",

@@ -86,7 +86,7 @@ def test_an_exhausted_pool_says_until_when_and_each_account_when_it_resets(
         tray_shot(tray_host, tmp_path / "exhausted.png", "red")
         shot = open_menu(tray_host, tmp_path, hover_y=148)  # the signed-out account's submenu
         if SHOTS:
-            shutil.copy(shot, Path(SHOTS) / "screenshot-menu-exhausted.png")
+            shutil.copy(shot, Path(SHOTS) / "tray-menu-exhausted.png")  # assets/screenshots/
         subprocess.run(["xdotool", "key", "Escape"], env={"DISPLAY": tray_host}, check=True, timeout=10)
     finally:
         _code, err = stop(proc)
