@@ -31,7 +31,7 @@ ROOMS: dict[str, set[str]] = {
     "errors": set(),
     "models": set(),
     "paths": set(),
-    "config": set(),
+    "config": {"paths"},
     "logs": {"paths"},
     "portholder": set(),
     "store": set(),
@@ -39,9 +39,9 @@ ROOMS: dict[str, set[str]] = {
     "routing": {"quota"},
     "forecast": {"quota", "routing"},
     "health": {"forecast"},
-    "auth": {"portholder"},
+    "auth": {"paths", "portholder"},
     "clients": {"paths"},
-    "autostart": set(),
+    "autostart": {"paths"},
     "proxy": {"quota", "routing", "store"},
     "api": {"autostart", "clients", "config", "forecast", "health", "paths", "portholder", "proxy", "quota",
             "store"},
@@ -51,7 +51,7 @@ ROOMS: dict[str, set[str]] = {
     # the desktop never touches the store: the app hands its parts models and callbacks
     "desktop": {"autostart", "engine", "forecast", "health", "notices", "paths", "quota"},
     "commands": {"api", "auth", "autostart", "clients", "config", "desktop", "engine", "forecast", "health",
-                 "logs", "notices", "paths", "quota", "store"},
+                 "logs", "notices", "paths", "portholder", "quota", "store"},
     "cli": {"commands"},
 }
 
@@ -74,8 +74,9 @@ IMPURE_STDLIB = {"sqlite3", "socket", "subprocess", "asyncio", "shutil", "http",
                  "multiprocessing", "ctypes", "signal", "fcntl", "msvcrt", "tempfile", "importlib"}
 PURE_LIBRARIES = {"tomlkit", "zstandard"}  # text (or bytes) in, text (or bytes) out
 PURE_EXCEPTIONS = {("autostart.texts", "subprocess")}  # list2cmdline: Windows quoting, no process
-GUI_LIBRARIES = ("pystray", "webview", "PIL", "gi")
-GUI_MODULES = {"desktop.icon", "desktop.tray", "desktop.window", "desktop.app", "commands.app"}
+GUI_LIBRARIES = ("pystray", "webview", "PIL", "gi", "AppKit", "Foundation", "PyObjCTools")
+GUI_MODULES = {"desktop.icon", "desktop.tray", "desktop.backend", "desktop.window", "desktop.app",
+               "commands.app"}
 MAX_LINES = 400
 FACE_EXCEPTIONS = {("commands.app", "desktop")}
 

@@ -56,6 +56,9 @@ def test_pip_install_into_a_fresh_venv_gives_a_working_command(tmp_path: Path) -
     assert install.returncode == 0, install.stderr[-2000:]
     run = subprocess.run([str(env_dir / "bin" / "codex-pool"), "--version"], capture_output=True, text=True)
     assert run.stdout.strip() == f"codex-pool {__version__}", run.stderr
+    tray = subprocess.run([str(env_dir / "bin" / "codex-pool-tray"), "--version"], capture_output=True,
+                          text=True)
+    assert tray.stdout.strip() == f"codex-pool {__version__}", tray.stderr  # pythonw's on Windows: no console
     ui = subprocess.run(
         [
             str(python),
@@ -68,11 +71,12 @@ def test_pip_install_into_a_fresh_venv_gives_a_working_command(tmp_path: Path) -
     assert ui.stdout.strip() == "True"  # the web UI ships as package data
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_pyinstaller_one_folder_build_starts(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one-folder PyInstaller build of packaging/codex-pool.spec, built once for this module."""
     pytest.importorskip("PyInstaller")
-    dist, work = tmp_path / "dist", tmp_path / "build"
+    base = tmp_path_factory.mktemp("pyinstaller")
+    dist, work = base / "dist", base / "build"
     build = subprocess.run(
         [
             sys.executable,
@@ -89,12 +93,52 @@ def test_pyinstaller_one_folder_build_starts(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=base,
         timeout=840,
     )
     assert build.returncode == 0, build.stderr[-3000:]
-    app = dist / "codex-pool"
-    run = subprocess.run([str(app / "codex-pool"), "--version"], capture_output=True, text=True, timeout=60)
+    return dist / "codex-pool"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_pyinstaller_one_folder_build_starts(bundle: Path) -> None:
+    run = subprocess.run([str(bundle / "codex-pool"), "--version"], capture_output=True, text=True,
+                         timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"codex-pool {__version__}"
-    assert (app / "_internal" / "tray" / "ui" / "index.html").is_file()
+    assert (bundle / "_internal" / "tray" / "ui" / "index.html").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.gui
+@pytest.mark.timeout(900)
+def test_the_built_bundle_opens_the_pool_window(bundle: Path, pool_home: Path, xvfb: str,
+                                                session_bus: str) -> None:
+    """The tray in a bundle starts its window with the bundle's own executable: the window maps on
+    the screen, loads the pool's page, and the page trades its one-time code for a session."""
+    import time
+
+    from tests.desktop.test_window import window_id
+    from tests.fakes.apphost import running_engine
+    from tests.support.gui_fixtures import gui_env
+    from tray.desktop.window import WindowProcess, window_command
+
+    log = pool_home / "window.log"
+    with running_engine() as pool:
+        engine = pool.engine
+        url = engine.ui_url
+        code = url.split("#code=", 1)[1]
+        window = WindowProcess(window_command(str(bundle / "codex-pool"), frozen=True),
+                               env=gui_env(xvfb, session_bus), log=log)
+        try:
+            assert window.open(url)
+            pid = window.pid
+            assert pid is not None
+            window_id(xvfb, pid)  # the window mapped (raises when it never does)
+            deadline = time.monotonic() + 60
+            while engine.sessions.unspent(code) and time.monotonic() < deadline:
+                assert window.failed(within=0.2) is None, log.read_text()
+            assert not engine.sessions.unspent(code), "the page never took its code"
+        finally:
+            window.close()

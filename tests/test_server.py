@@ -126,3 +126,107 @@ def test_a_drop_passed_on_to_the_client_is_one_info_line_not_an_error(pool_home:
     assert "ERROR" not in quiet and "Traceback" not in quiet
     assert after_drop == []
     assert any(line.startswith("ERROR") for line in seen.lines)  # a real failure is still reported
+
+
+def _time_wait_sockets(port: int) -> int:
+    """Connections in TIME_WAIT on local ``port`` (Linux: /proc/net/tcp, state 06)."""
+    from pathlib import Path
+
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "06" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+def test_quit_and_start_again_binds_over_the_time_wait_the_last_run_left() -> None:
+    """The user quits and starts again within a minute: the previous server's closed connections
+    sit in TIME_WAIT on the port, and the new server must still start there."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from tray.server import ServerThread
+
+    async def hello(request: object) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    app = Starlette(routes=[Route("/", hello)])
+    first = ServerThread(app, "127.0.0.1", 0).start()
+    port = first.port
+    try:
+        for _ in range(3):  # "Connection: close": the server closes first, so TIME_WAIT is on its side
+            answer = httpx.get(first.url, headers={"Connection": "close"}, trust_env=False)
+            assert answer.text == "hello"
+    finally:
+        first.stop()
+    assert _time_wait_sockets(port) > 0  # the state a restart within a minute finds
+    second = ServerThread(app, "127.0.0.1", port).start()
+    try:
+        assert httpx.get(second.url, trust_env=False).text == "hello"
+    finally:
+        second.stop()
+
+
+def test_a_live_listener_is_still_port_in_use_even_when_it_allows_reuse() -> None:
+    import pytest
+
+    from tray.errors import ServerError
+
+    live = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    live.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    live.bind(("127.0.0.1", 0))
+    live.listen(1)
+    port = live.getsockname()[1]
+    try:
+        with pytest.raises(ServerError) as err:
+            bind_socket("127.0.0.1", port)
+        assert "is held by another program" in str(err.value)
+        assert err.value.brief is not None and err.value.brief.startswith(f"port {port} is in use")
+    finally:
+        live.close()
+
+
+def test_windows_refusals_are_read_from_winerror() -> None:
+    """Windows reports socket errors as WSA codes: 10048 "in use", 10013 for ports Hyper-V, WSL2 or
+    Docker reserve (not errno.EACCES, which is 13 there too)."""
+    import errno
+
+    from tray.portholder import bind_refusal, listen_option
+
+    def windows(code: int) -> OSError:
+        exc = OSError(code, "An attempt was made to access a socket in a way forbidden")
+        exc.winerror = code  # type: ignore[attr-defined]  # set by CPython on Windows only
+        return exc
+
+    assert bind_refusal(windows(10048)) == "in use"
+    assert bind_refusal(windows(10013)) == "reserved"
+    assert bind_refusal(OSError(errno.EADDRINUSE, "Address already in use")) == "in use"
+    assert bind_refusal(OSError(errno.EACCES, "Permission denied")) == "forbidden"
+    assert bind_refusal(OSError(errno.ENETDOWN, "Network is down")) is None
+    assert listen_option("win32") == "SO_EXCLUSIVEADDRUSE"
+    assert listen_option("linux") == listen_option("darwin") == "SO_REUSEADDR"
+
+
+def test_a_reserved_windows_port_says_what_to_do(monkeypatch: object) -> None:
+    import pytest
+
+    from tray import server
+    from tray.errors import ServerError
+
+    class ReservedSocket(socket.socket):
+        def bind(self, address: object) -> None:
+            exc = OSError(10013, "An attempt was made to access a socket in a way forbidden")
+            exc.winerror = 10013  # type: ignore[attr-defined]
+            raise exc
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(server.socket, "socket", ReservedSocket)
+    with pytest.raises(ServerError) as err:
+        bind_socket("127.0.0.1", 4466)
+    text = str(err.value)
+    assert "excludedportrange" in text and "port = <n>" in text
+    assert err.value.brief == "port 4466 is reserved by Windows"

@@ -257,8 +257,10 @@ class Engine:
                                        stop_timeout=self._stop_timeout, shutdown_grace=self._shutdown_grace())
             self.server.start()
         except PoolError:
+            # Nothing started: let go of what _build opened, so a later start (the tray retries)
+            # begins afresh and leaks nothing.
             self.server = None
-            if self._reads is not None:  # the parts built for this start go with it
+            if self._reads is not None:
                 self._reads.close()
                 self._reads = None
             raise

@@ -100,7 +100,11 @@ class UpstreamError(PoolError):
 
 
 class ServerError(PoolError):
-    pass
+    """``brief``: the reason in a few words, for a menu line (``port 4466 is in use``)."""
+
+    def __init__(self, message: str, *, brief: str | None = None) -> None:
+        super().__init__(message)
+        self.brief = brief
 
 
 class HttpLibraryError(ServerError):

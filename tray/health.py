@@ -59,6 +59,7 @@ class Snapshot:
     last_decision: Decision | None = None
     config_problems: tuple[str, ...] = ()
     forecasts: tuple[Forecast, ...] = ()  # the pool's windows, 5h first (see tray.forecast.outlook)
+    start_problem: str | None = None  # why the proxy cannot start, in a few words (it is retried)
 
 
 def duration(seconds: float) -> str:

@@ -110,7 +110,7 @@ def setup(
         log_file = None
         print(f"codex-pool: cannot write the log file {paths.log_file}: {exc.strerror or exc}",
               file=sys.stderr, flush=True)
-    if stderr_level is not None:
+    if stderr_level is not None and sys.stderr is not None:  # None: a windowed program (pythonw)
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(stderr_level)
         handlers.append(console)

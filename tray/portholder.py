@@ -1,5 +1,8 @@
-"""Which program listens on a TCP port of this machine, where the platform can tell. Used only to
-word messages ("port 4455 is held by another program (pid 812: nc)"), never to decide anything.
+"""Which program listens on a TCP port of this machine, where the platform can tell; how codex-pool
+binds its own ports the same way on every OS; and whether a process is still alive.
+
+Who holds a port is used only to word messages ("port 4455 is held by another program (pid 812:
+nc)"), never to decide anything.
 
 * Linux: the listening socket's inode and owner from ``/proc/net/tcp`` and ``tcp6``, then the
   process whose ``/proc/<pid>/fd`` links to that inode. Another user's descriptors are unreadable
@@ -9,16 +12,30 @@ word messages ("port 4455 is held by another program (pid 812: nc)"), never to d
 
 Anything that fails (no permission, a missing tool, an unknown format) just means "not known". The
 parsers are pure functions over the tools' text, so they are tested on every OS.
+
+Binding (:func:`prepare_listener`, :func:`bind_refusal`): on POSIX a listening socket sets
+``SO_REUSEADDR``, which lets it bind over the ``TIME_WAIT`` connections a previous instance left
+(quit and start again within a minute) but never next to a live listener (that would take
+``SO_REUSEPORT``). On Windows a plain bind already passes ``TIME_WAIT``, and ``SO_REUSEADDR`` would
+let another program bind the same port on top of ours, so ``SO_EXCLUSIVEADDRUSE`` is set instead.
+Windows says "reserved" with WSAEACCES (10013, not ``errno.EACCES``) for ports that Hyper-V, WSL2 or
+Docker exclude.
+
+Liveness (:func:`process_alive`): ``os.kill(pid, 0)`` on POSIX; on Windows that call *sends*
+CTRL_C_EVENT, so the process is opened and its exit code asked instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal, Protocol
 
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
 
@@ -105,6 +122,8 @@ def _linux(port: int, proc: Path) -> Holder | None:
 
 
 def _user(uid: int) -> str:
+    if sys.platform == "win32":  # /proc is Linux's; Windows has no uids (and no pwd module)
+        return str(uid)
     try:
         import pwd
 
@@ -133,3 +152,114 @@ def holder(port: int) -> Holder | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return None
+
+
+# --- binding our own ports ------------------------------------------------------------------------
+
+WSAEACCES = 10013  # Windows: an excluded port range, or another program's exclusive bind
+WSAEADDRINUSE = 10048
+Refusal = Literal["in use", "reserved", "forbidden"]
+
+
+def listen_option(platform: str = sys.platform) -> str:
+    """The name of the socket option a listening socket sets before ``bind`` on ``platform``."""
+    return "SO_EXCLUSIVEADDRUSE" if platform == "win32" else "SO_REUSEADDR"
+
+
+def prepare_listener(sock: socket.socket, platform: str = sys.platform) -> None:
+    """Set :func:`listen_option` on ``sock`` (before ``bind``)."""
+    option = getattr(socket, listen_option(platform), None)
+    if option is not None:
+        sock.setsockopt(socket.SOL_SOCKET, option, 1)
+
+
+def bind_refusal(exc: OSError) -> Refusal | None:
+    """Why ``bind`` refused: ``in use`` (a live listener), ``reserved`` (Windows WSAEACCES: an
+    excluded range or an exclusive bind), ``forbidden`` (POSIX EACCES: a privileged port), or
+    ``None`` for any other error. Windows reports socket errors in ``winerror``/``errno`` as WSA codes."""
+    codes = {exc.errno, getattr(exc, "winerror", None)}
+    if codes & {errno.EADDRINUSE, WSAEADDRINUSE}:
+        return "in use"
+    if WSAEACCES in codes:
+        return "reserved"
+    if errno.EACCES in codes:
+        return "forbidden"
+    return None
+
+
+RESERVED_HINT = ("Windows keeps it for itself (Hyper-V, WSL2 and Docker reserve port ranges; "
+                 "'netsh interface ipv4 show excludedportrange protocol=tcp' lists them)")
+
+
+# --- is a process alive ---------------------------------------------------------------------------
+
+PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+STILL_ACTIVE = 259
+ERROR_ACCESS_DENIED = 5
+
+
+class ProcessApi(Protocol):
+    """The three Windows calls a liveness check needs (kernel32, through ctypes)."""
+
+    def open(self, pid: int) -> tuple[int | None, int]:
+        """A query handle for ``pid`` (or None) and the last error code."""
+        ...
+
+    def exit_code(self, handle: int) -> int | None: ...
+
+    def close(self, handle: int) -> None: ...
+
+
+class Kernel32:
+    """:class:`ProcessApi` on the real kernel32 (Windows only; loaded when first used)."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        self._ctypes = ctypes
+        self._dll: Any = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+        self._dll.OpenProcess.restype = ctypes.c_void_p
+
+    def open(self, pid: int) -> tuple[int | None, int]:
+        handle = self._dll.OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+        error: int = self._ctypes.get_last_error()  # type: ignore[attr-defined,unused-ignore]
+        return (int(handle) if handle else None), error
+
+    def exit_code(self, handle: int) -> int | None:
+        code = self._ctypes.c_ulong()
+        ok = self._dll.GetExitCodeProcess(self._ctypes.c_void_p(handle), self._ctypes.byref(code))
+        return int(code.value) if ok else None
+
+    def close(self, handle: int) -> None:
+        self._dll.CloseHandle(self._ctypes.c_void_p(handle))
+
+
+def process_alive(pid: object, platform: str = sys.platform, *, api: ProcessApi | None = None) -> bool:
+    """Whether process ``pid`` runs (a pid that is not a positive int is not alive). Never signals
+    anything: on Windows ``os.kill(pid, 0)`` would send CTRL_C_EVENT to the console group."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if platform == "win32":
+        return windows_alive(pid, api or Kernel32())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    except OSError:
+        return False
+    return True
+
+
+def windows_alive(pid: int, api: ProcessApi) -> bool:
+    """Windows: open the process for a query and ask for its exit code (STILL_ACTIVE while it runs).
+    Access denied means it exists (another user's, or elevated); any other failure, that it does not."""
+    handle, error = api.open(pid)
+    if handle is None:
+        return error == ERROR_ACCESS_DENIED
+    try:
+        code = api.exit_code(handle)
+        return code is None or code == STILL_ACTIVE
+    finally:
+        api.close(handle)

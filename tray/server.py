@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import errno
 import logging
 import socket
 import threading
@@ -31,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tray.config import is_loopback
 from tray.errors import ServerError
-from tray.portholder import Holder, holder
+from tray.portholder import RESERVED_HINT, Holder, bind_refusal, holder, prepare_listener
 from tray.proxy import Limits, connection_cap, harden_process, protocol_for
 
 log = logging.getLogger(__name__)
@@ -118,22 +117,29 @@ def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.s
     # with proto 0 every response waits ~40 ms (Nagle + delayed ACK) between headers and body.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        # No SO_REUSEADDR: with it, Linux lets a second process share a port in TIME_WAIT edge cases
-        # but we want "port in use" to be reported, not papered over.
+        # SO_REUSEADDR on POSIX (binds over the TIME_WAIT a previous run left, never next to a live
+        # listener), SO_EXCLUSIVEADDRUSE on Windows: see tray.portholder.
+        prepare_listener(sock)
         sock.bind((host.strip("[]"), port))
         sock.listen(256)
     except OSError as exc:
         sock.close()
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-            why = "is not allowed"
-            if exc.errno == errno.EADDRINUSE:  # say who, so clients pointed here are not trusted to it
+        refusal = bind_refusal(exc)
+        if refusal is not None:
+            why, brief = "is not allowed", "is not allowed"
+            if refusal == "in use":  # say who, so clients pointed here are not trusted to it
                 said = (holder(port) or Holder()).describe()
                 why = f"is held by another program ({said})" if said else "is already in use"
+                brief = f"is in use ({said})" if said else "is in use"
+            elif refusal == "reserved":
+                why, brief = f"is not available: {RESERVED_HINT}", "is reserved by Windows"
             raise ServerError(
                 f"Port {port} on {host} {why}. Choose another with 'port = <n>' in config.toml "
-                "or 'codex-pool serve --port <n>'."
+                "or 'codex-pool serve --port <n>'.",
+                brief=f"port {port} {brief}",
             ) from exc
-        raise ServerError(f"Could not listen on {host}:{port}: {exc.strerror or exc}") from exc
+        raise ServerError(f"Could not listen on {host}:{port}: {exc.strerror or exc}",
+                          brief=f"port {port}: {exc.strerror or exc}") from exc
     sock.setblocking(False)
     return sock
 

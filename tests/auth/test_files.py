@@ -243,3 +243,30 @@ def test_odd_opencode_expiry_falls_back_to_the_token(store: Store, expires: str)
     account = import_primary(store, time.time)
     assert account is not None
     assert account.tokens.expires_at == pytest.approx(tokens.expires_at, abs=1)
+
+
+def test_a_codex_login_in_the_keyring_is_said_not_silently_skipped(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Codex CLI with cli_auth_credentials_store = "keyring" writes no auth.json: the first start
+    imports nothing and says why and what to do instead."""
+    codex_home = Path(os.environ["CODEX_HOME"])
+    codex_home.mkdir(parents=True, exist_ok=True)
+    (codex_home / "config.toml").write_text('model = "gpt-5"\ncli_auth_credentials_store = "keyring"\n')
+    with caplog.at_level("WARNING", logger="tray.auth.files"):
+        assert import_primary(store, time.time) is None
+    assert "system keyring" in caplog.text and "codex-pool login" in caplog.text
+    (codex_home / "config.toml").write_text('cli_auth_credentials_store = "file"\n')
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tray.auth.files"):
+        assert import_primary(store, time.time) is None
+    assert caplog.text == ""
+
+
+def test_windows_finds_the_clients_files_under_userprofile_not_a_posix_home() -> None:
+    """Git Bash sets HOME=/c/Users/ann on Windows; Codex CLI and opencode use %USERPROFILE%."""
+    from tray.paths import user_home
+
+    environ = {"HOME": "/c/Users/ann", "USERPROFILE": r"C:\Users\ann"}
+    assert user_home(environ, "win32") == Path(r"C:\Users\ann")
+    assert user_home(environ, "linux") == Path("/c/Users/ann")

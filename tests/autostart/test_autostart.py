@@ -70,18 +70,46 @@ def test_unwritable_autostart_folder_is_a_clear_error(isolated_home: Path) -> No
     assert main(["autostart", "on"]) == 1
 
 
-def test_macos_launch_agent_written_and_removed(tmp_path: Path) -> None:
-    calls: list[Sequence[str]] = []
-    agent = MacAutostart(tmp_path / "LaunchAgents", ["/Apps/codex-pool"], launchctl=calls.append, uid=501)
+class RecordingLaunchctl:
+    """launchctl as it answers ``print-disabled``; every call is recorded."""
+
+    def __init__(self, disabled: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.disabled = disabled
+
+    def __call__(self, args: Sequence[str]) -> str:
+        self.calls.append(list(args))
+        if list(args[:1]) == ["print-disabled"]:
+            state = "disabled" if self.disabled else "enabled"
+            return ('disabled services = {\n\t"com.apple.ScreenReaderUIServer" => disabled\n'
+                    f'\t"io.github.codex-pool" => {state}\n}}\n')
+        return ""
+
+
+def test_macos_launch_agent_written_and_removed_without_stopping_the_running_tray(tmp_path: Path) -> None:
+    launchctl = RecordingLaunchctl()
+    agent = MacAutostart(tmp_path / "LaunchAgents", ["/Apps/codex-pool"], launchctl=launchctl, uid=501)
     assert not agent.enabled()
     agent.enable()
     plist = tmp_path / "LaunchAgents" / "io.github.codex-pool.plist"
     assert plistlib.loads(plist.read_bytes())["ProgramArguments"] == ["/Apps/codex-pool"]
     assert agent.enabled()
-    assert calls == []  # not loaded now: that would start a second copy at once
     agent.disable()
     assert not plist.exists() and not agent.enabled()
-    assert calls == [["bootout", "gui/501/io.github.codex-pool"]]
+    # Only reads: no bootstrap (a second copy at once) and no bootout (it kills the tray launchd started).
+    assert {call[0] for call in launchctl.calls} == {"print-disabled"}
+
+
+def test_macos_login_items_switch_off_reads_as_off(tmp_path: Path) -> None:
+    """System Settings > Login Items > "Allow in the Background" turned off: launchd keeps the agent
+    disabled although the plist is there."""
+    launchctl = RecordingLaunchctl(disabled=True)
+    agent = MacAutostart(tmp_path / "LaunchAgents", ["/Apps/codex-pool"], launchctl=launchctl, uid=501)
+    agent.enable()
+    assert not agent.enabled()
+    assert launchctl.calls == [["print-disabled", "gui/501"]]
+    assert texts.launchd_disabled('"io.github.codex-pool" => true', "io.github.codex-pool")  # older macOS
+    assert not texts.launchd_disabled('"io.github.codex-pool.other" => disabled', "io.github.codex-pool")
 
 
 def test_macos_backend_from_the_dispatcher_uses_home(tmp_path: Path) -> None:
@@ -140,3 +168,26 @@ def test_current_command_is_this_installs_codex_pool() -> None:
         "tray",
     ]
     assert texts.exec_line(command)
+
+
+def test_macos_refuses_to_turn_on_for_a_translocated_app_but_still_turns_off(tmp_path: Path) -> None:
+    app = "/private/var/folders/x1/T/AppTranslocation/4F2A/d/codex-pool.app/Contents/MacOS/codex-pool"
+    environ = {"HOME": str(tmp_path), "TMPDIR": "/private/var/folders/x1/T"}
+    entry = autostart.backend(platform="darwin", environ=environ, command=[app])
+    with pytest.raises(AutostartError, match="App Translocation"):
+        entry.enable()
+    assert not entry.enabled()
+    entry.disable()
+
+
+def test_windows_says_when_the_pool_variables_cannot_reach_the_entry() -> None:
+    registry = MemoryRegistry()
+    environ = {"CODEX_POOL_HOME": r"D:\pool"}
+    entry = autostart.backend(platform="win32", registry=registry, environ=environ,
+                              command=[r"C:\Program Files\codex-pool\codex-pool-tray.exe"])
+    entry.enable()
+    assert entry.enabled()
+    assert autostart.notes("win32", environ) == [
+        'CODEX_POOL_HOME is set here; the tray started at login sees it only when it is set for your user '
+        'too (setx CODEX_POOL_HOME "D:\\pool").']
+    assert autostart.notes("linux", environ) == [] and autostart.notes("win32", {}) == []

@@ -160,3 +160,52 @@ def test_launch_command_on_windows_uses_pythonw_so_no_console_opens() -> None:
         script_exists=_exists(r"C:\v\Scripts\codex-pool.exe"),
         which=none,
     ) == [r"C:\v\Scripts\codex-pool.exe"]
+
+
+def test_the_entry_opens_the_same_pool_as_the_command_that_turned_it_on() -> None:
+    """CODEX_POOL_HOME / CODEX_HOME set now reach the tray started at login (Linux: env in Exec;
+    macOS: EnvironmentVariables); other variables do not."""
+    pool = texts.pool_environment({"CODEX_POOL_HOME": "/srv/my pool", "CODEX_HOME": "/h/.codex-work",
+                                   "PATH": "/usr/bin", "CODEX_POOL_API_KEY": "cp-secret"})
+    assert pool == {"CODEX_POOL_HOME": "/srv/my pool", "CODEX_HOME": "/h/.codex-work"}
+    entry = texts.desktop_entry(["/usr/bin/codex-pool"], environment=pool)
+    exec_value = next(line for line in entry.splitlines() if line.startswith("Exec="))[5:]
+    assert parse_exec(exec_value) == ["env", "CODEX_POOL_HOME=/srv/my pool", "CODEX_HOME=/h/.codex-work",
+                                      "/usr/bin/codex-pool"]
+    assert "TryExec=/usr/bin/codex-pool" in entry
+    agent = plistlib.loads(texts.launch_agent(["/Applications/codex-pool.app/Contents/MacOS/codex-pool"],
+                                              environment=pool))
+    assert agent["EnvironmentVariables"] == pool
+    assert "EnvironmentVariables" not in plistlib.loads(texts.launch_agent(["/x"]))
+
+
+def test_windows_prefers_the_windowed_program_so_no_console_opens_at_login() -> None:
+    exists = {r"C:\codex-pool\codex-pool.exe", r"C:\codex-pool\codex-pool-tray.exe",
+              r"C:\Py\python.exe", r"C:\Py\pythonw.exe", r"C:\Py\Scripts\codex-pool.exe",
+              r"C:\Py\Scripts\codex-pool-tray.exe"}
+
+    def command(executable: str, frozen: bool, present: set[str]) -> list[str]:
+        return texts.launch_command(executable=executable, platform="win32", frozen=frozen,
+                                    script_exists=present.__contains__, which=lambda _name: None)
+
+    # The bundle's console codex-pool.exe turned it on: the entry starts its windowed twin.
+    tray = r"C:\codex-pool\codex-pool-tray.exe"
+    assert command(r"C:\codex-pool\codex-pool.exe", True, exists) == [tray]
+    assert command(tray, True, exists) == [tray]
+    # pip install: the gui-script, then pythonw -m tray.
+    assert command(r"C:\Py\python.exe", False, exists) == [r"C:\Py\Scripts\codex-pool-tray.exe"]
+    assert command(r"C:\Py\python.exe", False, exists - {r"C:\Py\Scripts\codex-pool-tray.exe"}) == [
+        r"C:\Py\pythonw.exe", "-m", "tray"]
+
+
+def test_entries_for_a_program_in_a_temporary_place_are_refused() -> None:
+    translocated = ("/private/var/folders/x1/T/AppTranslocation/4F2A/d/codex-pool.app/Contents/MacOS/"
+                    "codex-pool")
+    said = texts.unsafe_location(translocated, ["/private/var/folders/x1/T"])
+    assert said is not None and "App Translocation" in said and "Applications" in said
+    unzipped = r"C:\Users\ann\AppData\Local\Temp\Temp1_codex-pool.zip\codex-pool\codex-pool-tray.exe"
+    said = texts.unsafe_location(unzipped, [r"C:\Users\ann\AppData\Local\Temp"])
+    assert said is not None and "temporary folder" in said
+    assert texts.unsafe_location(r"C:\Program Files\codex-pool\codex-pool-tray.exe",
+                                 [r"C:\Users\ann\AppData\Local\Temp"]) is None
+    assert texts.unsafe_location("/Applications/codex-pool.app/Contents/MacOS/codex-pool", ["/tmp"]) is None

@@ -176,6 +176,15 @@ def test_a_config_problem_says_so_and_its_line_opens_the_config_file() -> None:
     assert hover.startswith("codex-pool: config problem")
 
 
+def test_a_proxy_that_cannot_start_says_why_and_offers_to_retry() -> None:
+    snapshot = Snapshot(now=NOW, running=False, proxy_url=None,
+                        start_problem="port 4466 is in use (pid 812: nc)")
+    head = build_menu(snapshot).items[0]
+    assert head.text == "Proxy cannot start: port 4466 is in use (pid 812: nc) · retrying, click to retry now"
+    assert head.action is Action.RETRY_START and head.enabled
+    assert health(snapshot) == "stopped"
+
+
 @pytest.mark.parametrize(("autostart", "checked", "enabled"), [(True, True, True), (False, False, True),
                                                                (None, False, False)])
 def test_start_at_login_is_a_check_item(autostart: bool | None, checked: bool, enabled: bool) -> None:

@@ -156,7 +156,7 @@ def test_menu_lists_accounts_and_actions_change_the_store(running: tuple, tmp_pa
     menu.click("Start at login")
     menu.layout(until=lambda m: (m.find("Start at login") or m).toggle == 1)
     autostart_file = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "codex-pool.desktop"
-    assert autostart_file.is_file()
+    wait_for(autostart_file.is_file, what="the autostart entry to be written")
 
 
 def test_a_click_lands_although_the_menu_was_refreshed_after_the_host_read_it(running: tuple) -> None:
@@ -318,3 +318,34 @@ def test_clicking_the_proxy_address_copies_it(running: tuple, tray_host: str, se
             break
         time.sleep(0.2)
     assert got == url
+
+
+def test_a_taken_port_is_named_in_the_menu_and_the_proxy_starts_once_it_frees(
+    tray_host: str, session_bus: str, notifications: Notes
+) -> None:
+    """Quit and start again while the port is still taken: the menu says why the proxy cannot start
+    (not "Proxy stopped" forever), and the proxy starts by itself once the port is free."""
+    import socket
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(1)
+    port = squatter.getsockname()[1]
+    prepare_pool(port=port)
+    proc = start_tray(tray_host, session_bus)
+    menu = DbusMenu(session_bus, proc.pid)
+    try:
+        layout = menu.layout(until=lambda m: bool(m.labels) and "cannot start" in m.labels[0])
+        head = layout.labels[0]
+        assert head.startswith(f"Proxy cannot start: port {port} is in use"), head
+        assert head.endswith(" · retrying, click to retry now")
+        squatter.close()
+        layout = menu.layout(45, until=lambda m: len(m.labels) > 1 and m.labels[1].startswith("Proxy http"))
+        assert layout.labels[:2] == ["No accounts", f"Proxy http://127.0.0.1:{port} (click to copy)"]
+        import httpx
+
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", trust_env=False).status_code == 200
+    finally:
+        squatter.close()
+        _code, err = stop(proc)
+    assert "Traceback" not in err, err

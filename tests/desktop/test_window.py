@@ -149,11 +149,25 @@ def switch_pages(window: WindowProcess, engine: Any, xvfb: str, tmp_path: Path) 
 def test_a_window_that_cannot_start_reports_why(tmp_path: Path) -> None:
     log = tmp_path / "window.log"
     # "sh -m tray.desktop.window": a stand-in interpreter that fails at once and says why on stderr.
-    window = WindowProcess(python="/bin/sh", log=log)
+    window = WindowProcess(["/bin/sh", "-m", "tray.desktop.window"], log=log)
     assert window.open("http://127.0.0.1:9/ui/") is True
     reason = window.failed(within=10)
     assert reason is not None and "cannot open tray.desktop.window" in reason
     window.close()
+
+
+def test_the_window_command_in_a_bundle_is_the_bundle_with_the_window_flag() -> None:
+    """In a PyInstaller build sys.executable is codex-pool itself: '-m tray.desktop.window' would be
+    parsed by its CLI and refused ("invalid choice"), so the bundle gets the flag its launcher
+    dispatches before the CLI (the packaging test starts the built bundle's window this way)."""
+    from tray.desktop.window import WINDOW_FLAG, window_command
+
+    bundled = "/opt/codex-pool/codex-pool"
+    assert window_command(bundled, frozen=True) == [bundled, WINDOW_FLAG]
+    assert window_command(r"C:\Program Files\codex-pool\codex-pool.exe", frozen=True)[1] == "--pool-window"
+    assert window_command("/usr/bin/python3", frozen=False) == ["/usr/bin/python3", "-m",
+                                                                "tray.desktop.window"]
+    assert window_command(frozen=False) == [sys.executable, "-m", "tray.desktop.window"]
 
 
 def purple_pixels(path: Path) -> int:
@@ -238,7 +252,7 @@ def test_showing_the_window_again_sends_the_whole_new_address(tmp_path: Path) ->
     stand_in = tmp_path / "python"  # run as "python -m tray.desktop.window": keeps what it is told
     stand_in.write_text(f"#!/bin/sh\nexec cat > {record}\n")
     stand_in.chmod(0o755)
-    window = WindowProcess(python=str(stand_in))
+    window = WindowProcess([str(stand_in), "-m", "tray.desktop.window"])
     try:
         assert window.open("http://127.0.0.1:5000/ui/#code=a") is True
         assert window.open("http://127.0.0.1:6000/ui/#code=b", "settings") is False  # the same window

@@ -16,8 +16,8 @@ from tray.notices.delivery import (
     DBusDelivery,
     DesktopNotifier,
     StderrNotifier,
+    WindowsToast,
     _osascript,
-    _windows_toast,
     osascript_args,
     platform_delivery,
 )
@@ -94,7 +94,7 @@ def test_headless_notices_are_one_line_on_stderr() -> None:
 
 def test_each_platform_has_its_own_delivery() -> None:
     assert platform_delivery(platform="darwin") is _osascript
-    assert platform_delivery(platform="win32") is _windows_toast
+    assert isinstance(platform_delivery(platform="win32"), WindowsToast)
     assert isinstance(platform_delivery(platform="linux"), DBusDelivery)
     assert isinstance(platform_delivery(platform="freebsd14"), DBusDelivery)
 
@@ -151,3 +151,33 @@ def test_without_buttons_the_body_says_what_to_do(bus_env: str, notifications: N
     assert shown["body"] == ("It is left out of routing until you sign in again.\n"
                              "Tray menu → its line → Re-login….")
     assert f"{shown['summary']} {shown['body']}".count("spare@x.com") == 1
+def test_windows_toasts_register_their_app_id_first() -> None:
+    """A recording stand-in for winreg: the id's name and icon land under HKCU (the real registry
+    is exercised on Windows CPython by tests/test_wine.py)."""
+    from pathlib import Path
+    from typing import Any
+
+    from tray.notices.delivery import APP_ID_KEY, register_app_id
+
+    written: dict[str, Any] = {}
+
+    class Key:
+        def __enter__(self) -> Key:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    class Winreg:
+        HKEY_CURRENT_USER, REG_SZ = "HKCU", 1
+
+        def CreateKey(self, root: str, path: str) -> Key:
+            written["key"] = (root, path)
+            return Key()
+
+        def SetValueEx(self, key: Key, name: str, reserved: int, kind: int, value: str) -> None:
+            written[name] = value
+
+    register_app_id(Path("/icons/codex-pool.png"), Winreg())
+    assert written == {"key": ("HKCU", APP_ID_KEY), "DisplayName": "codex-pool",
+                       "IconUri": str(Path("/icons/codex-pool.png"))}

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import os
-import secrets
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from tray.auth.claims import expiry, identity_and_meta
 from tray.errors import AuthFileError
 from tray.models import Account, Clock, Identity, TokenSet
+from tray.paths import user_home, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,36 @@ class FileLogin:
     tokens: TokenSet
 
 
-def codex_auth_path(environ: Mapping[str, str] | None = None) -> Path:
+def codex_home(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
-    home = env.get("CODEX_HOME") or str(Path(env.get("HOME") or Path.home()) / ".codex")
-    return Path(home).expanduser() / "auth.json"
+    home = env.get("CODEX_HOME") or str(user_home(env) / ".codex")
+    return Path(home).expanduser()
+
+
+def codex_auth_path(environ: Mapping[str, str] | None = None) -> Path:
+    return codex_home(environ) / "auth.json"
 
 
 def opencode_auth_path(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
-    data = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    data = env.get("XDG_DATA_HOME") or str(user_home(env) / ".local" / "share")
     return Path(data).expanduser() / "opencode" / "auth.json"
+
+
+def keyring_note(environ: Mapping[str, str] | None = None) -> str | None:
+    """Codex CLI set to keep its login in the system keyring (``cli_auth_credentials_store`` =
+    ``keyring``, or ``auto`` with no ``auth.json``) leaves no file to import or keep in sync: the
+    sentence that says so, or ``None``."""
+    config = codex_home(environ) / "config.toml"
+    try:
+        store = tomllib.loads(config.read_text(encoding="utf-8")).get("cli_auth_credentials_store")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    if store not in ("keyring", "auto") or codex_auth_path(environ).exists():
+        return None
+    return (f"Codex CLI keeps its login in the system keyring (cli_auth_credentials_store = \"{store}\" "
+            f"in {config}), so there is no auth.json to import or keep in sync: add that account with "
+            "'codex-pool login' (or Add account in the tray)")
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -174,6 +195,9 @@ def import_primary(
         return None
     usable = [login for login in file_logins(environ) if login.identity is not None]
     if not usable:
+        note = keyring_note(environ)
+        if note is not None:
+            log.warning("%s", note)
         return None
     best = max(usable, key=lambda login: login.tokens.expires_at)
     assert best.identity is not None
@@ -183,21 +207,8 @@ def import_primary(
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
     try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        mode = 0o600
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), mode)
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data, indent=2) + "\n", mode=0o600, keep_mode=True)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise AuthFileError(f"Could not write {path}: {exc.strerror or exc}") from exc
 
 

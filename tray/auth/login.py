@@ -31,7 +31,7 @@ from tray.auth.claims import identity_and_meta
 from tray.auth.oauth import DeviceCode, OAuthClient
 from tray.errors import LoginError, PoolError
 from tray.models import Account, Clock, EventSink, Identity, TokenSet
-from tray.portholder import held_message, holder
+from tray.portholder import RESERVED_HINT, bind_refusal, held_message, holder, prepare_listener
 
 log = logging.getLogger(__name__)
 
@@ -308,19 +308,24 @@ class _Unavailable(OSError):
 def _listen(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio would: TIME_WAIT is fine
+        prepare_listener(sock)  # past TIME_WAIT, never beside a live listener (and exclusive on Windows)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host, port))
         sock.listen(16)
     except OSError as exc:
         sock.close()
-        if exc.errno == errno.EADDRINUSE:
+        refusal = bind_refusal(exc)
+        if refusal == "in use":
             if family == socket.AF_INET6:
                 raise _Busy() from exc
             said = held_message(port, holder(port)).removeprefix(f"port {port} ")  # "is held by ..."
             raise LoginError(f"Port {port} is busy: it {said} (another login, perhaps Codex CLI's?); "
                              "finish or cancel it and try again") from exc
+        if refusal == "reserved":
+            raise LoginError(f"Port {port} is not available for the sign-in's callback: {RESERVED_HINT}. "
+                             "Sign in with a device code instead (Add account (device code), or "
+                             "'codex-pool login --device').") from exc
         if family == socket.AF_INET6 and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
             raise _Unavailable(str(exc)) from exc
         raise LoginError(f"Could not listen on {host}:{port}: {exc.strerror or exc}") from exc

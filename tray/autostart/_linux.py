@@ -6,13 +6,13 @@ removes our file, which also drops a ``Hidden=true`` copy someone else left.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tray.autostart import texts
 from tray.errors import AutostartError
+from tray.paths import write_atomic
 
 
 def autostart_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
@@ -24,9 +24,11 @@ def autostart_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
 
 
 class LinuxAutostart:
-    def __init__(self, directory: Path, command: Sequence[str]) -> None:
+    def __init__(self, directory: Path, command: Sequence[str],
+                 environment: Mapping[str, str] | None = None) -> None:
         self.path = directory / texts.DESKTOP_FILE_NAME
         self.command = list(command)
+        self.environment = dict(environment or {})
 
     @property
     def location(self) -> str:
@@ -42,15 +44,11 @@ class LinuxAutostart:
         return texts.desktop_entry_enabled(text)
 
     def enable(self) -> None:
-        text = texts.desktop_entry(self.command)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        text = texts.desktop_entry(self.command, environment=self.environment)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_atomic(self.path, text, mode=0o644)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             raise AutostartError(f"Could not write {self.path}: {exc.strerror or exc}") from exc
 
     def disable(self) -> None:

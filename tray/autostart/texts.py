@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import plistlib
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath, PurePosixPath, PureWindowsPath
 
 APP_NAME = "codex-pool"
 DESKTOP_FILE_NAME = "codex-pool.desktop"
 LAUNCH_AGENT_LABEL = "io.github.codex-pool"
 WINDOWS_VALUE_NAME = "codex-pool"
+TRAY_EXE = "codex-pool-tray.exe"  # Windows: the windowed build (bundle) or gui-script (pip): no console
+# Which pool the tray at login opens: these reach the entry when they are set now.
+POOL_VARIABLES = ("CODEX_POOL_HOME", "CODEX_HOME")
 
 # Characters that force quoting in a Desktop Entry Exec argument (Desktop Entry spec, "The Exec key").
 _EXEC_RESERVED = set(" \t\n\"'\\><~|&;$*?#()`")
@@ -35,8 +38,9 @@ def launch_command(
     """The argv that starts the installed codex-pool tray app.
 
     ``executable`` is ``sys.executable``. A frozen (PyInstaller) build is its own executable. On
-    Windows the console script would open a console window at every login, so the app is started
-    with ``pythonw.exe -m tray`` when that interpreter sits next to python.exe. Elsewhere the
+    Windows a console program would open a console window at every login, so the windowed
+    ``codex-pool-tray.exe`` is preferred (beside a frozen build, or the pip install's gui-script),
+    then ``pythonw.exe -m tray`` when that interpreter sits next to python.exe. Elsewhere the
     ``codex-pool`` console script beside the interpreter (a venv, pipx or uv tool install) is
     preferred, then one on PATH, then ``<python> -m tray``.
     """
@@ -44,8 +48,12 @@ def launch_command(
     path_type: type[PurePath] = PureWindowsPath if windows else PurePosixPath
     exe = path_type(executable)
     if frozen:
-        return [executable]
+        tray = str(exe.with_name(TRAY_EXE))
+        return [tray] if windows and exe.name.lower() != TRAY_EXE and script_exists(tray) else [executable]
     if windows:
+        for gui in (str(exe.parent / TRAY_EXE), str(exe.parent / "Scripts" / TRAY_EXE)):
+            if script_exists(gui):
+                return [gui]
         pythonw = exe.with_name("pythonw.exe")
         if exe.name.lower() == "python.exe" and script_exists(str(pythonw)):
             return [str(pythonw), "-m", "tray"]
@@ -61,6 +69,28 @@ def launch_command(
     if found:
         return [found]
     return [executable, "-m", "tray"]
+
+
+def pool_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables that choose the pool (:data:`POOL_VARIABLES`), as set now, for the entry."""
+    return {name: environ[name] for name in POOL_VARIABLES if environ.get(name)}
+
+
+def unsafe_location(executable: str, temp_dirs: Sequence[str]) -> str | None:
+    """Why an entry must not start ``executable``: a macOS App Translocation copy (an app run
+    straight from Downloads or a disk image gets a random read-only path that is gone after a
+    restart) or a temporary folder. ``None`` when it may."""
+    path = executable.replace("\\", "/")
+    if "/AppTranslocation/" in path:
+        return ("codex-pool runs from a temporary copy macOS made (App Translocation): move "
+                "codex-pool.app to Applications, open it from there, then turn Start at login on")
+    folded = path.casefold()
+    for temp in temp_dirs:
+        base = temp.replace("\\", "/").rstrip("/").casefold()
+        if base and folded.startswith(base + "/"):
+            return (f"codex-pool runs from a temporary folder ({temp}) that may be gone at the next "
+                    "login: install it first, then turn Start at login on")
+    return None
 
 
 def _exec_arg(arg: str) -> str:
@@ -87,11 +117,15 @@ def desktop_entry(
     icon: str = APP_NAME,
     autostart: bool = True,
     hidden: bool = False,
+    environment: Mapping[str, str] | None = None,
 ) -> str:
     """A Desktop Entry for ``command``: the XDG autostart file, or (``autostart=False``) a menu entry.
 
     ``hidden=True`` writes ``Hidden=true``, which autostart implementations must treat as "off".
+    ``environment`` is set for the command through ``env NAME=value ...``.
     """
+    if environment:
+        command = ["env", *(f"{name}={value}" for name, value in environment.items()), *command]
     lines = [
         "[Desktop Entry]",
         "Type=Application",
@@ -105,8 +139,9 @@ def desktop_entry(
         "Categories=Utility;",
         "StartupNotify=false",
     ]
-    if command and command[0].startswith("/"):
-        lines.append(f"TryExec={_exec_arg(command[0])}")
+    program = command[len(environment) + 1] if environment else command[0]
+    if program.startswith("/"):
+        lines.append(f"TryExec={_exec_arg(program)}")
     if autostart:
         lines.append("X-GNOME-Autostart-enabled=true")
     if hidden:
@@ -132,17 +167,21 @@ def desktop_entry_enabled(text: str) -> bool:
     return True
 
 
-def launch_agent(command: Sequence[str], *, label: str = LAUNCH_AGENT_LABEL) -> bytes:
-    """The macOS LaunchAgent plist: start at login, in GUI (Aqua) sessions only."""
+def launch_agent(command: Sequence[str], *, label: str = LAUNCH_AGENT_LABEL,
+                 environment: Mapping[str, str] | None = None) -> bytes:
+    """The macOS LaunchAgent plist: start at login, in GUI (Aqua) sessions only, with
+    ``environment`` set."""
     if not command:
         raise ValueError("empty command")
-    agent = {
+    agent: dict[str, object] = {
         "Label": label,
         "ProgramArguments": list(command),
         "RunAtLoad": True,
         "LimitLoadToSessionType": "Aqua",
         "ProcessType": "Interactive",
     }
+    if environment:
+        agent["EnvironmentVariables"] = dict(environment)
     return plistlib.dumps(agent, fmt=plistlib.FMT_XML, sort_keys=False)
 
 
@@ -153,6 +192,16 @@ def launch_agent_enabled(data: bytes) -> bool:
     except Exception:  # plistlib raises several unrelated types for junk input
         return False
     return isinstance(agent, dict) and agent.get("RunAtLoad") is True and agent.get("Disabled") is not True
+
+
+def launchd_disabled(listing: str, label: str) -> bool:
+    """Whether ``launchctl print-disabled gui/<uid>`` output lists ``label`` as disabled (lines
+    ``"label" => disabled``; older systems write ``=> true``)."""
+    for line in listing.splitlines():
+        name, arrow, state = line.strip().partition("=>")
+        if arrow and name.strip().strip('"') == label:
+            return state.strip().lower() in ("disabled", "true")
+    return False
 
 
 def windows_run_value(command: Sequence[str]) -> str:

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any, Literal
 
 from tray.clients import texts as clientconfig
 from tray.errors import ClientSetupError
-from tray.paths import Paths, resolve_paths
+from tray.paths import Paths, resolve_paths, user_home, write_atomic
 
 Kind = Literal["codex", "opencode"]
 KINDS: tuple[Kind, ...] = ("codex", "opencode")
@@ -39,7 +38,7 @@ class SetupResult:
 
 
 def _home(env: Mapping[str, str]) -> Path:
-    return Path(env.get("HOME") or Path.home())
+    return user_home(env)
 
 
 def config_path(kind: Kind, environ: Mapping[str, str] | None = None) -> Path:
@@ -78,20 +77,10 @@ def _decode(data: bytes | None, path: Path) -> str:
 
 def _write(path: Path, data: bytes, mode: int) -> None:
     """Replace ``path`` atomically (through a symlink to its target, so dotfile links survive)."""
-    target = path.resolve() if path.is_symlink() else path
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        (path.resolve() if path.is_symlink() else path).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data, mode=mode)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise ClientSetupError(f"Could not write {path}: {exc.strerror or exc}; nothing was changed") from exc
 
 

@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "on":
         entry.enable()
         print(f"Start at login is on ({entry.location}).")
+        for note in autostart.notes():
+            print(note)
     elif args.action == "off":
         entry.disable()
         print("Start at login is off.")

@@ -80,7 +80,9 @@ def _serve(args: argparse.Namespace, paths: Paths) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # Windows: Ctrl+Break (SIGBREAK) stops it too, as Ctrl+C does.
+    stops = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)) if s is not None]
+    previous = {s: signal.signal(s, on_signal) for s in stops}
     try:
         try:
             url = engine.start()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from tray.config import load_config
 from tray.forecast import forecast_json, forecasts, status_text
 from tray.health import pool_health, snapshot_of
 from tray.paths import Paths, api_key, resolve_paths, ui_token
+from tray.portholder import process_alive
 from tray.quota import shown_usage
 from tray.store import Store
 
@@ -39,25 +39,15 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_instance(path: Path) -> dict[str, Any] | None:
     """The running proxy's instance file, when the process that wrote it is alive."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or not _pid_alive(data.get("pid")) or not isinstance(data.get("url"), str):
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+        return None
+    if not process_alive(data.get("pid")):  # never os.kill(pid, 0): on Windows that sends Ctrl+C
         return None
     return data
 

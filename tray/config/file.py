@@ -8,8 +8,6 @@ edits the user's file in place (comments, order and layout kept) instead of re-r
 
 from __future__ import annotations
 
-import os
-import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from tray.config.keys import Problem, show, validate, value_of
 from tray.config.text import edit, render_config
 from tray.errors import ConfigError, SettingsRejected
 from tray.models import Config
+from tray.paths import write_atomic
 
 NOTIFICATIONS = "notifications"
 
@@ -154,19 +153,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write atomically (temp file + rename), keeping an existing file's permissions."""
+    """Write atomically (:func:`tray.paths.write_atomic`: the text's own line ends, byte for byte),
+    keeping an existing file's permissions."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:  # the file's own line ends
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, text, mode=0o644, keep_mode=True)
 

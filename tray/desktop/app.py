@@ -36,6 +36,7 @@ from tray.desktop.icon import state_icons
 from tray.desktop.instance import Instance
 from tray.desktop.menu import Action, build_menu, tooltip
 from tray.desktop.opener import open_path
+from tray.desktop.signals import SignalWatcher
 from tray.desktop.tray import TrayIcon, copy_to_clipboard
 from tray.desktop.window import WindowProcess
 from tray.engine import Engine
@@ -50,6 +51,8 @@ from tray.quota import shown_usage
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
+START_RETRY_FIRST = 3.0  # a proxy that could not start is tried again, waiting this long, doubling...
+START_RETRY_MAX = 30.0  # ...to this (quit and start again: the old instance may still hold the port)
 Job = Callable[[], None]
 
 
@@ -65,7 +68,10 @@ class TrayApp:
         self._notifier = notifier
         self._window = window or WindowProcess(log=paths.log_dir / "window.log")
         self._alerts = Alerts()
-        self._start_error: str | None = None
+        self._start_error: str | None = None  # why the proxy is not running (None while it runs)
+        self._start_brief: str | None = None  # the same in a few words, for the menu
+        self._start_wait = START_RETRY_FIRST
+        self._next_start = 0.0  # time.monotonic() of the next try
         self._tray: TrayIcon | None = None
         self._worker = threading.Thread(target=self._work, name="tray-worker", daemon=True)
         self.engine = Engine(paths, clock=clock, events=self._on_event, open_browser=system_opener())
@@ -75,17 +81,18 @@ class TrayApp:
     def run(self) -> int:
         if self._notifier is None:
             self._notifier = DesktopNotifier(icon=self._icons(), on_action=self._on_notice_action)
-        try:
-            self.engine.start()
-        except PoolError as exc:  # e.g. port in use: keep the tray up, stopped, and say why
-            self._start_error = str(exc)
-            self._notify(Notice("error", "codex-pool: the proxy did not start", str(exc), state="stopped"))
+        self._start_proxy()
+        watcher = None
         try:
             self._tray = TrayIcon(self._on_action)
+            if sys.platform in ("darwin", "win32"):  # Linux: GLib takes the signals (_on_ready)
+                watcher = SignalWatcher(self.quit)
             self._worker.start()
             self._instance.serve(self._on_command)
             self._tray.run(on_ready=self._on_ready)
         finally:
+            if watcher is not None:
+                watcher.close()
             self._shutdown()
         return 0
 
@@ -100,6 +107,33 @@ class TrayApp:
 
         packaged = resources.files("tray") / "assets" / "codex-pool.png"
         return Path(str(packaged)) if packaged.is_file() else None
+
+    def _start_proxy(self) -> None:
+        """Start the engine. When it cannot start (the port is taken, or still held by the instance
+        that just quit), the tray stays up, says why in its menu, and tries again later
+        (:meth:`_retry_start`); the first failure and the recovery are notified."""
+        try:
+            self.engine.start()
+        except PoolError as exc:
+            if self._start_error is None:
+                self._notify(Notice("error", "codex-pool: the proxy did not start", str(exc),
+                                    state="stopped"))
+            self._start_error = str(exc)
+            self._start_brief = getattr(exc, "brief", None) or str(exc).split(". ", 1)[0]
+            log.warning("The proxy did not start (trying again in %.0f s): %s", self._start_wait, exc)
+            self._next_start = time.monotonic() + self._start_wait
+            self._start_wait = min(self._start_wait * 2, START_RETRY_MAX)
+            return
+        if self._start_error is not None:
+            self._notify(Notice("error", "codex-pool: the proxy is running",
+                                f"Listening on {self.engine.url}.", state="healthy"))
+        self._start_error = self._start_brief = None
+        self._start_wait = START_RETRY_FIRST
+
+    def _retry_start(self, *, now: bool = False) -> None:
+        """Worker thread: try the proxy again when it is not running and its wait is over."""
+        if self._start_error is not None and (now or time.monotonic() >= self._next_start):
+            self._start_proxy()
 
     def _on_ready(self) -> None:
         if sys.platform not in ("darwin", "win32"):
@@ -212,9 +246,11 @@ class TrayApp:
                              store.cooldowns(now), now, running=running,
                              config_problems=engine.loaded.messages, forecasts=forecasts(store, now).values())
         return replace(shaped, proxy_url=engine.url if running else None, autostart=start_at_login,
-                       last_decision=decisions[0] if decisions else None)
+                       last_decision=decisions[0] if decisions else None,
+                       start_problem=None if running else self._start_brief)
 
     def _refresh(self) -> None:
+        self._retry_start()
         config = self.engine.config
         self._alerts.set_switches({kind: config.notifications.enabled(kind) for kind in KINDS})
         self._alerts.low_percent = config.quota_low_percent
@@ -243,6 +279,8 @@ class TrayApp:
             autostart.disable() if autostart.enabled() else autostart.enable()
         elif action is Action.ADD_BROWSER:
             self._browser_login()
+        elif action is Action.RETRY_START:
+            self._retry_start(now=True)
         elif action is Action.ADD_DEVICE:
             self._open_window("add&start=device")  # the window starts the flow and shows the code
         elif arg is None:

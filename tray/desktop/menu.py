@@ -47,6 +47,7 @@ class Action(StrEnum):
     OPEN_USAGE = "window.usage"
     TOGGLE_AUTOSTART = "autostart.toggle"
     OPEN_CONFIG = "config.open"
+    RETRY_START = "proxy.retry"
     QUIT = "quit"
 
 
@@ -223,6 +224,9 @@ def build_menu(snapshot: Snapshot, tz: tzinfo | None = None) -> MenuModel:
     items = [] if pool.status == "stopped" else [status_item(pool)]
     if snapshot.running and snapshot.proxy_url:
         head = MenuItem(f"Proxy {snapshot.proxy_url} (click to copy)", Action.COPY_URL)
+    elif snapshot.start_problem:
+        head = MenuItem(f"Proxy cannot start: {snapshot.start_problem} · retrying, click to retry now",
+                        Action.RETRY_START)
     else:
         head = MenuItem("Proxy stopped", enabled=False)
     use = pool_line(snapshot, tz)

@@ -2,7 +2,8 @@
 
 It never sees the store. The app hands it a menu model, a health state and a tooltip through
 :meth:`TrayIcon.update` (from any thread) and gets each clicked item's action back through the
-``on_action`` callback (on the GUI thread: keep it short, hand real work to a worker).
+``on_action`` callback (on the GUI thread: keep it short, hand real work to a worker). Every change
+to the icon runs on the backend's own thread, through one dispatcher (:mod:`tray.desktop.backend`).
 
 Linux: pystray's xorg backend has no menu and never receives clicks, so we pick the AppIndicator
 backend (which also docks in plain XEmbed trays and exports its menu over D-Bus), else GTK, never
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+from tray.desktop.backend import Dispatcher, dispatcher_for, fit_tooltip
 from tray.desktop.icon import render
 from tray.desktop.menu import Action, MenuItem, MenuModel, layout_key
 from tray.health import Health
@@ -61,16 +63,31 @@ def select_backend(environ: Env | None = None, platform: str = sys.platform) -> 
     return chosen
 
 
+def _libraries_problem(modules: tuple[str, ...], what: str) -> str | None:
+    """Whether the platform's GUI bindings import; a broken install says which and why."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            return f"{what} failed to load ({name}: {exc})"
+    return None
+
+
 def gui_problem(environ: Env | None = None, platform: str = sys.platform) -> str | None:
     """Why the tray cannot run here, in a few words, or ``None`` when it can."""
     env = os.environ if environ is None else environ
-    if platform in ("darwin", "win32"):
-        return None
+    if platform == "darwin":  # pystray's backend and the window's both sit on pyobjc
+        return _libraries_problem(("AppKit", "Foundation", "PyObjCTools.AppHelper", "pystray"),
+                                  "pyobjc (the macOS GUI bindings)")
+    if platform == "win32":
+        return _libraries_problem(("pystray",), "the tray library")
     if not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
         return "no display"
     if select_backend(env, platform) is None:
         return "GTK 3 (python3-gi, gir1.2-gtk-3.0) is not installed"
-    if not env.get("DBUS_SESSION_BUS_ADDRESS") and not os.path.exists(f"/run/user/{os.getuid()}/bus"):
+    if not env.get("DBUS_SESSION_BUS_ADDRESS") and not os.path.exists(f"/run/user/{_uid()}/bus"):
         return "no D-Bus session bus"
     try:
         import gi
@@ -86,30 +103,19 @@ def gui_problem(environ: Env | None = None, platform: str = sys.platform) -> str
     return None
 
 
-def on_gui_thread(fn: Callable[[], None]) -> None:
-    """Run ``fn`` on the GUI thread. GTK: ``GLib.idle_add``. pystray's macOS and Windows backends
-    marshal their own calls, so there ``fn`` runs at once."""
-    if sys.platform in ("darwin", "win32"):
-        fn()
-        return
-    from gi.repository import GLib
-
-    def once() -> bool:
-        try:
-            fn()
-        except Exception:
-            log.exception("tray update failed")
-        return False  # run once
-
-    GLib.idle_add(once)
+def _uid() -> int:
+    if sys.platform == "win32":
+        return 0
+    return os.getuid()
 
 
 def copy_to_clipboard(text: str) -> None:
     """Put ``text`` on the clipboard (call on the GUI thread)."""
     if sys.platform == "darwin":
         subprocess.run(["pbcopy"], input=text, text=True, check=False, timeout=5)
-    elif sys.platform == "win32":
-        subprocess.run(["clip"], input=text, text=True, check=False, timeout=5)
+    elif sys.platform == "win32":  # without CREATE_NO_WINDOW a console window flashes up
+        subprocess.run(["clip"], input=text, text=True, check=False, timeout=5,
+                       creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
     else:
         import gi
 
@@ -137,11 +143,26 @@ def _icon_class(pystray: Any) -> Any:
         """
 
         _built: object = None
+        _menu_open = False  # Windows: the menu is on screen (see backend.Win32Dispatcher)
+        _after_menu: Callable[[], None] | None = None
 
         def update_menu(self) -> None:
             if self.menu is not self._built:
                 self._built = self.menu
                 super().update_menu()
+
+        if hasattr(pystray.Icon, "_on_notify"):  # the Windows backend (and fakes of it)
+
+            def _on_notify(self, wparam: int, lparam: int) -> Any:
+                # A right click shows the menu in a modal loop on this thread, which still
+                # dispatches our posted updates: they wait until the menu is closed.
+                self._menu_open = True
+                try:
+                    return super()._on_notify(wparam, lparam)
+                finally:
+                    self._menu_open = False
+                    if self._after_menu is not None:
+                        self._after_menu()
 
     return Icon
 
@@ -176,11 +197,13 @@ def _sync_gtk(menu: Any, old: tuple[MenuItem, ...], new: tuple[MenuItem, ...]) -
 class TrayIcon:
     """The icon and its menu. Create and :meth:`run` on the main thread."""
 
-    def __init__(self, on_action: OnAction, *, name: str = "codex-pool") -> None:
+    def __init__(self, on_action: OnAction, *, name: str = "codex-pool",
+                 dispatcher: Callable[[Any], Dispatcher] | None = None, platform: str = sys.platform) -> None:
         import pystray
 
         self._pystray: Any = pystray
         self._on_action = on_action
+        self._platform = platform
         self._shown: tuple[MenuModel, Health, str] | None = None
         self._lock = threading.Lock()
         self._menu: MenuModel | None = None  # the model on screen (GUI thread only)
@@ -191,13 +214,20 @@ class TrayIcon:
         self._icon: Any = _icon_class(pystray)(name.replace("-", "_"), render("stopped", ICON_SIZE),
                                                "codex-pool", starting)
         self.backend = type(self._icon).__mro__[1].__module__.rsplit("._", 1)[-1]
+        self._dispatch: Dispatcher = (dispatcher or self._default_dispatcher)(self._icon)
+        run_queued = getattr(self._dispatch, "run_queued", None)
+        if run_queued is not None:
+            self._icon._after_menu = run_queued
+
+    def _default_dispatcher(self, icon: Any) -> Dispatcher:
+        return dispatcher_for(self.backend, icon)
 
     def run(self, on_ready: Callable[[], None]) -> None:
         """Show the icon and run the GUI loop until :meth:`stop`. ``on_ready`` runs once the icon
         is up, on a pystray helper thread."""
 
-        def setup(icon: Any) -> None:
-            icon.visible = True
+        def setup(icon: Any) -> None:  # on a pystray helper thread
+            self._dispatch(lambda: self._show(icon))
             on_ready()
 
         try:
@@ -213,14 +243,22 @@ class TrayIcon:
             if self._shown == (model, state, tooltip):
                 return
             old, self._shown = self._shown, (model, state, tooltip)
-        on_gui_thread(lambda: self._apply(old, model, state, tooltip))
+        self._dispatch(lambda: self._apply(old, model, state, tooltip))
+
+    def _show(self, icon: Any) -> None:
+        if self.backend == "darwin":  # a menu-bar app: no Dock icon (a source run would show Python's)
+            import AppKit
+
+            AppKit.NSApplication.sharedApplication().setActivationPolicy_(
+                AppKit.NSApplicationActivationPolicyAccessory)
+        icon.visible = True
 
     def _apply(self, old: tuple[MenuModel, Health, str] | None, model: MenuModel, state: Health,
                tooltip: str) -> None:
         if old is None or old[1] != state:
             self._icon.icon = render(state, ICON_SIZE)
         if old is None or old[2] != tooltip:
-            self._icon.title = tooltip
+            self._icon.title = fit_tooltip(tooltip, self._platform)  # Windows: 127 characters at most
             status_icon = getattr(self._icon, "_status_icon", None)  # GTK backend: a real tooltip
             if status_icon is not None:
                 status_icon.set_tooltip_text(tooltip)
@@ -294,4 +332,4 @@ class TrayIcon:
 
     def stop(self) -> None:
         """End the GUI loop (any thread)."""
-        on_gui_thread(self._icon.stop)
+        self._dispatch(self._icon.stop)

@@ -1,8 +1,10 @@
 """The pool window: a pywebview window on the engine's ``/ui/`` page, in a process of its own.
 
 pywebview wants to own the main thread's GUI loop, and so does the tray icon, so the window runs in
-a child process (``python -m tray.desktop.window``). The parent talks to it over the child's stdin, one
-word per line:
+a child process: ``python -m tray.desktop.window``, or in a PyInstaller bundle (where
+``sys.executable`` is codex-pool itself) ``codex-pool --pool-window``, which the bundle's launcher
+dispatches before the command line is parsed (:func:`window_command`). The parent talks to it over
+the child's stdin, one word per line:
 
 * first line: the UI address. It carries a one-time code, so it never goes on the command line
   (other users can read a process's arguments);
@@ -24,24 +26,38 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
+# Windows: a child started from the windowed tray must not open a console window of its own.
+NO_CONSOLE = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+
 TITLE = "codex-pool"
 SIZE = (960, 640)
 MIN_SIZE = (640, 420)
+WINDOW_FLAG = "--pool-window"  # packaging/launcher.py: run the window, not the command line
+
+
+def window_command(executable: str | None = None, *, frozen: bool | None = None) -> list[str]:
+    """The argv that starts the window process. From source or a pip install the interpreter runs
+    this module; in a frozen bundle ``executable`` is codex-pool itself, whose argparse would refuse
+    ``-m``, so it gets :data:`WINDOW_FLAG` instead."""
+    exe = sys.executable if executable is None else executable
+    if frozen is None:
+        frozen = bool(getattr(sys, "frozen", False))
+    return [exe, WINDOW_FLAG] if frozen else [exe, "-m", "tray.desktop.window"]
 
 
 class WindowProcess:
     """The parent's handle on the window process: at most one window per tray."""
 
-    def __init__(self, python: str = sys.executable, env: Mapping[str, str] | None = None,
+    def __init__(self, command: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
                  log: Path | None = None) -> None:
-        self._python = python
+        self._command = list(command) if command is not None else window_command()
         self._env = dict(env) if env is not None else None
         self._log = log  # the child's stderr goes here (WebKit is chatty; a pipe could fill up)
         self._proc: subprocess.Popen[str] | None = None
@@ -70,8 +86,8 @@ class WindowProcess:
             stderr = open(self._log, "a", encoding="utf-8") if self._log else None  # noqa: SIM115
             try:
                 self._proc = subprocess.Popen(
-                    [self._python, "-m", "tray.desktop.window"],
-                    stdin=subprocess.PIPE, stderr=stderr, text=True, env=self._env,
+                    self._command, stdin=subprocess.PIPE, stderr=stderr, text=True, env=self._env,
+                    creationflags=NO_CONSOLE,
                 )
             finally:
                 if stderr is not None:

@@ -4,14 +4,16 @@
 thread never wait on D-Bus or a subprocess, and a failure is logged, never raised to the caller.
 Per platform: Linux and other freedesktop desktops talk to ``org.freedesktop.Notifications`` on the
 session bus (:mod:`tray.notices.dbus`: the state's icon, and buttons where the desktop has them);
-macOS runs ``osascript``; Windows shows a toast through PowerShell's WinRT bridge (both without
-buttons: the notice's fallback sentence says what to do instead). :class:`StderrNotifier` is what
-headless ``serve`` uses.
+macOS runs ``osascript``; Windows shows a toast through PowerShell's WinRT bridge, under an app id
+registered for the user first (:func:`register_app_id`: Windows drops toasts from an id it does not
+know). Neither has buttons here: the notice's fallback sentence says what to do instead.
+:class:`StderrNotifier` is what headless ``serve`` uses.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import queue
 import subprocess
@@ -19,7 +21,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from tray.notices.alerts import Notice
 from tray.notices.dbus import APP_NAME, DBusDelivery, Icons
@@ -85,17 +87,40 @@ $toast = [Windows.UI.Notifications.ToastNotification]::new($t)
 """
 
 
-def _windows_toast(notice: Notice) -> None:
-    import os
+APP_ID_KEY = r"Software\Classes\AppUserModelId\codex-pool"  # HKEY_CURRENT_USER
 
-    title, body = plain(notice)
-    # The texts travel in the environment, so nothing in them is parsed as PowerShell.
-    env = dict(os.environ, CP_TITLE=title, CP_BODY=body)
-    subprocess.run(
-        ["powershell", "-NoProfile", "-NonInteractive", "-Command", _TOAST],
-        check=True, timeout=15, capture_output=True, env=env,
-        creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
-    )
+
+def register_app_id(icon: Path | None = None, winreg: Any = None) -> None:
+    """Make the toast app id ``codex-pool`` known to Windows for this user (its name and icon in
+    the notification); toasts from an unknown id are dropped without an error."""
+    reg = winreg if winreg is not None else importlib.import_module("winreg")
+    with reg.CreateKey(reg.HKEY_CURRENT_USER, APP_ID_KEY) as key:
+        reg.SetValueEx(key, "DisplayName", 0, reg.REG_SZ, APP_NAME)
+        if icon is not None:
+            reg.SetValueEx(key, "IconUri", 0, reg.REG_SZ, str(icon))
+
+
+class WindowsToast:
+    """A toast through PowerShell's WinRT bridge, the app id registered before the first one."""
+
+    def __init__(self, icon: Path | None = None) -> None:
+        self._icon = icon
+        self._registered = False
+
+    def __call__(self, notice: Notice) -> None:
+        import os
+
+        title, body = plain(notice)
+        if not self._registered:
+            register_app_id(self._icon)
+            self._registered = True
+        # The texts travel in the environment, so nothing in them is parsed as PowerShell.
+        env = dict(os.environ, CP_TITLE=title, CP_BODY=body)
+        subprocess.run(
+            ["powershell", "-NoProfile", "-NonInteractive", "-Command", _TOAST],
+            check=True, timeout=15, capture_output=True, env=env,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+        )
 
 
 def platform_delivery(icon: Path | Icons | None = None, platform: str = sys.platform,
@@ -104,7 +129,7 @@ def platform_delivery(icon: Path | Icons | None = None, platform: str = sys.plat
     if platform == "darwin":
         return _osascript
     if platform.startswith("win"):
-        return _windows_toast
+        return WindowsToast(icon if isinstance(icon, Path) or icon is None else icon.get("healthy"))
     return DBusDelivery(icon, on_action=on_action)
 
 

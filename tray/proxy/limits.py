@@ -52,10 +52,10 @@ class Limits:
 def harden_process(wanted: int = WANTED_OPEN_FILES) -> int:
     """Turn core dumps off and raise the soft open-files limit toward ``wanted`` (never above the
     hard limit). Returns the soft open-files limit now in force (``wanted`` where there is none)."""
-    try:
-        import resource
-    except ImportError:  # Windows: no such limits to raise, and no core files
+    if sys.platform == "win32":  # no such limits to raise, and no core files
         return wanted
+    import resource
+
     try:
         resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     except (OSError, ValueError) as exc:
