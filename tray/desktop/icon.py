@@ -9,12 +9,13 @@ Everything is drawn on a 64-unit grid at 4× the asked size and scaled down, so 
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from tray.health import Health
+from tray.paths import write_atomic
 
 STATES: tuple[Health, ...] = ("healthy", "degraded", "exhausted", "stopped")
 
@@ -108,10 +109,10 @@ def state_icons(folder: Path, size: int = 128) -> dict[Health, Path]:
     found: dict[Health, Path] = {}
     for state in STATES:
         path = folder / f"codex-pool-{state}-{size}.png"
-        if not path.is_file():  # drawn aside and moved in: a crash never leaves half a picture
-            part = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            render(state, size).save(part, format="PNG", optimize=True)
-            os.replace(part, path)
+        if not path.is_file():  # written atomically: a crash never leaves half a picture
+            png = io.BytesIO()
+            render(state, size).save(png, format="PNG", optimize=True)
+            write_atomic(path, png.getvalue(), mode=0o644)
         found[state] = path
     return found
 
