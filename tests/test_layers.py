@@ -65,7 +65,7 @@ PURE = {
     "forecast.pool", "forecast.pace",
     "auth.pkce", "auth.claims",
     "proxy.access", "proxy.shaping", "proxy.sse", "proxy.chatrequest", "proxy.chatanswer", "proxy.egress",
-    "proxy.contentcoding",
+    "proxy.contentcoding", "proxy.frames", "proxy.owners",
     "api.sessions", "api.views",
     "clients.texts", "autostart.texts",
     "notices.alerts", "desktop.menu",

@@ -245,7 +245,8 @@ class Engine:
                 log.warning("Could not import your Codex/opencode login: %s", exc)
         extra = self._build()
         assert self.pipeline is not None
-        routes = ProxyRoutes(self.pipeline, api_key=self.api_key, policy=self.policy, config=self.config)
+        routes = ProxyRoutes(self.pipeline, api_key=self.api_key, policy=self.policy, config=self.config,
+                             environ=os.environ if self._environ is None else self._environ)
         self._wired.append(routes)
         app = build_app(routes, extra)
         target_host, target_port, target_remote = self._target()

@@ -177,6 +177,9 @@ def reserve(running: ServerThread | None, host: str, port: int,
     return url_for(host, int(sock.getsockname()[1])), sock
 
 
+WS_MAX_MESSAGE = 256 * 1024 * 1024  # bytes of one client WebSocket message the server reads at most
+
+
 class ServerThread:
     """Runs an ASGI app under uvicorn in a daemon thread. ``on_start``/``on_stop`` coroutines run on
     the server's loop (background tasks such as the usage poller live there)."""
@@ -210,7 +213,12 @@ class ServerThread:
             PassedOnDrops(app),
             log_level="warning",
             lifespan="off",
-            ws="none",
+            # The Responses WebSocket (tray/proxy/sockets.py): clients are pinged every 20 s and
+            # dropped when silent for 20 s more; max-body-mb is checked per message by the route.
+            ws="websockets-sansio",
+            ws_max_size=WS_MAX_MESSAGE,
+            ws_ping_interval=20.0,
+            ws_ping_timeout=20.0,
             access_log=False,
             http=protocol_for(self.limits),
             timeout_keep_alive=self.limits.keep_alive,

@@ -103,6 +103,12 @@ def run_codex(codex: Codex, codex_home: Path, config: str, env: dict[str, str]
     )
 
 
+def http_snippet(pool: Pool) -> str:
+    """The config ``setup codex`` writes, less ``supports_websockets``: these tests hold the HTTP
+    path to its promises (tests/clients/test_websocket.py does the same for the WebSocket)."""
+    return codex_snippet(pool.url, pool.key).replace("supports_websockets = true\n", "")
+
+
 def assert_upstream_got_pool_credentials(pool: Pool, originator: str | None = None) -> None:
     seen = pool.chatgpt.upstream.codex_requests()
     assert len(seen) == 1, pool.chatgpt.upstream.describe()
@@ -132,7 +138,7 @@ def test_codex_exec_with_an_env_key_provider_goes_through_the_pool(
 
 
 def test_codex_exec_with_the_config_setup_writes(pool: Pool, codex: Codex, tmp_path: Path) -> None:
-    done = run_codex(codex, tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
+    done = run_codex(codex, tmp_path / "codex", http_snippet(pool), {})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == f"Hi from {POOL_ACCOUNT.account_id}!"
     assert_upstream_got_pool_credentials(pool, "codex_exec")
@@ -166,7 +172,7 @@ def test_codex_exec_answer_survives_a_usage_limit_on_the_first_account(
     pool: Pool, codex: Codex, tmp_path: Path
 ) -> None:
     pool.chatgpt.upstream.script(POOL_ACCOUNT.account_id, replies.usage_limit(resets_in=3600))
-    done = run_codex(codex, tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
+    done = run_codex(codex, tmp_path / "codex", http_snippet(pool), {})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == f"Hi from {SECOND.account_id}!"
     assert [r.account_id for r in pool.chatgpt.upstream.codex_requests()] == [
@@ -190,7 +196,7 @@ def test_codex_exec_reconnects_after_a_mid_stream_drop(pool: Pool, codex: Codex,
     # The drop comes after output reached the client: the proxy must pass it on (no silent switch),
     # Codex reconnects on its own and the session stays on the same account.
     pool.chatgpt.upstream.script(POOL_ACCOUNT.account_id, replies.drop(after=6))
-    done = run_codex(codex, tmp_path / "codex", codex_snippet(pool.url, pool.key), {})
+    done = run_codex(codex, tmp_path / "codex", http_snippet(pool), {})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Reconnecting" in done.stderr
     assert done.stdout.strip() == f"Hi from {POOL_ACCOUNT.account_id}!"

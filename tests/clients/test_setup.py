@@ -52,6 +52,7 @@ def test_setup_codex_then_undo_restores_the_exact_bytes(
     data = tomllib.loads(codex_file.read_text())
     assert data["model_provider"] == "codex-pool"
     assert data["model_providers"]["codex-pool"]["experimental_bearer_token"] == key
+    assert data["model_providers"]["codex-pool"]["supports_websockets"] is True
     assert data["profiles"]["fast"]["model"] == "o4-mini"
     assert "# and this one" in codex_file.read_text()
     assert stat.S_IMODE(codex_file.stat().st_mode) == 0o600  # it holds the key now
@@ -223,7 +224,9 @@ def test_codex_exec_goes_through_the_pool_after_setup_and_undo_restores_the_file
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == f"Hi from {USER.account_id}!"
-    [request] = running_pool.upstream.codex_requests()
+    sent = running_pool.upstream.codex_requests()
+    assert sent and all(r.over_websocket for r in sent)  # setup turns the Responses WebSocket on
+    request = sent[-1]
     assert request.headers["chatgpt-account-id"] == USER.account_id
     assert request.headers["originator"] == "codex_exec"
 

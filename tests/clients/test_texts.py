@@ -39,6 +39,7 @@ def test_codex_apply_adds_and_selects_the_provider_keeping_everything_else() -> 
         "base_url": "http://127.0.0.1:4455/backend-api/codex",
         "wire_api": "responses",
         "experimental_bearer_token": KEY,
+        "supports_websockets": True,  # Codex speaks the Responses API over one socket per session
     }
     assert data["model_providers"]["other"]["name"] == "Other"
     assert data["profiles"]["fast"]["model"] == "o4-mini"
@@ -162,6 +163,7 @@ def test_snippets_hold_the_exact_settings() -> None:
     assert codex["model_provider"] == "codex-pool"
     assert codex["model_providers"]["codex-pool"]["base_url"] == "http://127.0.0.1:4455/backend-api/codex"
     assert codex["model_providers"]["codex-pool"]["experimental_bearer_token"] == KEY
+    assert codex["model_providers"]["codex-pool"]["supports_websockets"] is True
     opencode = json.loads(snips["opencode"])
     assert opencode["provider"]["openai"]["options"] == {"baseURL": "http://127.0.0.1:4455/v1", "apiKey": KEY}
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from websockets.sync.client import connect
 
 from tests.fakes.auth_server import FakeAuth
 from tests.fakes.forward_proxy import ForwardProxy, forward_proxy
@@ -169,3 +170,17 @@ def test_refused_proxy_credentials_give_a_502_that_names_no_password(
         assert behind.engine.store.cooldowns(time.time()) == {}  # and none is blamed for it
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "pr0xy-s3cret" not in logged
+
+
+def test_the_responses_websocket_goes_through_the_proxy_too() -> None:
+    with behind_proxy({"HTTP_PROXY": "{proxy}"}, https=False, primed=True) as behind:
+        url = behind.engine.url.replace("http://", "ws://") + "/backend-api/codex/responses"
+        auth = {"authorization": f"Bearer {behind.engine.api_key}"}
+        with connect(url, additional_headers=auth, open_timeout=10, proxy=None) as conn:
+            conn.send(json.dumps({"type": "response.create", "model": "gpt-5.5", "input": []}))
+            while (event := json.loads(conn.recv(timeout=30)))["type"] != "response.completed":
+                pass
+        [sent] = behind.chatgpt.upstream.codex_requests()
+        assert sent.over_websocket and sent.account_id == "a"
+        assert [n for host, n in behind.proxy.tunnels.items() if host.startswith(f"{NAME}:")] == [1]
+        assert event["response"]["status"] == "completed"

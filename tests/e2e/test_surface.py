@@ -68,14 +68,17 @@ def test_bad_input_gets_clear_errors_and_the_proxy_keeps_serving() -> None:
         assert client.post("/backend-api/codex/responses", json=codex_body()).status_code == 200
 
 
-def test_websocket_upgrade_gets_426() -> None:
+def test_a_websocket_upgrade_elsewhere_than_the_responses_routes_is_refused() -> None:
+    # The responses routes speak the Responses WebSocket (tests/e2e/test_websocket.py); no other
+    # route opens a socket, with or without the key.
     with running_pool(["a"]) as pool, pool.client() as client:
         headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
                    "openai-beta": "responses_websockets=2026-02-06"}
-        for path in ("/backend-api/codex/responses", "/v1/responses"):
+        for path in ("/backend-api/codex/models", "/v1/models", "/api/status", "/nothing"):
             response = client.get(path, headers=headers)
-            assert response.status_code == 426, path
+            assert response.status_code == 403, path
+        assert pool.upstream.ws.opened == 0
         assert client.post("/backend-api/codex/responses", json=codex_body()).status_code == 200
 
 

@@ -37,6 +37,7 @@ class Reply:
     usage_headers: bool = True  # send the x-codex-* rate-limit headers
     hold: threading.Event | None = None  # answer only once this is set (or the caller hangs up)
     preamble: bytes = b""  # "ok"/"drop": raw bytes sent before the first event (comments, junk)
+    noise: bool = False  # pad deltas with random letters (incompressible) instead of dots
     tool: str | None = None  # "tool_call": the function called (``text`` holds its JSON arguments)
 
     def but(self, **changes: Any) -> Reply:

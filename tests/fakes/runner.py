@@ -16,15 +16,20 @@ import uvicorn
 class ServerThread:
     """A uvicorn server on 127.0.0.1:<port> in a daemon thread with its own event loop."""
 
-    def __init__(self, app: Any, port: int = 0, *, tls_pem: str | None = None) -> None:
-        """``tls_pem``: a PEM file with the key and certificate chain to serve HTTPS with."""
+    def __init__(self, app: Any, port: int = 0, *, tls_pem: str | None = None,
+                 ping_interval: float = 1.0) -> None:
+        """``tls_pem``: a PEM file with the key and certificate chain to serve HTTPS with;
+        ``ping_interval``: seconds between WebSocket pings (and the pong timeout)."""
         # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto is TCP, and
         # without it every response waits ~40 ms (Nagle + delayed ACK) between headers and body.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
         self.port: int = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none",
+        # WebSockets as the backend serves them: pinged every ``ping_interval`` seconds (a client that
+        # does not answer within it is dropped), permessage-deflate when the client offers it.
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets-sansio",
+                                ws_ping_interval=ping_interval, ws_ping_timeout=ping_interval,
                                 ssl_certfile=tls_pem, ssl_keyfile=tls_pem)
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -56,8 +61,8 @@ class ServerThread:
 
 
 @contextmanager
-def serving(app: Any, *, tls_pem: str | None = None) -> Iterator[ServerThread]:
-    server = ServerThread(app, tls_pem=tls_pem).start()
+def serving(app: Any, *, tls_pem: str | None = None, ping_interval: float = 1.0) -> Iterator[ServerThread]:
+    server = ServerThread(app, tls_pem=tls_pem, ping_interval=ping_interval).start()
     try:
         yield server
     finally:

@@ -6,6 +6,8 @@
 
 - ``POST /backend-api/codex/responses``: an SSE answer (or the account's scripted reply);
   ``POST /backend-api/codex/responses/compact``: a JSON ``{"output": [...]}`` answer;
+- ``GET /backend-api/codex/responses`` upgraded to a WebSocket: the Responses WebSocket (see
+  ``tests/fakes/upstream_ws.py``; its messages are recorded with ``method="WS"``);
 - ``GET /backend-api/wham/usage``: the account's usage payload;
 - ``GET /backend-api/codex/models``: a Codex-style ``{"models": [...]}`` list.
 
@@ -46,6 +48,7 @@ from tests.fakes.upstream_app import build_app
 from tests.fakes.upstream_records import FakeAccount, Recorded
 from tests.fakes.upstream_shape import GzipWire, WireShape, wire_chunks
 from tests.fakes.upstream_wire import parse_sse, sse_event, usage_payload
+from tests.fakes.upstream_ws import Owners, WsKnobs
 
 __all__ = [
     "FakeAccount",
@@ -81,6 +84,8 @@ class FakeUpstream:
         self.completed_streams = 0
         self.disconnects = 0  # callers that went away before the fake finished answering them
         self.fault_plan: Faults | None = None
+        self.ws = WsKnobs()  # the WebSocket endpoint's switches and counters (upstream_ws.py)
+        self.owners = Owners()
         self._lock = threading.Lock()
         self._seq = 0
         self.shape = WireShape()
@@ -123,6 +128,12 @@ class FakeUpstream:
         """Queue replies for the account's next Codex requests, in order."""
         with self._lock:
             self.accounts[account_id].script.extend(queued)
+
+    def script_handshake(self, account_id: str, *queued: Reply) -> None:
+        """Queue refusals (``usage_limit()``, ``unauthorized()``...) for the account's next WebSocket
+        upgrades: each is answered with that status instead of the 101."""
+        with self._lock:
+            self.accounts[account_id].handshake_script.extend(queued)
 
     def script_usage(self, account_id: str, *queued: Reply) -> None:
         """Queue replies (errors, slow answers) for the account's next ``wham/usage`` calls."""
@@ -216,14 +227,15 @@ class FakeUpstream:
         return account_id, None
 
     def record(self, method: str, path: str, query: str, headers: dict[str, str], body: Any,
-               raw: bytes = b"") -> Recorded:
-        """Note a request and which account its bearer token belongs to (None if unknown); ``raw`` is
-        the body as it came on the wire (still compressed when it was)."""
+               raw: bytes = b"", socket: int = 0) -> Recorded:
+        """Note a request (a WebSocket message: ``socket`` numbers its connection) and which account
+        its bearer token belongs to (None if unknown); ``raw`` is the body as it came on the wire
+        (still compressed when it was)."""
         auth = headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else None
         with self._lock:
             account_id = self.tokens.get(token) if token else None
-            rec = Recorded(method, path, query, headers, body, account_id, raw)
+            rec = Recorded(method, path, query, headers, body, account_id, raw, socket)
             self.requests.append(rec)
         return rec
 
@@ -241,6 +253,11 @@ class FakeUpstream:
                 if picked is not None:
                     return picked
             return account.default
+
+    def next_handshake_reply(self, account_id: str) -> Reply | None:
+        with self._lock:
+            script = self.accounts[account_id].handshake_script
+            return script.popleft() if script else None
 
     def next_usage_reply(self, account_id: str) -> Reply | None:
         with self._lock:
@@ -280,9 +297,11 @@ class FakeUpstream:
 
     # ---- assertions helpers --------------------------------------------------------------------
     def codex_requests(self, account_id: str | None = None) -> list[Recorded]:
-        """Requests to the responses routes, optionally only those authenticated as ``account_id``."""
+        """Requests to the responses routes (HTTP posts and WebSocket messages), optionally only those
+        authenticated as ``account_id``."""
         with self._lock:
-            found = [r for r in self.requests if r.path.startswith("/backend-api/codex/responses")]
+            found = [r for r in self.requests
+                     if r.path.startswith("/backend-api/codex/responses") and r.method != "GET"]
         return [r for r in found if account_id is None or r.account_id == account_id]
 
     def describe(self) -> str:

@@ -15,13 +15,15 @@ import zstandard
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from tests.fakes import replies
 from tests.fakes import upstream_requests as checks
 from tests.fakes import upstream_wire as wire
 from tests.fakes.replies import Reply
+from tests.fakes.upstream_ws import responses_socket
 
 if TYPE_CHECKING:
     from tests.fakes.upstream import FakeAccount, FakeUpstream
@@ -315,8 +317,12 @@ def build_app(fake: FakeUpstream) -> Starlette:
         await _read(request, fake)
         return JSONResponse({"detail": "Not Found"}, status_code=404)
 
+    async def socket(websocket: WebSocket) -> None:
+        await responses_socket(websocket, fake)
+
     app = Starlette(
         routes=[
+            WebSocketRoute("/backend-api/codex/responses", socket),
             Route("/backend-api/codex/responses", responses, methods=["POST"]),
             Route("/backend-api/codex/responses/compact", responses, methods=["POST"]),
             Route("/backend-api/wham/usage", usage, methods=["GET"]),

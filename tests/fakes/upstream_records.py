@@ -21,6 +21,11 @@ class Recorded:
     body: Any  # parsed JSON, the raw text when it was not JSON, None when empty
     account_id: str | None  # the registered account the bearer token belongs to
     raw: bytes = b""  # the body as it came on the wire (still compressed when it was)
+    socket: int = 0  # the WebSocket connection it came on (numbered from 1); 0 for HTTP
+
+    @property
+    def over_websocket(self) -> bool:
+        return self.socket > 0
 
     @property
     def token(self) -> str | None:
@@ -47,6 +52,7 @@ class FakeAccount:
     script: deque[Reply] = field(default_factory=deque)
     usage_script: deque[Reply] = field(default_factory=deque)
     models_script: deque[Reply] = field(default_factory=deque)
+    handshake_script: deque[Reply] = field(default_factory=deque)  # WebSocket upgrades refused
 
     @property
     def plan_type(self) -> str:

@@ -140,14 +140,16 @@ def running_pool(
     transport: httpx.AsyncBaseTransport | None = None,
     stop_timeout: float | None = None,
     clock: Clock | None = None,
+    upstream_ping: float = 1.0,
 ) -> Iterator[Pool]:
     """``transport``: the engine's upstream transport (default httpx's, with the engine's limits);
     ``stop_timeout``: how long stopping the engine waits for requests in flight; ``clock`` (default
-    ``time.time``) is the engine's and the fake backend's: a test that moves it moves both."""
+    ``time.time``) is the engine's and the fake backend's: a test that moves it moves both;
+    ``upstream_ping``: seconds between the fake backend's WebSocket pings (and its pong timeout)."""
     chatgpt = make_chatgpt(make_upstream(clock=clock) if clock is not None else None)
     auth = chatgpt.auth
     assert isinstance(auth, FakeAuth)
-    with serving(chatgpt.app) as fake_server:
+    with serving(chatgpt.app, ping_interval=upstream_ping) as fake_server:
         home = Path(os.environ["CODEX_POOL_HOME"])
         values = {**DEFAULT_CONFIG, "upstream-url": f"{fake_server.url}/backend-api",
                   "auth-url": fake_server.url, **(config or {})}

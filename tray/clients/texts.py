@@ -3,7 +3,9 @@
 Codex CLI reads ``$CODEX_HOME/config.toml``; codex-pool adds a ``[model_providers.codex-pool]``
 table that points at the proxy and selects it with the top-level ``model_provider``. The local key
 travels as ``experimental_bearer_token`` (honoured by Codex CLI 0.169.0, checked against the real
-binary), so nobody has to export an environment variable before starting Codex. The TOML is edited
+binary), so nobody has to export an environment variable before starting Codex, and
+``supports_websockets = true`` lets Codex speak the Responses API over one WebSocket per session
+(the proxy relays it, see ``tray/proxy/sockets.py``). The TOML is edited
 with tomlkit, which keeps the user's other settings, comments and layout byte for byte.
 
 opencode reads ``$XDG_CONFIG_HOME/opencode/opencode.json``; codex-pool sets the built-in
@@ -74,6 +76,7 @@ def _provider_table(proxy_url: str, key: str) -> Table:
     table.add("base_url", codex_base_url(proxy_url))
     table.add("wire_api", "responses")
     table.add("experimental_bearer_token", key)
+    table.add("supports_websockets", True)
     table.add(tomlkit.nl())
     return table
 
@@ -143,6 +146,7 @@ def codex_snippet(proxy_url: str, key: str) -> str:
         f'base_url = "{codex_base_url(proxy_url)}"\n'
         'wire_api = "responses"\n'
         f"experimental_bearer_token = {json.dumps(key)}\n"
+        "supports_websockets = true\n"
     )
 
 

@@ -212,6 +212,11 @@ class Pipeline:
 
     # ---- nothing could serve ---------------------------------------------------------------------
 
+    def unserved(self, inc: Incoming, failures: list[Failure], started: float,
+                 scores: tuple[Any, ...] = ()) -> Response:
+        """The pooled answer (and its recorded decision) when no account could serve ``inc``."""
+        return self._nothing_routable(inc, self.clock(), failures, started, scores)
+
     def _nothing_routable(
         self,
         inc: Incoming,

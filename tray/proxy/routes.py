@@ -9,7 +9,7 @@ mapping of bad input to clear errors. Routing and failover live in :mod:`tray.pr
 | ``POST /v1/chat/completions`` | Chat Completions clients: translated to a Responses request and back |
 | ``GET /v1/models`` | the upstream model list in OpenAI's list shape |
 | ``GET /healthz`` | liveness, no key (the Host/Origin checks apply, as everywhere) |
-| WebSocket upgrade on the responses routes | ``426 Upgrade Required`` (Codex falls back to HTTP) |
+| WebSocket upgrade on the responses routes | the Responses WebSocket (:mod:`tray.proxy.sockets`) |
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -32,10 +33,13 @@ from tray.errors import PoolError, StoreLockedError
 from tray.models import Config
 from tray.proxy import chatrequest, contentcoding
 from tray.proxy.access import AccessPolicy, Denied, check_headers, check_request
+from tray.proxy.egress import from_settings
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.relay import Hangup
 from tray.proxy.request import Incoming
 from tray.proxy.shaping import DEFAULT_ORIGINATOR, TURN_STATE, error_body, shape_v1_body
+from tray.proxy.sockets import PATHS as SOCKET_PATHS
+from tray.proxy.sockets import SocketRoute
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +81,14 @@ class ProxyRoutes:
         api_key: str,
         policy: Callable[[], AccessPolicy],
         config: Config,
+        environ: Mapping[str, str] = os.environ,
     ) -> None:
         self.pipeline = pipeline
+        self.environ = environ  # the proxy variables (HTTPS_PROXY...), for the WebSocket route
         self.api_key = api_key
         self.policy = policy  # read per request: the port is known once the server is bound
         self.max_body = config.max_body_bytes
+        self.upstream_proxy = config.upstream_proxy  # the WebSocket route dials through it too
 
     def configure(self, config: Config) -> None:
         """Take a (re)loaded config: ``max-body-mb`` applies to the next request."""
@@ -106,7 +113,8 @@ class ProxyRoutes:
         if denied is not None:
             return _denied(denied)
         if request.headers.get("upgrade", "").lower() == "websocket":
-            message = "codex-pool speaks HTTP streaming only; use the HTTP responses endpoint."
+            # Reached only on a server without WebSocket support (sockets are their own ASGI scope).
+            message = "codex-pool speaks HTTP streaming only here; use the HTTP responses endpoint."
             return _json(426, error_body(message, "websocket_not_supported"), {"Upgrade": "HTTP/1.1"})
         if request.method != ("GET" if handler == self._models else "POST"):
             return _json(405, error_body(f"{request.method} is not allowed here.", "method_not_allowed"))
@@ -257,6 +265,9 @@ class ProxyApp:
     def __init__(self, routes: ProxyRoutes, rest: ASGIApp) -> None:
         self.rest = rest
         self.policy = routes.policy
+        self.sockets = SocketRoute(routes.pipeline, api_key=lambda: routes.api_key, policy=routes.policy,
+                                   max_body=lambda: routes.max_body,
+                                   egress=lambda: from_settings(routes.environ, routes.upstream_proxy))
         self.table: dict[str, Callable[[Request], Any]] = {
             "/healthz": routes.healthz,
             "/backend-api/codex/responses": routes.responses,
@@ -273,6 +284,9 @@ class ProxyApp:
             if denied is not None:
                 await _denied(denied)(scope, receive, send)
                 return
+        if scope["type"] == "websocket" and scope["path"] in SOCKET_PATHS:
+            await self.sockets(scope, receive, send)
+            return
         handler = self.table.get(scope["path"]) if scope["type"] == "http" else None
         if handler is None:
             await self.rest(scope, receive, send)
