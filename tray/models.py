@@ -174,7 +174,8 @@ class PoolExhausted:
 
 @dataclass(frozen=True)
 class PoolAvailable:
-    pass
+    account_id: int | None = None  # the account that served again first
+    name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def test_headless_notices_follow_the_switches_once_per_episode(capsys: pytest.Ca
     notices(PoolExhausted(soonest_reset=_time.time() + 600))
     notices(QuotaLow(1, "work", 4.0))  # quota-low is opt-in
     err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and "out of quota" in err
+    assert len(err.splitlines()) == 1 and "pool exhausted until" in err
     notices(PoolAvailable())
     notices.configure(Config(notifications=Notifications(quota_low=True)))
     notices(QuotaLow(2, "work", 4.0))

@@ -180,6 +180,7 @@ def test_add_account_in_the_browser_from_the_menu(tray_host: str, session_bus: s
 
     chatgpt = make_chatgpt()
     chatgpt.auth.user = FakeUser(account_id="acc-new", subject="user-new", email="new@x.com", plan="pro")
+    chatgpt.upstream.add_account("acc-new", "not-issued-yet", plan_type="pro")  # its usage says "pro" too
     opened = tmp_path / "opened.txt"
     browser = tmp_path / "browser.sh"  # the "default browser": writes down the URL it was given
     browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
@@ -189,7 +190,7 @@ def test_add_account_in_the_browser_from_the_menu(tray_host: str, session_bus: s
         proc = start_tray(tray_host, session_bus, BROWSER=str(browser))
         try:
             menu = DbusMenu(session_bus, proc.pid)
-            menu.layout(until=lambda m: "No accounts yet" in m.labels)
+            menu.layout(until=lambda m: "No accounts yet: add one below" in m.labels)
             menu.click("Add account (browser)")
             wait_for(lambda: opened.exists() and opened.read_text().strip() != "", what="the browser")
             authorize = opened.read_text().splitlines()[0]
@@ -199,7 +200,7 @@ def test_add_account_in_the_browser_from_the_menu(tray_host: str, session_bus: s
             assert page.status_code == 200
             new_line = "new@x.com · pro · primary"
             layout = menu.layout(until=lambda m: any(x.startswith(new_line) for x in m.labels))
-            assert "No accounts yet" not in layout.labels
+            assert "No accounts yet: add one below" not in layout.labels
             added = notifications.wait(where=lambda n: "account added" in n["summary"])
             assert len(added) == 1 and "new@x.com" in added[0]["body"]
             menu.click("Quit")

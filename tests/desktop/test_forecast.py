@@ -19,26 +19,28 @@ EARLY = Forecast("5h", 62.4, 40.0, NOW + H, NOW + 1.5 * H, 2)  # NOW is 08:00 UT
 WEEK = Forecast("weekly", 40.2, 1.0, None, NOW + 3 * 86400, 2)
 
 
-def test_the_top_line_is_the_pool_per_window() -> None:
+def test_under_the_health_line_is_the_pool_per_window() -> None:
     menu = build_menu(snap(view(u=usage(20, 10)), forecasts=(LASTS, WEEK)), UTC)
-    top = menu.items[0]
-    assert top.text == "Pool: 5h 62% · weekly 40%"
-    assert top.action is Action.OPEN_USAGE and top.enabled
-    assert menu.items[1].text.startswith("Proxy ")
+    assert menu.items[0].text == "All good"
+    use = menu.items[1]
+    assert use.text == "Pool: 5h 62 % used · weekly 40 % used"
+    assert use.action is Action.OPEN_USAGE and use.enabled
+    assert menu.items[2].text.startswith("Proxy ")
 
 
 def test_the_top_line_tells_when_the_pool_runs_out_before_the_reset() -> None:
     assert pool_line(snap(forecasts=(EARLY, WEEK)), UTC) == (
-        "Pool: 5h 62% · weekly 40% · 5h runs out 09:00, before the 09:30 reset")
-    assert pool_line(snap(forecasts=(EARLY,)), UTC) == "Pool: 5h 62% · runs out 09:00, before the 09:30 reset"
+        "Pool: 5h 62 % used · weekly 40 % used · 5h runs out 09:00, before the 09:30 reset")
+    assert pool_line(snap(forecasts=(EARLY,)), UTC) == (
+        "Pool: 5h 62 % used · runs out 09:00, before the 09:30 reset")
     out = replace(EARLY, runs_out_at=NOW)
-    assert pool_line(snap(forecasts=(out,)), UTC) == "Pool: 5h 62% · out now, before the 09:30 reset"
+    assert pool_line(snap(forecasts=(out,)), UTC) == "Pool: 5h 62 % used · out now, before the 09:30 reset"
 
 
 def test_no_line_before_anything_is_known() -> None:
     unknown = Forecast("5h", None, None, None, None, 0)
     menu = build_menu(snap(view(u=usage(20, 10)), forecasts=(unknown,)))
-    assert menu.items[0].text.startswith("Proxy ")
+    assert menu.items[0].text == "All good" and menu.items[1].text.startswith("Proxy ")
     assert pool_line(snap()) is None
 
 
@@ -47,6 +49,8 @@ def test_a_runout_before_the_reset_makes_the_icon_degraded() -> None:
     assert health(snap(ok, forecasts=(LASTS, WEEK))) == "healthy"
     assert health(snap(ok, forecasts=(EARLY, WEEK))) == "degraded"
     assert "runs out" in tooltip(snap(ok, forecasts=(EARLY,)))
+    assert tooltip(snap(ok, forecasts=(EARLY,))).splitlines()[0] == (
+        "codex-pool: the pool may run out before it resets")
 
 
 def test_the_forecast_notice_once_per_episode() -> None:

@@ -128,10 +128,12 @@ def test_menu_lists_accounts_and_actions_change_the_store(running: tuple, tmp_pa
     _proc, menu, paths = running
     layout = menu.layout(until=lambda m: any("work@x.com" in label for label in m.labels))
     labels = layout.labels
-    assert labels[0].startswith("Proxy http://127.0.0.1:") and labels[0].endswith("(click to copy)")
+    assert labels[0] == "All good"
+    assert labels[1].startswith("Proxy http://127.0.0.1:") and labels[1].endswith("(click to copy)")
     work = next(label for label in labels if label.startswith("work@x.com"))
-    assert re.match(r"work@x\.com · plus · primary · 5h 42% \(2h 1[01]m\) · weekly 12% \(3d", work), work
-    assert any(label.startswith("spare@x.com · pro · pool · 5h 5%") for label in labels)
+    assert re.match(r"work@x\.com · plus · primary · 5h 42 % used \(resets in 2 h 1[01] min\) · "
+                    r"weekly 12 % used \(resets in \d d", work), work
+    assert any(label.startswith("spare@x.com · pro · pool · 5h 5 % used") for label in labels)
     for entry in ("Add account (browser)…", "Add account (device code)…", "Open pool window…",
                   "Start at login", "Open config file", "Quit"):
         assert entry in labels
@@ -164,15 +166,20 @@ def test_a_click_lands_although_the_menu_was_refreshed_after_the_host_read_it(ru
     store = Store.open(paths.db_file)
     try:
         spare = next(a for a in store.accounts() if a.email == "spare@x.com")
+        def current(m: object) -> bool:  # the menu shows the spare account's state as stored now
+            row = m.find("spare@x.com")  # type: ignore[attr-defined]
+            enabled = store.get(spare.id).state is AccountState.ENABLED  # type: ignore[union-attr]
+            return row is not None and row.find("Disable" if enabled else "Enable") is not None
+
         for used in (7, 9, 11):
-            shown = menu.layout(until=lambda m: any(x.startswith("spare@x.com") for x in m.labels))
+            shown = menu.layout(until=current)
             row = shown.find("spare@x.com")
             assert row is not None
             item = row.find("Disable") or row.find("Enable")
             assert item is not None
             want = AccountState.DISABLED if item.label == "Disable" else AccountState.ENABLED
             put_usage(store, spare, used, 1)  # quota moves: the next poll rebuilds the menu's texts
-            menu.layout(until=lambda m, u=used: any(x.startswith("spare@x.com") and f"5h {u}%" in x
+            menu.layout(until=lambda m, u=used: any(x.startswith("spare@x.com") and f"5h {u} % used" in x
                                                     for x in m.labels))
             assert menu.event(item.id) is None  # the click on the item as the host showed it
             wait_for(lambda w=want: store.get(spare.id).state is w, what=f"spare {want.value}")
@@ -210,26 +217,32 @@ def test_icon_state_and_notifications_follow_the_store(running: tuple, notificat
         degraded = tray_shot(tray_host, tmp_path / "degraded.png", "amber")
         login = notifications.wait(where=lambda n: "needs a new login" in n["summary"])
         assert len(login) == 1 and "spare@x.com" in login[0]["summary"]
+        assert "spare@x.com" not in login[0]["body"]  # named once
+        assert "Re-login" in login[0]["body"]  # no buttons on this desktop: the body says how
+        assert login[0]["app_icon"].endswith("codex-pool-degraded-128.png")
 
         work = next(a for a in store.accounts() if a.email == "work@x.com")
         store.set_cooldown(Cooldown(work.id, time.time() + 3600, 429, "rate limited", "body"))
         exhausted = tray_shot(tray_host, tmp_path / "exhausted.png", "red")
-        out = notifications.wait(where=lambda n: "out of quota" in n["summary"])
-        assert len(out) == 1 and "(in 1h" in out[0]["body"]
+        out = notifications.wait(where=lambda n: "pool exhausted" in n["summary"])
+        assert len(out) == 1 and "(in 1 h" in out[0]["summary"]
+        assert out[0]["app_icon"].endswith("codex-pool-exhausted-128.png")  # not the green icon
+        assert family(dominant_colour(Path(out[0]["app_icon"]))) == "red"
 
         store.clear_cooldown(work.id)
         back = notifications.wait(where=lambda n: "available again" in n["summary"])
-        assert len(back) == 1
+        assert len(back) == 1 and back[0]["body"] == "work@x.com can take requests again."
+        assert back[0]["app_icon"].endswith("codex-pool-healthy-128.png")
     finally:
         store.close()
 
     (paths.config_file).write_text('port = 0\nfast-mode = "sometimes"\n'
                                    f'upstream-url = "{DEAD_URL}/backend-api"\n', encoding="utf-8")
-    bad = notifications.wait(where=lambda n: "config has problems" in n["summary"])
+    bad = notifications.wait(where=lambda n: "config problem" in n["summary"])
     assert len(bad) == 1 and "fast-mode" in bad[0]["body"]
     time.sleep(3)  # two more polls: every episode is still announced exactly once
     summaries = [n["summary"] for n in notifications.all()]
-    for words in ("needs a new login", "out of quota", "available again", "config has problems"):
+    for words in ("needs a new login", "pool exhausted", "available again", "config problem"):
         assert sum(words in s for s in summaries) == 1, summaries
     assert len({healthy, degraded, exhausted}) == 3
     assert all(n["app_name"] == "codex-pool" for n in notifications.all())
@@ -279,7 +292,7 @@ def test_clicking_the_icon_opens_the_menu(running: tuple, tray_host: str, tmp_pa
     assert lit > 20000, "no menu popped up under the icon"
     if os.environ.get("CODEX_POOL_SCREENSHOTS"):  # refresh the README's picture: assets/screenshot-menu.png
         # Point at the first account so its submenu opens too.
-        subprocess.run(["xdotool", "mousemove", str(1280 - 300), "73"], env={"DISPLAY": tray_host},
+        subprocess.run(["xdotool", "mousemove", str(1280 - 300), "98"], env={"DISPLAY": tray_host},
                        check=True, timeout=10)
         time.sleep(1.0)
         screenshot(tray_host, Path(os.environ["CODEX_POOL_SCREENSHOTS"]) / "screenshot-menu.png",
@@ -327,8 +340,8 @@ def test_a_taken_port_is_named_in_the_menu_and_the_proxy_starts_once_it_frees(
         assert head.startswith(f"Proxy cannot start: port {port} is in use"), head
         assert head.endswith(" · retrying, click to retry now")
         squatter.close()
-        layout = menu.layout(45, until=lambda m: bool(m.labels) and m.labels[0].startswith("Proxy http"))
-        assert layout.labels[0] == f"Proxy http://127.0.0.1:{port} (click to copy)"
+        layout = menu.layout(45, until=lambda m: len(m.labels) > 1 and m.labels[1].startswith("Proxy http"))
+        assert layout.labels[:2] == ["No accounts", f"Proxy http://127.0.0.1:{port} (click to copy)"]
         import httpx
 
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", trust_env=False).status_code == 200

@@ -47,7 +47,7 @@ def test_the_tray_warns_once_when_the_pool_runs_out_before_its_reset(
     menu = DbusMenu(session_bus, proc.pid)
     try:
         layout = menu.layout(until=lambda m: any(x.startswith("Pool: 5h") for x in m.labels))
-        assert layout.labels[0] == "Pool: 5h 60%"
+        assert layout.labels[:2] == ["All good", "Pool: 5h 60 % used"]
         tray_shot(tray_host, tmp_path / "lasting.png", "green")
 
         # Then work spends 30 points in a minute: 900 % of its window an hour, the pool's 50 points
@@ -57,11 +57,13 @@ def test_the_tray_warns_once_when_the_pool_runs_out_before_its_reset(
             store.record_samples([reading(work, 70, time.time(), now + 7200)])
         finally:
             store.close()
-        layout = menu.layout(until=lambda m: "runs out" in m.labels[0])
+        layout = menu.layout(until=lambda m: "runs out" in m.labels[1])
         reset = clock_text(now + 7200, time.time())  # "16:10", or "Wed 00:10" after midnight
         when = r"(\w{3} )?\d\d:\d\d"
-        assert re.fullmatch(rf"Pool: 5h 75% · runs out {when}, before the {reset} reset", layout.labels[0])
-        assert layout.labels[1].startswith("Proxy http://127.0.0.1:")
+        assert layout.labels[0] == "The pool may run out before it resets"
+        assert re.fullmatch(rf"Pool: 5h 75 % used · runs out {when}, before the {reset} reset",
+                            layout.labels[1])
+        assert layout.labels[2].startswith("Proxy http://127.0.0.1:")
         tray_shot(tray_host, tmp_path / "early.png", "amber")
         said = notifications.wait(where=lambda n: n["summary"] == TITLE)
         assert len(said) == 1

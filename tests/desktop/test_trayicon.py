@@ -59,7 +59,7 @@ while GLib.MainContext.default().iteration(False):
 items = icon._icon.menu.items
 rows = [[str(i), i.checked, i.enabled, i.default, [str(s) for s in (i.submenu.items if i.submenu else [])]]
         for i in items]
-second = items[3].submenu.items
+second = items[4].submenu.items
 next(s for s in second if str(s) == "Make primary")(icon._icon)
 next(i for i in items if str(i) == "Start at login")(icon._icon)
 print(json.dumps({"rows": rows, "clicked": clicked, "title": icon._icon.title}))
@@ -72,10 +72,11 @@ def test_menu_model_becomes_pystray_items_and_clicks_come_back() -> None:
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     rows = out["rows"]
-    assert rows[0][0] == "Proxy http://127.0.0.1:4141 (click to copy)"
-    assert rows[1][0] == "- - - -"  # a separator
-    assert rows[2][0].startswith("work@x.com · plus · primary · 5h 42%")
-    assert rows[3][4] == ["Make primary", "Move up", "Move down", "Disable", "Remove…"]
+    assert rows[0][0] == "All good"  # the pool's health, in the words every surface uses
+    assert rows[1][0] == "Proxy http://127.0.0.1:4141 (click to copy)"
+    assert rows[2][0] == "- - - -"  # a separator
+    assert rows[3][0].startswith("work@x.com · plus · primary · 5h 42 % used")
+    assert rows[4][4] == ["Make primary", "Move up", "Move down", "Disable", "Remove…"]
     start = next(r for r in rows if r[0] == "Start at login")
     assert start[1] is True
     assert next(r for r in rows if r[0] == "Open pool window…")[3] is True  # the default item

@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +74,12 @@ def pool() -> Iterator[Pool]:
             mp.setenv(var, str(Path(tmp) / sub))
         try:
             with running_pool(["a", "b"]) as running:
+                # The proxy fetches every account's quota as it starts: let that finish, so the
+                # probes below can tell that nothing of theirs went upstream.
+                deadline = time.monotonic() + 20
+                while not all(running.engine.store.usage(a.id) for a in running.accounts.values()):
+                    assert time.monotonic() < deadline, "the quota fetches at start did not finish"
+                    time.sleep(0.05)
                 yield running
         finally:
             mp.undo()

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC
 
 from tests.desktop.test_menu import NOW, snap, usage, view
+from tray.health import until_text
 from tray.models import (
     AccountState,
     ConfigInvalid,
@@ -22,7 +23,6 @@ from tray.notices.alerts import (
     POOL_EXHAUSTED,
     QUOTA_LOW,
     Alerts,
-    reset_text,
 )
 
 
@@ -62,7 +62,7 @@ def test_needs_login_seen_only_in_the_store_is_announced() -> None:
     alerts = Alerts()
     needing = view(3, "old@x.com", 1, False, state=AccountState.NEEDS_LOGIN)
     notes = alerts.observe(snap(view(u=usage(1, 1)), needing))
-    assert kinds(notes) == [NEEDS_LOGIN] and "old@x.com" in notes[0].body
+    assert kinds(notes) == [NEEDS_LOGIN] and "old@x.com" in notes[0].title
     assert alerts.observe(snap(view(u=usage(1, 1)), needing)) == []
 
 
@@ -70,9 +70,13 @@ def test_exhaustion_then_available_once_each() -> None:
     alerts = Alerts(tz=UTC)
     notes = alerts.on_event(PoolExhausted(NOW + 4200), NOW)
     assert kinds(notes) == [POOL_EXHAUSTED]
-    assert "at 09:10 (in 1h 10m)" in notes[0].body  # NOW is 08:00 UTC
+    assert notes[0].title == "codex-pool: pool exhausted until 09:10 (in 1 h 10 min)"
+    assert notes[0].body == "Every account is at its usage limit: requests get a 429 until then."
+    assert notes[0].state == "exhausted"  # its icon is the exhausted one, not the green one
     assert alerts.on_event(PoolExhausted(NOW + 4000), NOW) == []
-    assert kinds(alerts.on_event(PoolAvailable(), NOW)) == [POOL_AVAILABLE]
+    back = alerts.on_event(PoolAvailable(1, "work@x.com"), NOW)
+    assert kinds(back) == [POOL_AVAILABLE] and back[0].body == "work@x.com can take requests again."
+    assert back[0].state == "healthy"
     assert alerts.on_event(PoolAvailable(), NOW) == []
     assert kinds(alerts.on_event(PoolExhausted(None), NOW)) == [POOL_EXHAUSTED]
 
@@ -88,10 +92,11 @@ def test_exhaustion_from_snapshots_with_soonest_reset() -> None:
     cooling = view(cooldown=Cooldown(1, NOW + 600, 429, "rate limited", "body"))
     blocked = view(2, "b@x.com", 1, False, u=usage(100, 30, short_reset=1800, blocked=True))
     notes = alerts.observe(snap(cooling, blocked))
-    assert kinds(notes) == [POOL_EXHAUSTED] and "(in 10m)" in notes[0].body
+    assert kinds(notes) == [POOL_EXHAUSTED] and notes[0].title.endswith("until 08:10 (in 10 min)")
     assert alerts.observe(snap(cooling, blocked)) == []
     back = alerts.observe(snap(replace(cooling, cooldown=None), blocked))
     assert kinds(back) == [POOL_AVAILABLE]
+    assert back[0].body == "work@x.com can take requests again."  # the account is named
 
 
 def test_engine_exhaustion_is_not_ended_by_a_snapshot_that_never_saw_it() -> None:
@@ -132,6 +137,18 @@ def test_switched_off_kinds_are_silent_but_keep_their_episode() -> None:
     assert alerts.enabled(NEEDS_LOGIN) and not alerts.enabled("no-such-kind")
 
 
-def test_reset_text_uses_weekday_when_not_today() -> None:
-    assert reset_text(None, NOW) == "at an unknown time"
-    assert reset_text(NOW + 2 * 86400, NOW, UTC) == "at Sun 17 Jan 08:00 (in 2d)"
+def test_until_text_uses_weekday_when_not_today() -> None:
+    assert until_text(NOW + 2 * 86400, NOW, UTC) == "until Sun 08:00 (in 2 d)"
+    assert until_text(NOW + 600, NOW, UTC) == "until 08:10 (in 10 min)"
+
+
+def test_each_notice_names_its_account_once_and_offers_its_buttons() -> None:
+    alerts = Alerts({QUOTA_LOW: True})
+    login = alerts.on_event(NeedsLogin(2, "spare@x.com", "refresh_token_reused"), NOW)[0]
+    assert f"{login.title} {login.body} {login.fallback}".count("spare@x.com") == 1
+    assert login.actions == (("relogin:2", "Re-login"), ("window", "Open pool window"))
+    assert "Re-login" in login.fallback  # said in words where the desktop shows no buttons
+    low = alerts.on_event(QuotaLow(1, "work@x.com", 4.0), NOW)[0]
+    assert f"{low.title} {low.body}".count("work@x.com") == 1
+    bad = alerts.on_config(("port: not a number",), "/c/config.toml")[0]
+    assert bad.title == "codex-pool: config problem" and bad.actions == (("config", "Open config file"),)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.support.gui_fixtures import Notes
+from tray.notices.alerts import Notice
 from tray.notices.delivery import (
     DBusDelivery,
     DesktopNotifier,
@@ -66,10 +69,10 @@ def test_no_session_bus_is_logged_not_raised(monkeypatch: pytest.MonkeyPatch,
 def test_a_failing_delivery_never_stops_the_next_one() -> None:
     shown: list[str] = []
 
-    def deliver(title: str, body: str) -> None:
-        if title == "boom":
+    def deliver(notice: Notice) -> None:
+        if notice.title == "boom":
             raise OSError("no service")
-        shown.append(title)
+        shown.append(notice.title)
 
     notifier = DesktopNotifier(deliver)
     for title in ("boom", "one", "boom", "two"):
@@ -81,8 +84,11 @@ def test_a_failing_delivery_never_stops_the_next_one() -> None:
 
 def test_headless_notices_are_one_line_on_stderr() -> None:
     out = io.StringIO()
-    StderrNotifier(out).send("codex-pool: config has problems", "These fell back:\n• port: not a number")
-    assert out.getvalue() == "codex-pool: config has problems: These fell back: • port: not a number\n"
+    StderrNotifier(out).notify(Notice("config-invalid", "codex-pool: config problem",
+                                      "These fell back:\n• port: not a number",
+                                      actions=(("config", "Open config file"),), fallback="Fix the file."))
+    assert out.getvalue() == ("codex-pool: config problem: These fell back: • port: not a number "
+                              "Fix the file.\n")
 
 
 def test_each_platform_has_its_own_delivery() -> None:
@@ -92,6 +98,53 @@ def test_each_platform_has_its_own_delivery() -> None:
     assert isinstance(platform_delivery(platform="freebsd14"), DBusDelivery)
 
 
+LOGIN = Notice("needs-login", "codex-pool: spare@x.com needs a new login",
+               "It is left out of routing until you sign in again.",
+               actions=(("relogin:2", "Re-login"), ("window", "Open pool window")),
+               fallback="Tray menu → its line → Re-login….")
+OUT = Notice("pool-exhausted", "codex-pool: pool exhausted", "Every account is at its usage limit.",
+             state="exhausted")
+
+
+@pytest.mark.gui
+def test_each_notice_shows_the_icon_of_its_state(bus_env: str, notifications: Notes, tmp_path: Path) -> None:
+    icons = {state: tmp_path / f"{state}.png" for state in ("healthy", "degraded", "exhausted", "stopped")}
+    notifier = DesktopNotifier(DBusDelivery(icons))  # type: ignore[arg-type]
+    notifier.notify(OUT)
+    notifier.notify(replace(OUT, kind="pool-available", title="codex-pool: quota available again",
+                            state="healthy"))
+    notifier.flush()
+    notifier.close()
+    got = notifications.wait(2)
+    assert [n["app_icon"] for n in got] == [str(icons["exhausted"]), str(icons["healthy"])]
+
+
+@pytest.mark.gui
+def test_buttons_where_the_desktop_has_them_and_a_click_comes_back(
+        bus_env: str, notifications_with_actions: Notes) -> None:
+    clicked: queue.Queue[str] = queue.Queue()
+    notifier = DesktopNotifier(DBusDelivery(on_action=clicked.put))
+    notifier.notify(LOGIN)
+    notifier.flush()
+    shown = notifications_with_actions.wait(1)[0]
+    assert shown["actions"] == [["relogin:2", "Re-login"], ["window", "Open pool window"]]
+    assert shown["body"] == "It is left out of routing until you sign in again."  # the buttons say the rest
+    notifications_with_actions.click(shown["id"], "relogin:2")
+    assert clicked.get(timeout=10) == "relogin:2"
+    notifier.close()
+
+
+@pytest.mark.gui
+def test_without_buttons_the_body_says_what_to_do(bus_env: str, notifications: Notes) -> None:
+    notifier = DesktopNotifier(DBusDelivery(on_action=lambda _key: None))
+    notifier.notify(LOGIN)
+    notifier.flush()
+    notifier.close()
+    shown = notifications.wait(1)[0]
+    assert shown["actions"] == []
+    assert shown["body"] == ("It is left out of routing until you sign in again.\n"
+                             "Tray menu → its line → Re-login….")
+    assert f"{shown['summary']} {shown['body']}".count("spare@x.com") == 1
 def test_windows_toasts_register_their_app_id_first() -> None:
     """A recording stand-in for winreg: the id's name and icon land under HKCU (the real registry
     is exercised on Windows CPython by tests/test_wine.py)."""

@@ -48,7 +48,11 @@ def test_all_rate_limited_gives_429_with_the_soonest_reset(store: Store) -> None
     assert response.headers["retry-after"] == "300"
     error = body(response)["error"]
     assert isinstance(error, dict) and error["code"] == "pool_exhausted"
-    assert error["resets_in_seconds"] == 300 and "pool" in str(error["message"])
+    assert error["resets_in_seconds"] == 300
+    message = str(error["message"])
+    assert message.startswith("codex-pool: every account is at its usage limit; the first resets at ")
+    assert message.count("codex-pool") == 1  # the client shows it once, as the provider's own words
+    assert message.endswith(" UTC.") and " s)" not in message  # a clock time, no ticking seconds
 
 
 def test_blocked_usage_without_cooldown_still_gives_a_reset(store: Store) -> None:

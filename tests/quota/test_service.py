@@ -151,7 +151,7 @@ def test_just_reset_window_refetches_at_most_once_a_minute(world: World) -> None
     run(go())
 
 
-def test_poller_revalidates_recently_active_accounts_only(world: World) -> None:
+def test_poller_revalidates_active_accounts_first_and_idle_ones_at_a_slow_pace(world: World) -> None:
     now = world.clock.now
     world.cache(world.a, world.upstream.usage_of("a"), now - 200)
     world.cache(world.b, world.upstream.usage_of("b"), now - 200)
@@ -167,6 +167,9 @@ def test_poller_revalidates_recently_active_accounts_only(world: World) -> None:
             world.clock.now += 301
             assert await service.sweep() == 0
             assert world.upstream.usage_calls == {"a": 1}
+            world.clock.now += 100  # b's numbers are over 10 min old now, a's not yet
+            assert await service.sweep() == 1
+            assert world.upstream.usage_calls == {"a": 1, "b": 1}
 
     run(go())
 

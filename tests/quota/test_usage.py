@@ -245,13 +245,16 @@ def test_age() -> None:
     assert view.age(NOW - 100) == 0  # the clock went back
 
 
-def test_poller_revalidates_recently_active_accounts_with_old_entries() -> None:
+def test_poller_revalidates_active_accounts_after_3_min_and_idle_ones_after_10() -> None:
     body = payload(win(5, 90000))
     assert not should_revalidate(usage_view(entry(body, 120), NOW), NOW - 10, NOW)
     assert should_revalidate(usage_view(entry(body, 180.001), NOW), NOW - 10, NOW)
     assert not should_revalidate(usage_view(entry(body, 400), NOW), NOW - 301, NOW)
     assert not should_revalidate(usage_view(entry(body, 400), NOW), None, NOW)
+    assert should_revalidate(usage_view(entry(body, 600.001), NOW), None, NOW)  # idle: slow pace
+    assert should_revalidate(usage_view(entry(body, 600.001), NOW), NOW - 301, NOW)
     assert should_revalidate(usage_view(None, NOW), NOW, NOW)
+    assert should_revalidate(usage_view(None, NOW), None, NOW)
 
 
 def test_a_blocked_limit_from_a_429_expires_at_its_reset() -> None:

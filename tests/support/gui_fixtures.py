@@ -86,6 +86,26 @@ class Notes:
     """What the fake notification server received, one dict per ``Notify`` call."""
 
     log: Path
+    bus: str = ""
+
+    def click(self, nid: int, key: str) -> None:
+        """The user clicks the button ``key`` of notification ``nid`` (a server with actions)."""
+
+        async def go() -> None:
+            from dbus_fast import Message, MessageType
+            from dbus_fast.aio import MessageBus
+
+            conn = await MessageBus(bus_address=self.bus).connect()
+            try:
+                reply = await conn.call(Message(
+                    destination="org.freedesktop.Notifications", path="/org/freedesktop/Notifications",
+                    interface="org.freedesktop.Notifications", member="Click", signature="us",
+                    body=[nid, key]))
+                assert reply.message_type is not MessageType.ERROR, reply.body
+            finally:
+                conn.disconnect()
+
+        asyncio.run(go())
 
     def all(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
@@ -100,19 +120,30 @@ class Notes:
             time.sleep(0.05)
 
 
-@pytest.fixture
-def notifications(session_bus: str, tmp_path: Path) -> Iterator[Notes]:
-    """The fake ``org.freedesktop.Notifications`` on the private bus, recording to a file."""
+def _notify_server(session_bus: str, tmp_path: Path, *extra: str) -> Iterator[Notes]:
     log = tmp_path / "notifications.jsonl"
     log.touch()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.notifyd", str(log)], cwd=ROOT,
+        [sys.executable, "-m", "tests.fakes.notifyd", str(log), *extra], cwd=ROOT,
         env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS=session_bus), stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
-    yield Notes(log)
+    yield Notes(log, session_bus)
     _stop(proc)
+
+
+@pytest.fixture
+def notifications(session_bus: str, tmp_path: Path) -> Iterator[Notes]:
+    """The fake ``org.freedesktop.Notifications`` on the private bus, recording to a file (no
+    buttons, as some desktops have it)."""
+    yield from _notify_server(session_bus, tmp_path)
+
+
+@pytest.fixture
+def notifications_with_actions(session_bus: str, tmp_path: Path) -> Iterator[Notes]:
+    """The fake notification server with the ``actions`` capability: buttons, and clicks on them."""
+    yield from _notify_server(session_bus, tmp_path, "--actions")
 
 
 @pytest.fixture(scope="session")

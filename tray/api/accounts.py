@@ -15,7 +15,10 @@ from tray import __version__
 from tray.api import views as apiviews
 from tray.api.base import BadRequest, ManagedEngine, account_id, field, json_body, ok, threaded
 from tray.errors import AccountError, AccountNotFoundError
+from tray.forecast import forecasts
+from tray.health import pool_health, snapshot_of
 from tray.models import AccountState
+from tray.quota import shown_usage
 
 MAX_ACTIVITY = 1000
 
@@ -41,8 +44,24 @@ class AccountsApi:
                 return view
         raise AccountNotFoundError(f"There is no account with id {ident}.")
 
+    def health(self) -> dict[str, Any]:
+        """The pool's health as the tray says it (:func:`tray.health.pool_health`): the same
+        accounts, quota, cooldowns, config problems and forecast, read here."""
+        store, now = self.engine.store, self.clock()
+        accounts = store.accounts(include_inactive=True)
+        usages = store.usages()
+        snapshot = snapshot_of(
+            accounts, {a.id: shown_usage(usages.get(a.id)) for a in accounts}, store.cooldowns(now), now,
+            config_problems=self._problems(), forecasts=forecasts(store, now).values(),
+        )
+        return apiviews.health_view(pool_health(snapshot))
+
+    def _problems(self) -> list[str]:
+        return list(self.engine.loaded.messages)
+
     async def status(self, request: Request) -> Response:
         views = await threaded(self.views)
+        health = await threaded(self.health)
         engine = self.engine
         return ok(
             {
@@ -51,10 +70,10 @@ class AccountsApi:
                 "revision": apiviews.revision(views, engine.config, engine.pending_restart()),
                 "proxy_url": self.engine.url,
                 "api_key": self.engine.api_key,
-                "health": apiviews.health_view(views),
+                "health": health,
                 "accounts": len(views),
                 "config_path": str(self.engine.paths.config_file),
-                "config_problems": list(self.engine.loaded.messages),
+                "config_problems": self._problems(),
                 "now": self.clock(),
             }
         )

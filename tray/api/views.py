@@ -13,13 +13,12 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tray.health import HEALTH_WORDS, AccountView, unusable_until
+from tray.health import AccountView, PoolHealth, unusable_until
 from tray.models import Account, AccountState, Cooldown, Decision, QuotaEntry, Usage, Window
 from tray.quota.usage import anchor, by_length, parse_usage, window_name
 
 SHORT_WINDOW_MAX_S = 24 * 3600  # windows up to a day long are the "5h"-style ones; longer are weekly
 LOW_QUOTA_PERCENT = 90.0  # used % from which an account counts as running low
-WORDS = {str(state): words for state, words in HEALTH_WORDS.items()} | {"empty": "no accounts"}  # the tray's
 
 
 def _window_view(window: Window, now: float) -> dict[str, Any]:
@@ -110,28 +109,26 @@ def account_view(
     }
 
 
-def health_view(accounts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Pool health from account views: healthy, degraded (some not ready), exhausted (none usable)."""
-    views = list(accounts)
-    usable = [a for a in views if a["status"] in ("ready", "low")]
-    troubled = [a for a in views if a["status"] in ("cooling", "exhausted", "needs_login", "low")]
-    resets = [float(a["until"]) for a in views if a["status"] in ("cooling", "exhausted") and a.get("until")]
-    if not views:
-        state, message = "empty", "No accounts yet: add one to start."
-    elif not usable:
-        state, message = "exhausted", "No account can take requests right now."
-    elif troubled:
-        state, message = "degraded", f"{len(usable)} of {len(views)} accounts ready."
+def health_view(pool: PoolHealth) -> dict[str, Any]:
+    """The pool's health for the window, as :func:`tray.health.pool_health` says it: ``state``
+    (``healthy``, ``degraded``, ``exhausted``, ``empty`` or ``config``), the ``words`` the tray menu,
+    tooltip and ``status`` show too, how many accounts can take requests, and the soonest reset
+    while none can. ``message`` is the longer hover text."""
+    if pool.status == "empty":
+        message = "No accounts yet: add one to start."
+    elif pool.status == "exhausted":
+        message = "No account can take requests right now."
+    elif pool.usable < pool.total:
+        message = f"{pool.usable} of {pool.total} accounts ready."
     else:
-        state, message = "healthy", f"All {len(views)} accounts ready."
+        message = f"All {pool.total} accounts ready."
     return {
-        "state": state,
+        "state": pool.status,
         "message": message,
-        # the same words as the tray's menu and tooltip
-        "words": WORDS[state],
-        "usable": len(usable),
-        "total": len(views),
-        "soonest_reset": min(resets) if resets else None,
+        "words": pool.words,
+        "usable": pool.usable,
+        "total": pool.total,
+        "soonest_reset": pool.soonest_reset,
     }
 
 

@@ -5,7 +5,8 @@ the pool file. Before it shows an address or the key it checks that the listener
 port is this pool's own proxy (:mod:`tray.api.owner`); when another program holds the port it says so
 and shows neither. The window address carries a one-time code the running proxy mints for it.
 ``--json`` has at least ``proxy_url``, ``api_key``, ``ui_url``, ``running``, ``port_holder``,
-``accounts`` (with their quota windows) and ``forecast`` (per window: the pool's used %, its pace,
+``health`` and ``health_words`` (:func:`tray.health.pool_health`: the tray's words), ``accounts``
+(with their quota windows) and ``forecast`` (per window: the pool's used %, its pace,
 when it runs out and the next reset; see :func:`tray.forecast.outlook.forecast_json`).
 """
 
@@ -21,8 +22,10 @@ from tray.api import Probe, probe
 from tray.commands.accounts import account_row, render_table
 from tray.config import load_config
 from tray.forecast import forecast_json, forecasts, status_text
+from tray.health import pool_health, snapshot_of
 from tray.paths import Paths, api_key, resolve_paths, ui_token
 from tray.portholder import process_alive
+from tray.quota import shown_usage
 from tray.store import Store
 
 
@@ -66,23 +69,18 @@ def check_listener(paths: Paths, *, want_code: bool = False) -> tuple[str, Probe
     return url, probe(url, ui_token(paths), want_code=want_code)
 
 
-def health(rows: list[dict[str, Any]]) -> str:
-    usable = [r for r in rows if r.get("state") == "enabled" and not r.get("cooldown")]
-    if not rows:
-        return "empty"
-    if not usable:
-        return "exhausted"
-    return "healthy" if len(usable) == len(rows) else "degraded"
-
-
 def collect(paths: Paths, now: float) -> dict[str, Any]:
     url, instance = proxy_address(paths)
     listener = probe(url, ui_token(paths), want_code=True)
+    problems = load_config(paths.config_file).messages
     with Store.open(paths.db_file, backup_dir=paths.backup_dir) as store:
-        cooldowns, usages = store.cooldowns(now), store.usages()
+        cooldowns, usages, accounts = store.cooldowns(now), store.usages(), store.accounts()
         rows = [account_row(i, a, cooldowns.get(a.id), usages.get(a.id), now)
-                for i, a in enumerate(store.accounts(), start=1)]
+                for i, a in enumerate(accounts, start=1)]
         outlooks = forecasts(store, now)
+    # The pool's health whether or not a proxy runs (the "Proxy:" line says that), as the tray says it.
+    pool = pool_health(snapshot_of(accounts, {a.id: shown_usage(usages.get(a.id)) for a in accounts},
+                                   cooldowns, now, config_problems=problems, forecasts=outlooks.values()))
     ours, other = listener.state == "ours", listener.state == "other"
     return {
         "running": ours,
@@ -94,7 +92,8 @@ def collect(paths: Paths, now: float) -> dict[str, Any]:
         "port_holder": listener.refusal if other else None,
         "codex_base_url": f"{url}/backend-api/codex",
         "openai_base_url": f"{url}/v1",
-        "health": health(rows),
+        "health": pool.status,
+        "health_words": pool.words,
         "accounts": rows,
         "forecast": forecast_json(outlooks),
         "forecast_text": status_text(outlooks, now),
@@ -106,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     data = collect(paths, now)
     forecast_lines = data.pop("forecast_text")
+    words = str(data["health_words"])
     if args.json:
         print(json.dumps(data, indent=2))
         return 1 if data["port_holder"] else 0
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Window:     {window}")
         print(f"Codex CLI:  base_url = {data['codex_base_url']}")
         print(f"OpenAI:     base_url = {data['openai_base_url']}")
-    print(f"Pool:       {data['health']}")
+    print(f"Pool:       {words[:1].upper() + words[1:]}")
     for n, line in enumerate(forecast_lines):
         print(f"{'Forecast:' if n == 0 else '':<12}{line}")
     if data["accounts"]:

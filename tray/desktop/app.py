@@ -20,32 +20,33 @@ The pool window is a child process (:class:`~tray.desktop.window.WindowProcess`)
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tray import autostart
 from tray.desktop.browser import system_opener
+from tray.desktop.icon import state_icons
 from tray.desktop.instance import Instance
 from tray.desktop.menu import Action, build_menu, tooltip
+from tray.desktop.opener import open_path
 from tray.desktop.signals import SignalWatcher
 from tray.desktop.tray import TrayIcon, copy_to_clipboard
 from tray.desktop.window import WindowProcess
 from tray.engine import Engine
 from tray.errors import PoolError
 from tray.forecast import forecasts
-from tray.health import AccountView, Snapshot, health
+from tray.health import Health, Snapshot, health, snapshot_of
 from tray.models import AccountState, Clock, Event
-from tray.notices import KINDS, Alerts, DesktopNotifier, Notice, Notifier
+from tray.notices import KINDS, OPEN_CONFIG, OPEN_WINDOW, RELOGIN, Alerts, DesktopNotifier, Notice, Notifier
 from tray.paths import Paths
-from tray.quota import usage_view
+from tray.quota import shown_usage
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,6 @@ POLL_SECONDS = 2.0
 START_RETRY_FIRST = 3.0  # a proxy that could not start is tried again, waiting this long, doubling...
 START_RETRY_MAX = 30.0  # ...to this (quit and start again: the old instance may still hold the port)
 Job = Callable[[], None]
-
-
-def open_path(path: Path) -> None:
-    """Open a file with the desktop's default application."""
-    if sys.platform == "win32":
-        os.startfile(path)  # type: ignore[attr-defined,unused-ignore]  # noqa: S606
-        return
-    opener = "open" if sys.platform == "darwin" else "xdg-open"
-    subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class TrayApp:
@@ -87,11 +79,8 @@ class TrayApp:
     # ---- lifecycle (main thread) -----------------------------------------------------------------
 
     def run(self) -> int:
-        from importlib import resources
-
-        icon = resources.files("tray") / "assets" / "codex-pool.png"
         if self._notifier is None:
-            self._notifier = DesktopNotifier(icon=Path(str(icon)) if icon.is_file() else None)
+            self._notifier = DesktopNotifier(icon=self._icons(), on_action=self._on_notice_action)
         self._start_proxy()
         watcher = None
         try:
@@ -107,6 +96,18 @@ class TrayApp:
             self._shutdown()
         return 0
 
+    def _icons(self) -> dict[Health, Path] | Path | None:
+        """The notifications' icons, one per pool state (drawn into the data folder); the packaged
+        icon when they cannot be written."""
+        try:
+            return state_icons(self.paths.data_dir / "icons")
+        except OSError as exc:
+            log.warning("notification icons not written: %s", exc)
+        from importlib import resources
+
+        packaged = resources.files("tray") / "assets" / "codex-pool.png"
+        return Path(str(packaged)) if packaged.is_file() else None
+
     def _start_proxy(self) -> None:
         """Start the engine. When it cannot start (the port is taken, or still held by the instance
         that just quit), the tray stays up, says why in its menu, and tries again later
@@ -115,7 +116,8 @@ class TrayApp:
             self.engine.start()
         except PoolError as exc:
             if self._start_error is None:
-                self._notify(Notice("error", "codex-pool: the proxy did not start", str(exc)))
+                self._notify(Notice("error", "codex-pool: the proxy did not start", str(exc),
+                                    state="stopped"))
             self._start_error = str(exc)
             self._start_brief = getattr(exc, "brief", None) or str(exc).split(". ", 1)[0]
             log.warning("The proxy did not start (trying again in %.0f s): %s", self._start_wait, exc)
@@ -124,7 +126,7 @@ class TrayApp:
             return
         if self._start_error is not None:
             self._notify(Notice("error", "codex-pool: the proxy is running",
-                                f"Listening on {self.engine.url}."))
+                                f"Listening on {self.engine.url}.", state="healthy"))
         self._start_error = self._start_brief = None
         self._start_wait = START_RETRY_FIRST
 
@@ -175,6 +177,15 @@ class TrayApp:
             return "ok"
         return "unknown"
 
+    def _on_notice_action(self, key: str) -> None:
+        """A notification's button (on the notifier's listener thread): the same as the menu's."""
+        if key == OPEN_WINDOW:
+            self._jobs.put(partial(self._do, Action.OPEN_WINDOW, None))
+        elif key == OPEN_CONFIG:
+            self._jobs.put(partial(self._do, Action.OPEN_CONFIG, None))
+        elif key.startswith(RELOGIN) and key.removeprefix(RELOGIN).isdigit():
+            self._jobs.put(partial(self._do, Action.RELOGIN, int(key.removeprefix(RELOGIN))))
+
     def _on_action(self, action: Action, arg: int | None) -> None:
         """A menu click, on the GUI thread."""
         if action is Action.QUIT:
@@ -212,35 +223,32 @@ class TrayApp:
 
     def _notify(self, notice: Notice) -> None:
         if self._notifier is not None:
-            self._notifier.send(notice.title, notice.body)
+            self._notifier.notify(notice)
 
     def _handle_event(self, event: Event) -> None:
         for notice in self._alerts.on_event(event, self.clock()):
             self._notify(notice)
 
     def snapshot(self) -> Snapshot:
+        """The pool as the menu, the tooltip and the notices see it, shaped as every surface shapes
+        it (:func:`tray.health.snapshot_of`), with what only the tray knows added."""
         engine, now = self.engine, self.clock()
         store = engine.store
-        cooldowns = store.cooldowns(now)
+        accounts = store.accounts()
         usages = store.usages()
-        views = tuple(
-            AccountView(a, usage_view(usages.get(a.id), now, account_id=a.id).usage, cooldowns.get(a.id))
-            for a in store.accounts()
-        )
         decisions = store.decisions(1)
-        outlooks = tuple(forecasts(store, now).values())
         try:
             start_at_login: bool | None = autostart.enabled()
         except PoolError:
             start_at_login = None
         running = engine.server is not None
-        return Snapshot(
-            now=now, running=running, proxy_url=engine.url if running else None, accounts=views,
-            autostart=start_at_login, last_decision=decisions[0] if decisions else None,
-            config_problems=engine.loaded.messages, forecasts=outlooks,
-            start_problem=None if running else self._start_brief,
-            notice_problem=self._notifier.problem if self._notifier is not None else None,
-        )
+        shaped = snapshot_of(accounts, {a.id: shown_usage(usages.get(a.id)) for a in accounts},
+                             store.cooldowns(now), now, running=running,
+                             config_problems=engine.loaded.messages, forecasts=forecasts(store, now).values())
+        return replace(shaped, proxy_url=engine.url if running else None, autostart=start_at_login,
+                       last_decision=decisions[0] if decisions else None,
+                       start_problem=None if running else self._start_brief,
+                       notice_problem=self._notifier.problem if self._notifier is not None else None)
 
     def _refresh(self) -> None:
         self._retry_start()
@@ -267,7 +275,7 @@ class TrayApp:
         elif action is Action.OPEN_USAGE:
             self._open_window("usage")
         elif action is Action.OPEN_CONFIG:
-            open_path(self.paths.config_file)
+            open_path(self.paths.config_file, on_failure=self._cannot_open)
         elif action is Action.TOGGLE_AUTOSTART:
             autostart.disable() if autostart.enabled() else autostart.enable()
         elif action is Action.ADD_BROWSER:
@@ -275,7 +283,7 @@ class TrayApp:
         elif action is Action.RETRY_START:
             self._retry_start(now=True)
         elif action is Action.ADD_DEVICE:
-            self._open_window("add")
+            self._open_window("add&start=device")  # the window starts the flow and shows the code
         elif arg is None:
             return
         elif action is Action.MAKE_PRIMARY:
@@ -294,6 +302,12 @@ class TrayApp:
             self._open_window(f"add/relogin={arg}")
         elif action is Action.REMOVE:
             self._open_window("accounts")  # the window asks for confirmation before removing
+
+    def _cannot_open(self, message: str) -> None:
+        """The opener said no (on its waiting thread): tell the user what to do instead."""
+        notice = Notice("error", "codex-pool: the config file did not open", message,
+                        actions=((OPEN_WINDOW, "Open pool window"),))
+        self._jobs.put(partial(self._notify, notice))
 
     def _open_window(self, page: str | None = None) -> None:
         if self.engine.server is None:
@@ -324,7 +338,8 @@ class TrayApp:
             except Exception as exc:
                 notice = Notice("login", "codex-pool: sign-in did not finish", str(exc))
             else:
-                notice = Notice("login", "codex-pool: account added", f"{account.name} is in the pool now.")
+                notice = Notice("login", "codex-pool: account added", f"{account.name} is in the pool now.",
+                                state="healthy")
             self._jobs.put(partial(self._notify, notice))
 
         self.engine.submit(login.wait(ticket.id)).add_done_callback(done)

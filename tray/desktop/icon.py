@@ -9,11 +9,13 @@ Everything is drawn on a 64-unit grid at 4× the asked size and scaled down, so 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from tray.health import Health
+from tray.paths import write_atomic
 
 STATES: tuple[Health, ...] = ("healthy", "degraded", "exhausted", "stopped")
 
@@ -98,6 +100,21 @@ def write_artwork(folder: Path, sizes: tuple[int, ...] = (256,)) -> list[Path]:
     render("healthy", 256).save(main, optimize=True)
     written.append(main)
     return written
+
+
+def state_icons(folder: Path, size: int = 128) -> dict[Health, Path]:
+    """One picture per pool state in ``folder`` (drawn when missing), for notifications that show
+    the state they tell of."""
+    folder.mkdir(parents=True, exist_ok=True)
+    found: dict[Health, Path] = {}
+    for state in STATES:
+        path = folder / f"codex-pool-{state}-{size}.png"
+        if not path.is_file():  # written atomically: a crash never leaves half a picture
+            png = io.BytesIO()
+            render(state, size).save(png, format="PNG", optimize=True)
+            write_atomic(path, png.getvalue(), mode=0o644)
+        found[state] = path
+    return found
 
 
 if __name__ == "__main__":  # python -m tray.desktop.icon <folder>: regenerate the artwork

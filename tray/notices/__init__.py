@@ -4,9 +4,9 @@ stderr lines headless).
 
 from __future__ import annotations
 
-from tray.notices.alerts import KINDS, Alerts, Notice
+from tray.notices.alerts import KINDS, OPEN_CONFIG, OPEN_WINDOW, RELOGIN, Alerts, Notice
 from tray.notices.delivery import DesktopNotifier, Notifier
 
 __all__ = [
-    "KINDS", "Alerts", "DesktopNotifier", "Notice", "Notifier",
+    "KINDS", "OPEN_CONFIG", "OPEN_WINDOW", "RELOGIN", "Alerts", "DesktopNotifier", "Notice", "Notifier",
 ]

@@ -16,10 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 
 from tray.forecast.pace import warning
-from tray.health import LOW_PERCENT_LEFT, Snapshot, duration, health, percent_left, soonest_reset
+from tray.health import (
+    LOW_PERCENT_LEFT,
+    Health,
+    Snapshot,
+    health,
+    percent_left,
+    soonest_reset,
+    until_text,
+    unusable_until,
+)
 from tray.models import (
     AccountState,
     ConfigInvalid,
@@ -41,21 +50,27 @@ FORECAST_CLEAR = 900.0  # seconds the forecast must say "lasts" before its episo
 DEFAULT_SWITCHES: Mapping[str, bool] = {kind: kind != QUOTA_LOW for kind in KINDS}  # quota-low is opt-in
 
 
+OPEN_WINDOW = "window"  # action keys a notification's buttons carry (see Notice.actions)
+OPEN_CONFIG = "config"
+RELOGIN = "relogin:"  # + the account's id
+
+
 @dataclass(frozen=True)
 class Notice:
+    """One notification. ``state`` is the pool state its icon shows (an exhausted pool's is not
+    green); ``actions`` are its buttons as (key, label), for desktops that show them; ``fallback``
+    is added to the body where they do not (how to do the same from the tray menu)."""
+
     kind: str
     title: str
     body: str
+    state: Health = "degraded"
+    actions: tuple[tuple[str, str], ...] = ()
+    fallback: str = ""
 
-
-def reset_text(at: float | None, now: float, tz: tzinfo | None = None) -> str:
-    """``at 14:05 (in 1h 10m)``, or with the weekday when it is not today, in local time."""
-    if at is None:
-        return "at an unknown time"
-    when = datetime.fromtimestamp(at, tz)
-    today = datetime.fromtimestamp(now, tz).date()
-    clock = when.strftime("%H:%M") if when.date() == today else when.strftime("%a %d %b %H:%M")
-    return f"at {clock} (in {duration(at - now)})"
+    def plain(self) -> tuple[str, str]:
+        """Title and body for a desktop without buttons: the fallback sentence joins the body."""
+        return self.title, f"{self.body}\n{self.fallback}" if self.fallback else self.body
 
 
 class Alerts:
@@ -83,8 +98,8 @@ class Alerts:
     def enabled(self, kind: str) -> bool:
         return self._switches.get(kind, False)
 
-    def _say(self, kind: str, title: str, body: str) -> list[Notice]:
-        return [Notice(kind, title, body)] if self._switches.get(kind) else []
+    def _say(self, notice: Notice) -> list[Notice]:
+        return [notice] if self._switches.get(notice.kind) else []
 
     # --- one handler per condition ---------------------------------------------------------------
 
@@ -96,43 +111,49 @@ class Alerts:
             return []
         where = f" ({path})" if path else ""
         lines = "\n".join(f"• {p}" for p in problems)
-        return self._say(
-            CONFIG_INVALID,
-            "codex-pool: config has problems",
+        return self._say(Notice(
+            CONFIG_INVALID, "codex-pool: config problem",
             f"These settings fell back to their defaults{where}:\n{lines}",
-        )
+            actions=((OPEN_CONFIG, "Open config file"),),
+            fallback="Tray menu → Open config file.",
+        ))
 
     def _login(self, account_id: int, name: str) -> list[Notice]:
         if account_id in self._needs_login:
             return []
         self._needs_login.add(account_id)
-        return self._say(
-            NEEDS_LOGIN,
-            f"codex-pool: {name} needs a new login",
-            f"{name} is left out of routing until you sign in again (tray menu → {name} → Re-login).",
-        )
+        return self._say(Notice(
+            NEEDS_LOGIN, f"codex-pool: {name} needs a new login",
+            "It is left out of routing until you sign in again.",
+            actions=((f"{RELOGIN}{account_id}", "Re-login"), (OPEN_WINDOW, "Open pool window")),
+            fallback="Tray menu → its line → Re-login….",
+        ))
 
     def _exhaust(self, soonest: float | None, now: float) -> list[Notice]:
         if self._exhausted:
             return []
         self._exhausted = True
-        return self._say(
-            POOL_EXHAUSTED,
-            "codex-pool: every account is out of quota",
-            f"Requests get a 429 until the first account resets {reset_text(soonest, now, self._tz)}.",
-        )
+        until = "" if soonest is None else f" {until_text(soonest, now, self._tz)}"
+        return self._say(Notice(
+            POOL_EXHAUSTED, f"codex-pool: pool exhausted{until}",  # the menu's and the window's words
+            "Every account is at its usage limit: requests get a 429 until "
+            + ("then." if soonest is not None else "an account resets."),
+            state="exhausted", actions=((OPEN_WINDOW, "Open pool window"),),
+        ))
 
-    def _available(self) -> list[Notice]:
+    def _available(self, name: str | None = None) -> list[Notice]:
         if not self._exhausted:
             return []
         self._exhausted = self._seen_exhausted = False
-        return self._say(POOL_AVAILABLE, "codex-pool: quota available again", "Requests are served again.")
+        body = f"{name} can take requests again." if name else "Requests are served again."
+        return self._say(Notice(POOL_AVAILABLE, "codex-pool: quota available again", body, state="healthy"))
 
     def _quota_low(self, account_id: int, name: str, left: float) -> list[Notice]:
         if account_id in self._low:
             return []
         self._low.add(account_id)
-        return self._say(QUOTA_LOW, f"codex-pool: {name} is low on quota", f"{left:.0f}% left.")
+        return self._say(Notice(QUOTA_LOW, f"codex-pool: {name} is low on quota", f"{left:.0f}% left.",
+                                actions=((OPEN_WINDOW, "Open pool window"),)))
 
     # --- inputs ------------------------------------------------------------------------------------
 
@@ -145,7 +166,7 @@ class Alerts:
         if isinstance(event, PoolExhausted):
             return self._exhaust(event.soonest_reset, now)
         if isinstance(event, PoolAvailable):
-            return self._available()
+            return self._available(event.name)
         if isinstance(event, QuotaLow):
             return self._quota_low(event.account_id, event.name, event.percent_left)
         return []
@@ -170,10 +191,12 @@ class Alerts:
             self._seen_exhausted = True
             notices += self._exhaust(soonest_reset(snapshot), now)
         elif self._exhausted and self._seen_exhausted:
-            notices += self._available()
+            back = sorted((v for v in snapshot.accounts if v.account.state is AccountState.ENABLED
+                           and unusable_until(v, now) is None), key=lambda v: v.account.priority)
+            notices += self._available(back[0].account.name if back else None)
         low: dict[int, tuple[str, float]] = {}
         for view in snapshot.accounts:
-            left = percent_left(view.usage)
+            left = percent_left(view.usage, now)
             if view.account.state is AccountState.ENABLED and left is not None and left <= self.low_percent:
                 low[view.account.id] = (view.account.name, left)
         self._low &= set(low)
@@ -189,8 +212,9 @@ class Alerts:
         early = {f.window: f for f in snapshot.forecasts if f.early and (f.runs_out_at or now) > now}
         for window, fc in early.items():
             if window not in self._early:
-                notices += self._say(FORECAST, "codex-pool: the pool may run out before it resets",
-                                     warning(fc, now, self._tz))
+                notices += self._say(Notice(FORECAST, "codex-pool: the pool may run out before it resets",
+                                            warning(fc, now, self._tz),
+                                            actions=((OPEN_WINDOW, "Open pool window"),)))
             self._early[window] = now
         for window, seen in list(self._early.items()):
             if window not in early and now - seen >= FORECAST_CLEAR:

@@ -3,12 +3,13 @@
 :class:`DesktopNotifier` sends each notice on its own worker thread, so the engine loop and the GUI
 thread never wait on D-Bus or a subprocess, and a failure is logged, never raised to the caller.
 Per platform: Linux and other freedesktop desktops talk to ``org.freedesktop.Notifications`` on the
-session bus with jeepney (pure Python, no gi, so it works the same under any toolkit); macOS uses
-Notification Center from the app bundle and ``osascript`` from a source run (:mod:`.macos`);
-Windows shows a toast through PowerShell's WinRT bridge, under an app id registered for the user
-first (:func:`register_app_id`: Windows drops toasts from an id it does not know).
-A notice that could not be shown is logged as a warning once, saying what to do, until one gets
-through again; :attr:`DesktopNotifier.problem` keeps it for the tray's menu.
+session bus (:mod:`tray.notices.dbus`: the state's icon, and buttons where the desktop has them);
+macOS uses Notification Center from the app bundle and ``osascript`` from a source run
+(:mod:`.macos`); Windows shows a toast through PowerShell's WinRT bridge, under an app id registered
+for the user first (:func:`register_app_id`: Windows drops toasts from an id it does not know).
+Neither has buttons here: the notice's fallback sentence says what to do instead. A notice that
+could not be shown is logged as a warning once, saying what to do, until one gets through again;
+:attr:`DesktopNotifier.problem` keeps it for the tray's menu.
 :class:`StderrNotifier` is what headless ``serve`` uses.
 """
 
@@ -26,16 +27,17 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from tray.errors import NoticeError
-from tray.notices.macos import APP_NAME, macos_delivery
+from tray.notices.alerts import Notice
+from tray.notices.dbus import APP_NAME, DBusDelivery, Icons
+from tray.notices.macos import macos_delivery
 
 log = logging.getLogger(__name__)
 
-_BUS_NAME = "org.freedesktop.Notifications"
-_BUS_PATH = "/org/freedesktop/Notifications"
+__all__ = ["APP_NAME", "DBusDelivery", "DesktopNotifier", "Notifier", "StderrNotifier", "platform_delivery"]
 
 
 class Notifier(Protocol):
-    def send(self, title: str, body: str) -> None:
+    def notify(self, notice: Notice) -> None:
         """Show one notification. Never blocks for long and never raises."""
 
     def close(self) -> None: ...
@@ -45,7 +47,7 @@ class Notifier(Protocol):
         """What the user can do so notifications are shown again, in a few words, or ``None``."""
 
 
-Deliver = Callable[[str, str], None]
+Deliver = Callable[[Notice], None]
 
 
 class StderrNotifier:
@@ -54,8 +56,9 @@ class StderrNotifier:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
-    def send(self, title: str, body: str) -> None:
+    def notify(self, notice: Notice) -> None:
         stream = self._stream or sys.stderr
+        title, body = notice.plain()
         text = " ".join(body.split())
         with contextlib.suppress(OSError, ValueError):
             print(f"{title}: {text}", file=stream, flush=True)
@@ -66,28 +69,6 @@ class StderrNotifier:
     @property
     def problem(self) -> str | None:
         return None
-
-
-class DBusDelivery:
-    """``Notify`` on the session bus, over a connection opened for each notice and closed after it:
-    notices are rare, and an idle connection that never reads would stall anyone who calls it."""
-
-    def __init__(self, icon: Path | None = None, timeout: float = 5.0) -> None:
-        self._icon = str(icon) if icon else ""
-        self._timeout = timeout
-
-    def __call__(self, title: str, body: str) -> None:
-        from jeepney import DBusAddress, new_method_call
-        from jeepney.io.blocking import open_dbus_connection
-        from jeepney.wrappers import unwrap_msg
-
-        address = DBusAddress(_BUS_PATH, bus_name=_BUS_NAME, interface=_BUS_NAME)
-        message = new_method_call(
-            address, "Notify", "susssasa{sv}i",
-            (APP_NAME, 0, self._icon, title, body, [], {}, -1),
-        )
-        with open_dbus_connection(bus="SESSION") as conn:
-            unwrap_msg(conn.send_and_get_reply(message, timeout=self._timeout))
 
 
 _TOAST = """
@@ -121,9 +102,10 @@ class WindowsToast:
         self._icon = icon
         self._registered = False
 
-    def __call__(self, title: str, body: str) -> None:
+    def __call__(self, notice: Notice) -> None:
         import os
 
+        title, body = notice.plain()
         if not self._registered:
             register_app_id(self._icon)
             self._registered = True
@@ -136,42 +118,46 @@ class WindowsToast:
         )
 
 
-def platform_delivery(icon: Path | None = None, platform: str = sys.platform) -> Deliver:
-    """The desktop's own way to show a notification."""
+def platform_delivery(icon: Path | Icons | None = None, platform: str = sys.platform,
+                      on_action: Callable[[str], None] | None = None) -> Deliver:
+    """The desktop's own way to show a notification (``on_action`` gets a clicked button's key)."""
     if platform == "darwin":
         return macos_delivery()
     if platform.startswith("win"):
-        return WindowsToast(icon)
-    return DBusDelivery(icon)
+        return WindowsToast(icon if isinstance(icon, Path) or icon is None else icon.get("healthy"))
+    return DBusDelivery(icon, on_action=on_action)
 
 
 class DesktopNotifier:
-    """Queue notices and deliver them on a daemon worker thread; failures are logged, the first of
-    a run of them as a warning."""
+    """Queue notices and deliver them on a daemon worker thread; failures are logged."""
 
-    def __init__(self, deliver: Deliver | None = None, icon: Path | None = None) -> None:
-        self._deliver = deliver or platform_delivery(icon)
+    def __init__(self, deliver: Deliver | None = None, icon: Path | Icons | None = None,
+                 on_action: Callable[[str], None] | None = None) -> None:
+        self._deliver = deliver or platform_delivery(icon, on_action=on_action)
         self._failing = False
         self._problem: str | None = None
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._queue: queue.Queue[Notice | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
         self._thread.start()
 
+    def notify(self, notice: Notice) -> None:
+        self._queue.put(notice)
+
     def send(self, title: str, body: str) -> None:
-        self._queue.put((title, body))
+        """A notice with no kind, buttons or state of its own."""
+        self.notify(Notice("info", title, body))
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            title, body = item
+        while (notice := self._queue.get()) is not None:
             try:
-                self._deliver(title, body)
+                self._deliver(notice)
             except Exception as exc:
-                self._failed(title, exc)
+                self._failed(notice.title, exc)
             else:
                 if self._failing:
                     log.info("notifications are shown again")
                 self._failing, self._problem = False, None
-                log.info("notified: %s", title)
+                log.info("notified: %s", notice.title)
             finally:
                 self._queue.task_done()
         self._queue.task_done()
@@ -199,3 +185,6 @@ class DesktopNotifier:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=5)
+        stop = getattr(self._deliver, "stop", None)
+        if stop is not None:
+            stop()

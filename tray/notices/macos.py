@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tray.errors import NoticeError, NoticesRefused
+from tray.notices.alerts import Notice
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class Osascript:
         self._run = run
         self._told = False
 
-    def __call__(self, title: str, body: str) -> None:
+    def __call__(self, notice: Notice) -> None:
+        title, body = notice.plain()
         if not self._told:
             self._told = True
             log.info("Notifications from a source run are shown as Script Editor's: if none appear, "
@@ -83,7 +85,8 @@ class NotificationCenter:
         self._library = library
         self._notifier: Any = None
 
-    def __call__(self, title: str, body: str) -> None:
+    def __call__(self, notice: Notice) -> None:
+        title, body = notice.plain()
         with _LibraryWarnings() as warnings:
             try:
                 if self._notifier is None:

@@ -113,7 +113,7 @@ class Pipeline:
         latency = (time.perf_counter() - started) * 1000.0
         if 200 <= status < 300 and self.health.exhausted:
             self.health.exhausted = False
-            self.emit(PoolAvailable())
+            self.emit(PoolAvailable(attempt.account.id, attempt.account.name))
         decision = attempt.decision(status, latency)
         log.debug("%s %s -> %s (%s): %d after %.1f ms", attempt.inc.method, attempt.inc.route,
                   decision.account_name, decision.reason, status, latency)

@@ -85,7 +85,9 @@ def _json(status: int, payload: object, headers: dict[str, str] | None = None) -
 
 
 def when(at: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+    """``2027-01-15 15:40 UTC``: a reset in the client's words (to the minute; the answer's
+    ``Retry-After`` and ``resets_in_seconds`` carry the exact wait)."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(math.ceil(at / 60) * 60))
 
 
 def pooled_error(store: Store, now: float, failures: Iterable[Failure]) -> tuple[Response, str]:
@@ -119,15 +121,12 @@ def pooled_error(store: Store, now: float, failures: Iterable[Failure]) -> tuple
             wait = max(1, math.ceil(soonest - now))
             headers["Retry-After"] = str(wait)
             extra = {"resets_at": math.ceil(soonest), "resets_in_seconds": wait}
-            message = (
-                f"Every account in the codex-pool pool is rate limited; the soonest reset is at "
-                f"{when(soonest)} (in {wait} s)."
-            )
+            message = f"codex-pool: every account is at its usage limit; the first resets at {when(soonest)}."
         else:
-            message = "Every account in the codex-pool pool is rate limited."
+            message = "codex-pool: every account is at its usage limit."
         body = error_body(message, "pool_exhausted", "usage_limit_reached", **extra)
         return _json(429, body, headers), "pool exhausted"
-    message = "No account in the codex-pool pool can serve right now"
+    message = "codex-pool: no account can serve right now"
     reasons = sorted({f"{f.label}: {f.message}" for f in failures})
     message += (": " + "; ".join(reasons)) if reasons else " (all are disabled or need a new login)."
     return _json(503, error_body(message, "no_usable_account")), "no usable account"

@@ -5,8 +5,17 @@ pure functions, the usage endpoint fetcher, and the quota service that keeps the
 from __future__ import annotations
 
 from tray.quota.service import QuotaService
-from tray.quota.usage import UsageView, anchor, by_length, parse_usage, usage_view, window_name
+from tray.quota.usage import (
+    UsageView,
+    anchor,
+    by_length,
+    parse_usage,
+    shown_usage,
+    usage_view,
+    window_name,
+)
 
 __all__ = [
-    "QuotaService", "UsageView", "anchor", "by_length", "parse_usage", "usage_view", "window_name",
+    "QuotaService", "UsageView", "anchor", "by_length", "parse_usage", "shown_usage", "usage_view",
+    "window_name",
 ]

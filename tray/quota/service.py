@@ -11,17 +11,16 @@ run in worker threads, since another process may hold the pool file's write lock
   poller fetch that account's usage, and it is ranked unknown unless a usable entry remains.
 - One usage fetch per account across processes: an in-process task map, then the store lease
   ``usage:<id>``; a process that loses the lease waits for the winner's row and re-reads it.
-- The poller revalidates, every 30 s, entries over 3 min old of accounts that served a request in
-  the last 5 min; a pass that fails is logged and the next one comes later (backing off).
+- When to fetch without a request (the poller and the new-account watcher) is
+  :mod:`tray.quota.poller`'s; it reaches the service through :class:`~tray.quota.poller.Loader`.
 - Usage is fetched with a fresh access token: the injected refresher renews a due or expired one
   first; a 401 gets one forced refresh and one retry, and a 401 that survives that counts as "no
   data" and quiets that account's fetches for :data:`UNAUTHORIZED_QUIET` seconds (no 401 loop).
 - Live signals (``x-codex-*`` headers, ``codex.rate_limits`` events, 429 bodies) are merged into the
   cached payload for free, in one write transaction (two processes merging at once both land).
-- No blind spot: every :data:`NEW_ACCOUNT_CHECK` seconds, an account in routing with no entry at all
-  (just added, by any process) is fetched at once; :meth:`QuotaService.refresh` fetches accounts'
-  usage now unless it is fresh (the window does so when it opens); :meth:`QuotaService.fetch_state`
-  tells whether a fetch is in flight and what the last one that failed said.
+- No blind spot: :meth:`QuotaService.refresh` fetches accounts' usage now unless it is fresh
+  (the window does so when it opens); :meth:`QuotaService.fetch_state` tells whether a fetch is in
+  flight and what the last one that failed said.
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ from tray.quota import usage as quota
 from tray.quota.backoff import Backoff
 from tray.quota.cache import LOW_PERCENT_LEFT, QuotaCache
 from tray.quota.fetcher import UsageFetchError, fetch_usage
+from tray.quota.poller import POLL_INTERVAL, Poller
 from tray.quota.usage import UsageView
 from tray.store import Store
 
@@ -50,13 +50,10 @@ log = logging.getLogger(__name__)
 LEASE_TTL = 25.0  # seconds; longer than the usage call's own time limit (15 s)
 WAIT_FOR_OTHER = 5.0  # how long to wait for another process's fetch before trying the lease again
 WAIT_STEP = 0.25
-POLL_INTERVAL = 30.0
-POLL_BACKOFF_MAX = 8.0  # after failed passes the poller waits up to this many intervals
 EXPIRED_WAIT = 0.5  # seconds a refetch of an entry whose reset passed may hold requests up
 RETRY_FIRST = 10.0  # seconds from a failed usage fetch to its background retry, doubling ...
 RETRY_MAX = 300.0  # ... up to this
 UNAUTHORIZED_QUIET = 300.0  # seconds without usage fetches for an account upstream keeps refusing
-NEW_ACCOUNT_CHECK = 1.0  # seconds between looks for accounts without any quota entry
 
 
 class TokenSource(Protocol):
@@ -91,7 +88,6 @@ class QuotaService(QuotaCache):
         self.lease_ttl = lease_ttl
         self.wait_for_other = wait_for_other
         self.wait_step = wait_step
-        self.poll_interval = poll_interval
         self.refresher = refresher
         self.expired_wait = expired_wait
         self.retries = Backoff(retry_first, retry_max)  # failed fetches, by account id
@@ -102,10 +98,8 @@ class QuotaService(QuotaCache):
         self._retrying: dict[int, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._last_refetch: dict[int, float] = {}
-        self._active: dict[int, float] = {}  # account id -> last request time (poller)
         self._unauthorized: dict[int, float] = {}  # account id -> when upstream last refused a fresh token
-        self._poller: asyncio.Task[None] | None = None
-        self._newcomers: asyncio.Task[None] | None = None
+        self.poller = Poller(self, interval=poll_interval)
         self.errors: dict[int, str] = {}  # account id -> what its last failed fetch said
 
     # ---- views -------------------------------------------------------------------------------
@@ -130,9 +124,10 @@ class QuotaService(QuotaCache):
         if timeout > 0:
             await asyncio.wait(tasks, timeout=timeout)
 
-    def warm(self, accounts: Iterable[Account], views: Mapping[int, UsageView], now: float) -> None:
+    def warm(self, accounts: Iterable[Account], views: Mapping[int, UsageView], now: float) -> int:
         """Start background fetches for stale, cold or just-reset entries (rate-limited; not for
-        accounts waiting out a failed fetch's backoff)."""
+        accounts waiting out a failed fetch's backoff); returns how many were started."""
+        started = 0
         for account in accounts:
             view = views.get(account.id) or self.view(account.id, now)
             if self.retries.waiting(account.id, now):
@@ -141,6 +136,8 @@ class QuotaService(QuotaCache):
                 self._last_refetch[account.id] = now
                 # A window that just reset is refetched even though its entry is young.
                 self.spawn(self.load(account, force=view.just_reset))
+                started += 1
+        return started
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         async def run() -> None:
@@ -311,90 +308,61 @@ class QuotaService(QuotaCache):
             log.info("usage lease %s not taken: %s", key, exc)
             return False
 
-    # ---- poller ------------------------------------------------------------------------------
+    # ---- the poller and the watcher (tray.quota.poller) --------------------------------------
+
+    def backing_off(self, account_id: int, now: float) -> bool:
+        """Whether a failed fetch's backoff holds this account's fetches back now."""
+        return self.retries.waiting(account_id, now)
+
+    def fetching(self, account_id: int) -> bool:
+        """Whether this process is fetching the account's usage now."""
+        task = self._inflight.get(account_id)
+        return task is not None and not task.done()
 
     def touch(self, accounts: Iterable[Account], now: float) -> None:
         """Mark accounts as active (they were candidates of a request) for the poller."""
-        for account in accounts:
-            self._active[account.id] = now
+        self.poller.touch(accounts, now)
 
     async def sweep(self) -> int:
         """One poller pass; returns how many accounts were revalidated."""
-        now = self.clock()
-        for account_id, seen in list(self._active.items()):
-            if now - seen > quota.ACTIVE_SECONDS:
-                del self._active[account_id]
-        if not self._active:
-            return 0
-        due: list[Account] = []
-        for account in self.reads.routable(now):
-            view = self.view(account.id, now)
-            if self.retries.waiting(account.id, now):
-                continue  # its background retry comes first
-            if quota.should_revalidate(view, self._active.get(account.id), now):
-                due.append(account)
-        if due:
-            await asyncio.gather(*(self.load(a, quota.REVALIDATE_AGE) for a in due))
-        return len(due)
+        return await self.poller.sweep()
+
+    def sweep_newcomers(self) -> int:
+        """Start a fetch for each account in routing without any quota entry; returns how many."""
+        return self.poller.sweep_newcomers()
 
     def start(self) -> None:
-        if self._poller is None:
-            self._poller = asyncio.ensure_future(self._poll())
-        if self._newcomers is None:
-            self._newcomers = asyncio.ensure_future(self._watch_newcomers())
+        self.poller.start()
 
     # ---- no blind spot -----------------------------------------------------------------------
 
     def fetch_state(self, account_id: int) -> tuple[bool, str | None]:
         """``(in flight, error)``: whether this process is fetching the account's usage now, and
         what its last failed fetch said (``None`` once one worked)."""
-        task = self._inflight.get(account_id)
-        return task is not None and not task.done(), self.errors.get(account_id)
+        return self.fetching(account_id), self.errors.get(account_id)
 
     def refresh(self, accounts: Iterable[Account]) -> None:
         """Fetch the enabled ``accounts``' usage now, in the background, where it is not fresh (a
-        failed fetch's backoff still applies)."""
+        failed fetch's backoff still applies). An entry under a minute old is the rate limit: the
+        window opened twice, or the app started twice, asks upstream once."""
         for account in accounts:
             if account.state is AccountState.ENABLED:
                 self.spawn(self.load(account))
 
-    def sweep_newcomers(self) -> int:
-        """Start a fetch for each account in routing that has no quota entry at all; returns how
-        many were started (one per account a minute at most, and none during a backoff)."""
-        now, entries = self.clock(), self.reads.usages()
-        cold = [a for a in self.reads.routable(now) if a.id not in entries and a.id not in self._inflight]
-        self.warm(cold, {}, now)
-        return sum(1 for a in cold if self._last_refetch.get(a.id) == now)
-
-    async def _watch_newcomers(self) -> None:
-        while True:
-            await asyncio.sleep(NEW_ACCOUNT_CHECK)
-            try:
-                self.sweep_newcomers()
-            except PoolError as exc:  # a busy or damaged pool file: look again next time
-                log.info("looking for new accounts failed: %s", exc)
-
-    async def _poll(self) -> None:
-        """A pass every :attr:`poll_interval`; after failed passes the pause doubles, up to
-        :data:`POLL_BACKOFF_MAX` intervals, and the poller goes on whatever the error was."""
-        failures = 0
-        while True:
-            await asyncio.sleep(self.poll_interval * min(POLL_BACKOFF_MAX, 2.0 ** min(failures, 10)))
-            try:
-                await self.sweep()
-            except Exception as exc:
-                failures += 1
-                log.warning("usage poller pass failed: %s", exc,
-                            exc_info=None if isinstance(exc, PoolError) else exc)
-            else:
-                failures = 0
+    def welcome(self, accounts: Iterable[Account]) -> None:
+        """Accounts that just came into the pool (added, signed in again, turned back on): what held
+        their fetches back (a refusal of the old token, a failed fetch's backoff) no longer holds,
+        and their usage is fetched now, however young their entry."""
+        for account in accounts:
+            self._unauthorized.pop(account.id, None)
+            self.retries.succeeded(account.id)
+            self.spawn(self.load(account, force=True))
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._poller, self._newcomers, *self._background, *self._inflight.values(),
-                             *self._retrying.values()) if t is not None]
+        await self.poller.stop()
+        tasks = [*self._background, *self._inflight.values(), *self._retrying.values()]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, PoolError):
                 await task
-        self._poller = self._newcomers = None

@@ -26,7 +26,8 @@ FRESH_SECONDS = 60.0  # a cached entry younger than this is used without a fetch
 STALE_SECONDS = 3600.0  # older than fresh but younger than this: used while it is re-warmed
 REFETCH_INTERVAL = 60.0  # at most one "just reset" refetch per account per interval (no refetch loop)
 REVALIDATE_AGE = 180.0  # the poller refetches entries older than this ...
-ACTIVE_SECONDS = 300.0  # ... for accounts that served a request this recently
+ACTIVE_SECONDS = 300.0  # ... for accounts that served a request this recently,
+IDLE_REVALIDATE_AGE = 600.0  # and every other account in routing's entries older than this
 DORMANT_TOLERANCE = 0.001  # a window counts as untouched within 0.1 % (at least 1 s) of its length
 
 Freshness = Literal["fresh", "stale", "missing"]
@@ -264,6 +265,14 @@ def usage_view(entry: QuotaEntry | None, now: float, *, account_id: int = 0) -> 
     return UsageView(entry.account_id, usage, at, freshness, has_entry=True, just_reset=just_reset)
 
 
+def shown_usage(entry: QuotaEntry | None) -> Usage | None:
+    """What the surfaces (menu, window, ``status``) show of a cache entry: its usage with each
+    window's reset as a time, whatever its age, windows whose reset passed included (they say
+    "resetting"); ``None`` when there is no readable entry. Routing uses :func:`usage_view`."""
+    usage = parse_usage(entry.raw) if entry is not None else None
+    return None if entry is None or usage is None else anchor(usage, entry.updated_at)
+
+
 def wants_refetch(view: UsageView, last_refetch_at: float | None, now: float) -> bool:
     """Whether to fetch this account's usage now: the view is not fresh or a window just reset,
     and no refetch for it started in the last :data:`REFETCH_INTERVAL` seconds."""
@@ -273,11 +282,12 @@ def wants_refetch(view: UsageView, last_refetch_at: float | None, now: float) ->
 
 
 def should_revalidate(view: UsageView, last_active_at: float | None, now: float) -> bool:
-    """For the 30 s poller: the account served a request in the last 5 min and its entry is over
-    3 min old (or absent)."""
-    if last_active_at is None or not 0 <= now - last_active_at <= ACTIVE_SECONDS:
-        return False
-    return view.updated_at is None or now - view.updated_at > REVALIDATE_AGE
+    """For the 30 s poller: the entry is absent, or over 3 min old for an account that served a
+    request in the last 5 min, or over 10 min old for any other (idle accounts at a slow pace)."""
+    if view.updated_at is None:
+        return True
+    active = last_active_at is not None and 0 <= now - last_active_at <= ACTIVE_SECONDS
+    return now - view.updated_at > (REVALIDATE_AGE if active else IDLE_REVALIDATE_AGE)
 
 
 def samples_from_payload(
