@@ -65,14 +65,14 @@ PURE = {
     "forecast.pool", "forecast.pace",
     "auth.pkce", "auth.claims",
     "proxy.access", "proxy.shaping", "proxy.sse", "proxy.chatrequest", "proxy.chatanswer", "proxy.egress",
-    "proxy.contentcoding", "proxy.frames", "proxy.owners",
+    "proxy.contentcoding", "proxy.frames", "proxy.owners", "proxy.body",
     "api.sessions", "api.views",
     "clients.texts", "autostart.texts",
     "notices.alerts", "desktop.menu",
 }
 IMPURE_STDLIB = {"sqlite3", "socket", "subprocess", "asyncio", "shutil", "http", "urllib.request",
                  "multiprocessing", "ctypes", "signal", "fcntl", "msvcrt", "tempfile", "importlib"}
-PURE_LIBRARIES = {"tomlkit", "zstandard"}  # text (or bytes) in, text (or bytes) out
+PURE_LIBRARIES = {"tomlkit", "zstandard", "msgspec"}  # text (or bytes) in, text, bytes or values out
 PURE_EXCEPTIONS = {("autostart.texts", "subprocess")}  # list2cmdline: Windows quoting, no process
 GUI_LIBRARIES = ("pystray", "webview", "PIL", "gi", "AppKit", "Foundation", "PyObjCTools")
 GUI_MODULES = {"desktop.icon", "desktop.tray", "desktop.backend", "desktop.window", "desktop.app",

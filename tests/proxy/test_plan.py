@@ -38,7 +38,7 @@ def add(store: Store, fake_id: str) -> Account:
 def incoming(path: str = "/codex/responses", **obj: object) -> Incoming:
     body = {"model": "m", "input": [], **obj}
     return Incoming(route="responses", method="POST", path=path, query="", headers=(),
-                    body=json.dumps(body).encode(), obj=body)
+                    body=json.dumps(body).encode(), fields=body)
 
 
 def test_the_turn_state_owner_goes_first_and_affinity_follows_success(store: Store) -> None:

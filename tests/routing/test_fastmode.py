@@ -10,7 +10,7 @@ import pytest
 
 from tray.models import QuotaEntry, Window
 from tray.quota.usage import UsageView, usage_view
-from tray.routing.fastmode import FastDecision, attempt_body, decide, gate_term, signed
+from tray.routing.fastmode import FastDecision, attempt_body, decide, gate_term, signed, with_member
 from tray.routing.ranking import RoutingSettings
 from tray.routing.scoring import normalized
 
@@ -233,11 +233,30 @@ def test_stale_usage_still_decides() -> None:
 # --- attempt body -----------------------------------------------------------------------------------
 
 
-def test_attempt_body_appends_priority_as_compact_json() -> None:
-    original = json.dumps({"model": "gpt-5", "input": "héllo"}, indent=2).encode()
+def test_attempt_body_appends_priority_to_the_clients_own_bytes() -> None:
+    original = json.dumps({"model": "gpt-5", "input": "héllo", "t": 1.50}, indent=2).encode()
     on = FastDecision(True, "", "ok")
-    sent = attempt_body(original, json.loads(original), on)
-    assert sent == '{"model":"gpt-5","input":"héllo","service_tier":"priority"}'.encode()
+    sent = attempt_body(original, {"model": "gpt-5"}, on)
+    assert sent == original[:-1] + b',"service_tier":"priority"}'
+    assert json.loads(sent) == {**json.loads(original), "service_tier": "priority"}
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (b"{}", b'{"a":1}'),
+    (b" { \n } \r\n", b' { \n "a":1}'),
+    (b'{"x": [1, {}]}  ', b'{"x": [1, {}],"a":1}'),
+    ('{"x": 1}'.encode("utf-16"), None),  # not UTF-8 text: the caller rebuilds it
+    (b'\xef\xbb\xbf{"x": 1}', None),
+    (b"[1]", None),
+])
+def test_a_member_is_appended_to_an_objects_text(raw: bytes, expected: bytes | None) -> None:
+    assert with_member(raw, b'"a":1') == expected
+
+
+def test_a_body_that_is_not_plain_text_is_rebuilt_with_priority() -> None:
+    original = '{"model": "gpt-5"}'.encode("utf-16")
+    sent = attempt_body(original, {"model": "gpt-5"}, FastDecision(True, "", "ok"))
+    assert sent == b'{"model":"gpt-5","service_tier":"priority"}'
 
 
 def test_attempt_body_is_untouched_when_off() -> None:

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from websockets.exceptions import ConnectionClosed
 
 from tray.proxy import frames
+from tray.proxy.body import routing_fields
 from tray.proxy.dialer import Refused, Upstream
 from tray.proxy.owners import ReasoningOwners
 from tray.proxy.pipeline import CLIENT_GONE, STREAM_DROPPED, Pipeline
@@ -168,7 +169,8 @@ class Exchange:
     def __init__(self, bridge: Bridge, request: frames.Request) -> None:
         self.bridge = bridge
         self.request = request
-        self.inc = replace(bridge.inc, body=request.text.encode(), obj=request.obj)
+        fields = routing_fields(request.obj) if request.obj is not None else None
+        self.inc = replace(bridge.inc, body=request.text.encode(), fields=fields)
         self.started = time.perf_counter()
         self.failures: list[Failure] = []
 

@@ -4,9 +4,11 @@
 fetches, token calls) sends through: without a proxy in force, the direct transport alone; with one,
 a :class:`ForwardingTransport` that asks :meth:`tray.proxy.egress.Egress.proxy_for` per request and hands
 it to the direct transport or to the one through that proxy (an HTTP proxy tunnels https with
-``CONNECT`` and forwards http as is; a SOCKS proxy needs httpx's ``socks`` extra). Every transport
-is a :class:`~tray.proxy.transport.ReclaimingTransport`, so a cancelled request leaks no connection
-either way.
+``CONNECT`` and forwards http as is; a SOCKS proxy needs httpx's ``socks`` extra). The direct
+transport sends the responses stream over codex-pool's own connections
+(:class:`~tray.proxy.transport.UpstreamTransport`); the rest, and everything through a proxy, goes
+over httpx's, each in a :class:`~tray.proxy.transport.ReclaimingTransport`, so a cancelled request
+leaks no connection either way.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import httpx
 
 from tray.errors import HttpLibraryError
 from tray.proxy.egress import Egress, from_settings, problems, redacted
-from tray.proxy.transport import ReclaimingTransport
+from tray.proxy.transport import ReclaimingTransport, UpstreamTransport
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,8 @@ def upstream_transport(environ: Mapping[str, str], setting: str, inner: httpx.As
     for problem in problems(environ):
         log.warning("Proxy setting: %s", problem)
     egress = from_settings(environ, setting)
-    if inner is None:
-        inner = httpx.AsyncHTTPTransport(limits=limits, verify=verify, trust_env=False)
-    direct = ReclaimingTransport(inner)
+    direct: httpx.AsyncBaseTransport = (UpstreamTransport(limits, verify) if inner is None
+                                        else ReclaimingTransport(inner))
     if not egress.proxies:
         return direct
     proxied: dict[str, httpx.AsyncBaseTransport] = {}

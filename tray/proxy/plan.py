@@ -69,7 +69,7 @@ class Router:
         turn_owner: int | None,
     ) -> Plan:
         rsettings = self.settings
-        key = affinity_key(dict(inc.headers), inc.obj) if rsettings.sticky_mode != "disabled" else None
+        key = affinity_key(dict(inc.headers), inc.fields) if rsettings.sticky_mode != "disabled" else None
         entry = self.affinity.get(key) if key is not None else None
         sticky = entry.account_id if entry is not None else None
         touched = {i: frozenset(labels) for i, labels in self.store.dormant_touches(now).items()}
@@ -108,13 +108,18 @@ def blocked_until(view: UsageView | None, now: float) -> float | None:
 def attempt_body(
     inc: Incoming, account: Account, view: UsageView | None, plan: Plan, now: float
 ) -> tuple[bytes, bool, str | None]:
-    """This attempt's body: the snapshot, or with ``service_tier: "priority"`` when fast mode says so.
-    Returns ``(body, fast_on, note)``; rebuilt for every attempt so no decision leaks."""
-    if inc.obj is None or not inc.path.startswith(CODEX_RESPONSES) or inc.path.endswith("/compact"):
+    """This attempt's body: the request's own bytes, or (when fast mode says so) a copy of its JSON
+    text with ``service_tier: "priority"`` appended, sent plain. Returns ``(body, fast_on, note)``;
+    decided for every attempt, so no account's decision leaks into another's."""
+    if inc.fields is None or not inc.path.startswith(CODEX_RESPONSES) or inc.path.endswith("/compact"):
         return inc.body, False, None
     previous = plan.sticky_fast if plan.sticky_account == account.id else None
-    decision = decide_fast(inc.obj, view, plan.settings, previous, now)
-    return fast_body(inc.body, inc.obj, decision), decision.on, decision.note
+    decision = decide_fast(inc.fields, view, plan.settings, previous, now)
+    if not decision.on:
+        return inc.body, False, decision.note
+    text = inc.json_text
+    body = fast_body(text, inc.fields, decision)
+    return (inc.body if body is text else body), decision.on, decision.note
 
 
 def record_touches(

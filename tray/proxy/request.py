@@ -29,7 +29,10 @@ class Background(Protocol):
 
 @dataclass(frozen=True)
 class Incoming:
-    """A client request, read once; every attempt rebuilds its own body from ``obj``/``body``."""
+    """A client request, read once. ``body`` is what goes upstream unchanged (the client's own bytes,
+    compressed if it sent them so, or the ``/v1`` body shaped once); ``text`` is its JSON text (the
+    same bytes unless the client compressed them), to which an attempt in fast mode appends
+    ``service_tier`` in its own copy."""
 
     route: str  # "responses", "compact", "models", "v1.responses", "v1.chat", "v1.models"
     method: str
@@ -37,11 +40,17 @@ class Incoming:
     query: str
     headers: tuple[tuple[str, str], ...]  # the client's, names lower-case
     body: bytes
-    obj: dict[str, Any] | None  # the JSON object of the body, when it is one
+    fields: dict[str, Any] | None  # the body's top-level fields routing reads, when it is an object
     mode: str = "stream"  # "stream" | "aggregate" (non-streaming /v1) | "models" (/v1/models)
     defaults: tuple[tuple[str, str], ...] = ()  # headers added when the client sent none
     turn_state: str | None = None
     chat: ChatOptions | None = None  # a Chat Completions request: the answer goes back in that shape
+    text: bytes | None = None  # the body's JSON text when it differs from ``body`` (decompressed)
+
+    @property
+    def json_text(self) -> bytes:
+        """The body's JSON text: ``body`` itself unless the client compressed it."""
+        return self.body if self.text is None else self.text
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:

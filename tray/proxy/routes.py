@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -33,6 +33,7 @@ from tray.errors import PoolError, StoreLockedError
 from tray.models import Config
 from tray.proxy import chatrequest, contentcoding
 from tray.proxy.access import AccessPolicy, Denied, check_headers, check_request
+from tray.proxy.body import Encoder, NotAnObject, is_blank, parse_object, read_fields, routing_fields
 from tray.proxy.egress import from_settings
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.relay import Hangup
@@ -42,6 +43,7 @@ from tray.proxy.sockets import PATHS as SOCKET_PATHS
 from tray.proxy.sockets import SocketRoute
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Codex's model list is gated on the client version; /v1 clients do not send one.
 MODELS_CLIENT_VERSION = "0.169.0"
@@ -57,6 +59,16 @@ class BadInput(PoolError):
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+def _read(text: bytes, read: Callable[[bytes], T]) -> T:
+    """``read(text)``, what it refuses answered 400."""
+    try:
+        return read(text)
+    except NotAnObject as exc:
+        raise BadInput(400, "invalid_json", str(exc)) from exc
+    except ValueError as exc:
+        raise BadInput(400, "invalid_json", f"The request body is not valid JSON: {exc}") from exc
 
 
 def _denied(denied: Denied) -> Response:
@@ -126,7 +138,9 @@ class ProxyRoutes:
         except ClientDisconnect:
             return Response(status_code=499)
 
-    async def _body(self, request: Request) -> tuple[bytes, dict[str, Any] | None]:
+    async def _body(self, request: Request) -> tuple[bytes, bytes]:
+        """The body as the client sent it (up to the ``max-body-mb`` limit, 413) and its JSON text:
+        the same bytes, or decoded when the client compressed them."""
         limit = self.max_body
         megabytes = limit / (1024 * 1024)
         too_big = BadInput(413, "body_too_large", f"The request body is larger than the {megabytes:g} MB"
@@ -143,59 +157,51 @@ class ProxyRoutes:
                 raise too_big
             chunks.append(chunk)
         body = b"".join(chunks)
-        text = await decoded(body, applied, limit)
-        if not text.strip():
-            return body, None
-        try:
-            parsed = json.loads(text)
-        except ValueError as exc:
-            raise BadInput(400, "invalid_json", f"The request body is not valid JSON: {exc}") from exc
-        if not isinstance(parsed, dict):
-            raise BadInput(400, "invalid_json", "The request body must be a JSON object.")
-        return body, parsed
+        return body, await decoded(body, applied, limit)
 
-    def _incoming(self, request: Request, route: str, path: str, body: bytes, obj: dict[str, Any] | None,
+    def _incoming(self, request: Request, route: str, path: str, body: bytes, fields: dict[str, Any] | None,
                   drop: frozenset[str] = frozenset(), **extra: Any) -> Incoming:
         raw = request.scope["headers"]
         headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw)
         if drop:
             headers = tuple(h for h in headers if h[0] not in drop)
         return Incoming(route=route, method=request.method, path=path, query=request.url.query,
-                        headers=headers, body=body, obj=obj, turn_state=request.headers.get(TURN_STATE),
+                        headers=headers, body=body, fields=fields, turn_state=request.headers.get(TURN_STATE),
                         **extra)
 
     async def _responses(self, request: Request) -> Response:
-        body, obj = await self._body(request)
+        body, text = await self._body(request)
         path = request.url.path
         if path.startswith("/v1/"):
-            if obj is None:
-                raise BadInput(400, "invalid_json", "The request body must be a JSON object.")
-            inc = self._v1(request, "v1.responses", obj)
+            obj, encode = _read(text, parse_object)
+            inc = self._v1(request, "v1.responses", obj, encode)
         else:
             route = "compact" if path.endswith("/compact") else "responses"
-            inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, obj)
+            # Forwarded as the client's own bytes: only the fields routing needs are read.
+            fields = None if is_blank(text) else _read(text, read_fields)
+            inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, fields,
+                                 text=None if text is body else text)
         return await self._handle(request, inc)
 
     async def _chat(self, request: Request) -> Response:
-        _, obj = await self._body(request)
-        if obj is None:
-            raise BadInput(400, "invalid_json", "The request body must be a JSON object.")
+        _, text = await self._body(request)
+        obj, encode = _read(text, parse_object)
         try:
             translated, dropped, options = chatrequest.responses_body(obj)
         except chatrequest.ChatRequestError as exc:
             raise BadInput(400, "invalid_request", str(exc)) from exc
-        return await self._handle(request, self._v1(request, "v1.chat", translated, dropped, options))
+        return await self._handle(request, self._v1(request, "v1.chat", translated, encode, dropped, options))
 
-    def _v1(self, request: Request, route: str, obj: dict[str, Any], dropped: Sequence[str] = (),
-            chat: chatrequest.ChatOptions | None = None) -> Incoming:
-        """A ``/v1`` request shaped for the Codex backend (the body is rebuilt as plain JSON)."""
+    def _v1(self, request: Request, route: str, obj: dict[str, Any], encode: Encoder,
+            dropped: Sequence[str] = (), chat: chatrequest.ChatOptions | None = None) -> Incoming:
+        """A ``/v1`` request shaped for the Codex backend (the body rebuilt once, as plain JSON)."""
         shaped, refused, wants_stream = shape_v1_body(obj)
         if dropped or refused:
             log.info("%s: dropped parameters the Codex backend does not take: %s", request.url.path,
                      ", ".join([*dropped, *refused]))
-        body = json.dumps(shaped, separators=(",", ":")).encode()
+        body = encode(shaped)
         # The upstream answer is always a stream now, whatever the client accepts.
-        return self._incoming(request, route, "/codex/responses", body, shaped,
+        return self._incoming(request, route, "/codex/responses", body, routing_fields(shaped),
                               drop=frozenset({"accept", "content-encoding"}),
                               mode="stream" if wants_stream else "aggregate",
                               defaults=(("originator", DEFAULT_ORIGINATOR), ("accept", "text/event-stream")),

@@ -111,7 +111,7 @@ class SocketRoute:
             query=scope.get("query_string", b"").decode("latin-1"),
             headers=raw,
             body=b"",
-            obj=None,
+            fields=None,
             defaults=(("originator", DEFAULT_ORIGINATOR),) if v1 else (),
             turn_state=headers.get(TURN_STATE),
         )

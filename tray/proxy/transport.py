@@ -1,4 +1,11 @@
-"""The upstream HTTP transport: httpx's own, plus cleanup after a cancelled request.
+"""The upstream HTTP transport: the responses stream over :mod:`tray.proxy.streams`, everything else
+over httpx's own, plus cleanup after a cancelled request.
+
+:class:`UpstreamTransport` is what the engine's one ``httpx.AsyncClient`` sends through: a ``POST``
+to a responses route (:func:`~tray.proxy.streams.is_stream_request`) goes to a
+:class:`~tray.proxy.streams.StreamTransport`, whose answers are parsed in C; the usage endpoint,
+the model list and token refreshes go to httpx's transport (:class:`ReclaimingTransport`). Each
+keeps its own pool, with the same limits.
 
 httpcore 1.0.9 (encode/httpcore#1093) leaks a connection when a request is cancelled in the one
 event-loop step between its TCP connect and the moment the connection is marked active: the pool
@@ -20,11 +27,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from typing import Any
 
 import httpx
 
 from tray.errors import HttpLibraryError
+from tray.proxy.streams import StreamTransport, is_stream_request
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +88,22 @@ class ReclaimingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+class UpstreamTransport(httpx.AsyncBaseTransport):
+    """Responses streams to a :class:`StreamTransport`, the rest to a :class:`ReclaimingTransport`;
+    both with ``limits`` and trusting what ``verify`` says (httpx's meaning)."""
+
+    def __init__(self, limits: httpx.Limits, verify: ssl.SSLContext | bool = True) -> None:
+        self.streams = StreamTransport(limits, verify=verify)
+        self.other = ReclaimingTransport(
+            httpx.AsyncHTTPTransport(limits=limits, verify=verify, trust_env=False))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if is_stream_request(request):
+            return await self.streams.handle_async_request(request)
+        return await self.other.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.streams.aclose()
+        await self.other.aclose()

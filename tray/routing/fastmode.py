@@ -22,6 +22,8 @@ from tray.routing.scoring import LOW_CAP, guard_weight, normalized, plan_weight
 GATE_ON = 0.05  # to turn fast mode on, the score must be this far ahead of pace ...
 GATE_KEEP = -0.02  # ... and to keep it on for the same sticky account, no further behind than this
 TIER_KEYS = ("service_tier", "serviceTier")
+PRIORITY_MEMBER = b'"service_tier":"priority"'
+_BLANK = b" \t\r\n"  # JSON's whitespace
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,36 @@ def _decorated(parsed: Mapping[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _with_priority(original: bytes, parsed: Mapping[str, Any]) -> bytes:
+    """``original`` asking for priority. The member is appended to the client's own bytes (one copy,
+    nothing re-serialized); only a body with a null tier key to drop, or that is no plain ``{...}``
+    text, is parsed whole and rebuilt."""
+    if not any(key in parsed for key in TIER_KEYS):
+        appended = with_member(original, PRIORITY_MEMBER)
+        if appended is not None:
+            return appended
+    return _decorated(json.loads(original))
+
+
+def with_member(raw: bytes, member: bytes) -> bytes | None:
+    """``raw`` (one JSON object's text) with ``member`` (``b'"name":value'``) added as its last
+    member, in one copy; ``None`` when ``raw`` is not ``{...}`` in UTF-8 (UTF-16 text, a byte-order
+    mark), which the caller then rebuilds."""
+    end = len(raw)
+    while end and raw[end - 1] in _BLANK:
+        end -= 1
+    start = 0
+    while start < end and raw[start] in _BLANK:
+        start += 1
+    if end - start < 2 or raw[start] != ord("{") or raw[end - 1] != ord("}"):
+        return None
+    last = end - 2
+    while last > start and raw[last] in _BLANK:
+        last -= 1
+    comma = b"" if last == start else b","
+    return b"".join((memoryview(raw)[: end - 1], comma, member, b"}"))
+
+
 @overload
 def attempt_body(original: bytes, parsed: Mapping[str, Any] | None, decision: FastDecision) -> bytes: ...
 @overload
@@ -144,8 +176,9 @@ def attempt_body(
     parsed: Mapping[str, Any] | FastDecision | None,
     decision: FastDecision | None = None,
 ) -> bytes:
-    """This attempt's body: when fast mode is on, the parsed object re-serialized as compact JSON with
-    ``service_tier: "priority"`` appended; otherwise the original bytes untouched. The short form
+    """This attempt's body: when fast mode is on, the original bytes with ``"service_tier":"priority"``
+    appended as the object's last member (see :func:`with_member`); otherwise the original bytes
+    untouched. ``parsed`` needs only the body's tier keys, if it has any. The short form
     ``attempt_body(parsed, decision)`` serializes ``parsed`` either way."""
     if isinstance(parsed, FastDecision):  # short form: (parsed, decision)
         obj = original if isinstance(original, Mapping) else {}
@@ -155,4 +188,4 @@ def attempt_body(
     raw = original if isinstance(original, bytes) else b""
     if decision is None or not decision.on or parsed is None or caller_tier(parsed):
         return raw
-    return _decorated(parsed)
+    return _with_priority(raw, parsed)
