@@ -22,7 +22,7 @@ from tray.config import LoadedConfig
 from tray.errors import AccountError, AccountNotFoundError, PoolError
 from tray.models import Config
 from tray.paths import Paths
-from tray.proxy import AccessPolicy
+from tray.proxy import AccessPolicy, read_limited
 from tray.store import Store
 
 NO_STORE = {"cache-control": "no-store"}
@@ -115,17 +115,7 @@ async def json_body(request: Request) -> dict[str, Any]:
     The size limit is checked on the declared length and while reading, so a huge (or endless)
     body is refused after :data:`MAX_BODY` bytes instead of being held in memory first."""
     too_large = TooLarge("The request body is too large for the management API.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise too_large
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_limited(request.stream(), request.headers.get("content-length"), MAX_BODY, too_large)
     if not raw:
         return {}
     try:

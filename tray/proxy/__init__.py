@@ -6,6 +6,7 @@ answer, pooled answers when nobody can serve, and the upstream transport and lim
 from __future__ import annotations
 
 from tray.proxy.access import AccessPolicy, check_headers
+from tray.proxy.body import read_limited
 from tray.proxy.forwarding import upstream_transport
 from tray.proxy.limits import Limits, connection_cap, harden_process, protocol_for
 from tray.proxy.pipeline import Pipeline
@@ -13,6 +14,17 @@ from tray.proxy.routes import OriginGuard, ProxyRoutes, build_app
 from tray.proxy.transport import ReclaimingTransport
 
 __all__ = [
-    "AccessPolicy", "Limits", "OriginGuard", "Pipeline", "ProxyRoutes", "ReclaimingTransport",
-    "build_app", "check_headers", "connection_cap", "harden_process", "protocol_for", "upstream_transport",
+    "AccessPolicy",
+    "Limits",
+    "OriginGuard",
+    "Pipeline",
+    "ProxyRoutes",
+    "ReclaimingTransport",
+    "build_app",
+    "check_headers",
+    "connection_cap",
+    "harden_process",
+    "protocol_for",
+    "read_limited",
+    "upstream_transport",
 ]

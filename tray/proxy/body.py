@@ -20,13 +20,30 @@ UTF-16 text) is read by the standard library, so the proxy accepts the bodies it
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import msgspec
 
 ROUTING_FIELDS = ("model", "prompt_cache_key", "service_tier", "serviceTier")
 Encoder = Callable[[Mapping[str, Any]], bytes]
+
+
+async def read_limited(stream: AsyncIterator[bytes], declared: str | None, limit: int,
+                       too_big: Exception) -> bytes:
+    """A request body of at most ``limit`` bytes, else ``too_big`` is raised: on the declared
+    ``Content-Length`` before anything is read, and while reading, so a huge (or endless) body is
+    refused after ``limit`` bytes instead of being held in memory first."""
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class NotAnObject(ValueError):

@@ -33,7 +33,15 @@ from tray.errors import PoolError, StoreLockedError
 from tray.models import Config
 from tray.proxy import chatrequest, contentcoding
 from tray.proxy.access import AccessPolicy, Denied, check_headers, check_request
-from tray.proxy.body import Encoder, NotAnObject, is_blank, parse_object, read_fields, routing_fields
+from tray.proxy.body import (
+    Encoder,
+    NotAnObject,
+    is_blank,
+    parse_object,
+    read_fields,
+    read_limited,
+    routing_fields,
+)
 from tray.proxy.egress import from_settings
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.relay import Hangup
@@ -146,17 +154,7 @@ class ProxyRoutes:
         too_big = BadInput(413, "body_too_large", f"The request body is larger than the {megabytes:g} MB"
                            " limit (max-body-mb in config.toml).")
         applied = contentcoding.codings(request.headers.get("content-encoding"))  # 415 before reading
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise too_big
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_big
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        body = await read_limited(request.stream(), request.headers.get("content-length"), limit, too_big)
         return body, await decoded(body, applied, limit)
 
     def _incoming(self, request: Request, route: str, path: str, body: bytes, fields: dict[str, Any] | None,
