@@ -16,9 +16,10 @@ import pytest
 from tests.desktop.test_tray import prepare_pool, start_tray, stop, tray_shot, wait_for
 from tests.fakes.desktop_notifier import Library
 from tests.support.gui_fixtures import ROOT, DbusMenu, Notes, gui_env
-from tray.desktop.app import TrayApp
+from tray.desktop.app import TrayApp, signed_in
 from tray.desktop.instance import Instance
 from tray.desktop.menu import MenuItem, build_menu
+from tray.models import Account, AccountState, Identity, TokenSet
 from tray.notices import DesktopNotifier
 from tray.notices.macos import NotificationCenter
 from tray.paths import Paths, resolve_paths
@@ -231,3 +232,16 @@ def test_notifications_macos_refused_are_named_in_the_menu(pool_home: Path,
     finally:
         notifier.close()
         app.engine.store.close()
+
+
+def test_a_tray_sign_in_names_an_account_that_was_in_the_pool_signed_in_again() -> None:
+    def account(created_at: float) -> Account:
+        return Account(id=1, identity=Identity("acc-1", "user-1"), email="work@x.com", label=None,
+                       plan="plus", priority=0, primary=False, state=AccountState.ENABLED, state_reason=None,
+                       tokens=TokenSet("at", "rt", None, 2e9), state_at=created_at, created_at=created_at,
+                       updated_at=created_at)
+
+    again = signed_in(account(created_at=1000.0), started=2000.0)
+    assert again.title == "codex-pool: signed in again as work@x.com" and "added" not in again.body
+    added = signed_in(account(created_at=2001.0), started=2000.0)
+    assert added.title == "codex-pool: account added" and added.body == "work@x.com is in the pool now."

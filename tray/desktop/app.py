@@ -43,7 +43,7 @@ from tray.engine import Engine
 from tray.errors import PoolError
 from tray.forecast import forecasts
 from tray.health import Health, Snapshot, health, snapshot_of
-from tray.models import AccountState, Clock, Event
+from tray.models import Account, AccountState, Clock, Event
 from tray.notices import KINDS, OPEN_CONFIG, OPEN_WINDOW, RELOGIN, Alerts, DesktopNotifier, Notice, Notifier
 from tray.paths import Paths
 from tray.quota import shown_usage
@@ -330,6 +330,7 @@ class TrayApp:
         if login is None or self.engine.server is None:
             self._open_window("add")
             return
+        started = time.time()
         ticket = self.engine.submit(login.start_browser()).result(timeout=30)  # it opens the browser
 
         def done(future: Any) -> None:
@@ -338,8 +339,17 @@ class TrayApp:
             except Exception as exc:
                 notice = Notice("login", "codex-pool: sign-in did not finish", str(exc))
             else:
-                notice = Notice("login", "codex-pool: account added", f"{account.name} is in the pool now.",
-                                state="healthy")
+                notice = signed_in(account, started)
             self._jobs.put(partial(self._notify, notice))
 
         self.engine.submit(login.wait(ticket.id)).add_done_callback(done)
+
+
+def signed_in(account: Account, started: float) -> Notice:
+    """The notice after a sign-in from the tray: an account that was in the pool before the sign-in
+    started was signed in again, not added."""
+    if account.created_at < started:
+        return Notice("login", f"codex-pool: signed in again as {account.name}", "It is back in routing.",
+                      state="healthy")
+    return Notice("login", "codex-pool: account added", f"{account.name} is in the pool now.",
+                  state="healthy")
