@@ -4,6 +4,7 @@ morning's routing decisions, and what a user would see (overflow, hidden text, c
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.seed import add_account, cool_down, put_usage
+from tests.fakes.seed import add_account, cool_down, usage_at
+from tests.fakes.upstream import FakeUpstream
 from tray.models import Account, AccountState, CandidateScore, Decision
 from tray.store import Store
 
@@ -38,19 +40,25 @@ def chromium() -> Iterator[Any]:
             b.close()
 
 
-def people(store: Store) -> list[Account]:
+def people(store: Store, upstream: FakeUpstream | None = None) -> list[Account]:
     """Dana (work, primary, Pro), a long team address, a seat at its 5-hour limit, a signed-out
-    spare."""
-    dana = add_account(store, "dana@example.com", plan="pro")
+    spare. With ``upstream`` (a running pool's fake backend), the backend knows each account and
+    answers its usage with the same figures, so the proxy's own quota fetches change nothing."""
+    seeded: list[tuple[str, str, tuple[dict[str, Any], float]]] = [
+        ("dana@example.com", "pro", usage_at(38, 61, plan="pro")),
+        (LONG_EMAIL, "plus", usage_at(74, 48, short_reset_s=25 * 60 + 30)),
+        ("team-seat@example.com", "team", usage_at(100, 82, short_reset_s=38 * 60, plan="team", allowed=False,
+                                                    limit_reached=True)),
+        ("spare@example.com", "plus", usage_at(12, 30, age_s=40 * 60)),
+    ]
+    dana, long, team, spare = (
+        add_account(store, email, plan=plan, upstream=upstream, usage=payload)
+        for email, plan, (payload, _) in seeded
+    )
     store.set_label(dana.id, "Dana (work)")
-    long = add_account(store, LONG_EMAIL, plan="plus")
-    team = add_account(store, "team-seat@example.com", plan="team")
-    spare = add_account(store, "spare@example.com", plan="plus")
-    put_usage(store, dana, 38, 61)
-    put_usage(store, long, 74, 48, short_reset_s=25 * 60 + 30)
-    put_usage(store, team, 100, 82, short_reset_s=38 * 60, allowed=False, limit_reached=True)
+    for account, (_, _, (payload, at)) in zip((dana, long, team, spare), seeded, strict=True):
+        store.put_usage(account.id, json.dumps(payload), at)
     cool_down(store, team, 600)
-    put_usage(store, spare, 12, 30, age_s=40 * 60)
     store.set_state(spare.id, AccountState.NEEDS_LOGIN, "Sign-in expired (refresh_token_reused)")
     return store.accounts()
 

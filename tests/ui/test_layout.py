@@ -13,7 +13,7 @@ import pytest
 from tests.fakes.apphost import running_engine
 from tests.fakes.seed import add_account
 from tests.support.proxykit import Pool
-from tests.support.uikit import NARROW, WIDE, chromium, covered_buttons, morning, overflow, people
+from tests.support.uikit import NARROW, WIDE, covered_buttons, morning, overflow, people
 from tests.ui.test_ui import open_page
 
 pytestmark = pytest.mark.browser
@@ -22,16 +22,10 @@ PAGES = (("accounts", ".acct"), ("add", "#start-browser"), ("usage", "#usage"),
          ("activity", "tr.decision"), ("connect", "#snippet-codex"), ("settings", "#f-port"))
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
 @pytest.fixture
 def pool(pool_home: Path) -> Iterator[Pool]:
     with running_engine() as running:
-        accounts = people(running.engine.store)
+        accounts = people(running.engine.store, running.upstream)
         morning(running.engine.store, accounts)
         yield running
 
@@ -109,7 +103,7 @@ def test_settings_labels_do_not_break_at_their_hyphens(browser: Any, pool: Pool)
 
 def test_toasts_are_short_and_cover_no_button(browser: Any, pool: Pool) -> None:
     for n in range(6):  # a pool longer than the window: rows pass under wherever a toast shows
-        add_account(pool.engine.store, f"seat-{n}@example.com")
+        add_account(pool.engine.store, f"seat-{n}@example.com", upstream=pool.upstream)
     for size in (NARROW, WIDE):
         page = open_page(browser, pool.engine, size=size)
         row = page.locator(".acct", has_text="Dana (work)")

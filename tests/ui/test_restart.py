@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.proxykit import write_config
-from tests.support.uikit import NARROW, WIDE, chromium
+from tests.support.uikit import NARROW, WIDE
 from tests.ui.test_ui import open_page
 from tray.engine import Engine
 from tray.paths import resolve_paths
@@ -26,12 +26,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ CODEX_POOL_SCREENSHOTS=1 to copy them to assets/screenshots/ (1280 px: ``<page>-
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from tests.fakes.auth_server import FakeUser
 from tests.fakes.history import Session, working_history
 from tests.fakes.seed import add_account, put_usage
 from tests.support.proxykit import Pool
-from tests.support.uikit import LONG_EMAIL, NARROW, chromium, morning, overflow
+from tests.support.uikit import LONG_EMAIL, NARROW, morning, overflow
 from tests.ui.test_ui import open_page, shoot
 from tray.models import AccountState, UsageSample
 from tray.store import Store
@@ -31,12 +30,6 @@ pytestmark = pytest.mark.browser
 
 WIDE_SHOT = {"width": 1280, "height": 800}
 SIZES = ((WIDE_SHOT, ""), (NARROW, "-narrow"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 def latest(samples: list[UsageSample], seconds: float) -> UsageSample:

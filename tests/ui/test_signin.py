@@ -10,7 +10,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 
 from tests.fakes.apphost import running_engine
 from tests.fakes.auth_server import FakeUser
-from tests.support.uikit import NARROW, WIDE, chromium, people
+from tests.support.uikit import NARROW, WIDE, people
 from tests.ui.test_ui import open_page
 from tray.desktop import browser as system_browser
 from tray.desktop.app import TrayApp
@@ -36,12 +36,6 @@ printf '%s\\n' "$1" >> "$RECORD"
 exec "$PYTHON" -c 'import sys, httpx
 httpx.get(sys.argv[1], follow_redirects=True, trust_env=False, timeout=20)' "$1"
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 def recording_browser(tmp_path: Path) -> tuple[dict[str, str], Path]:
@@ -111,7 +105,7 @@ def test_the_tray_opens_the_system_browser_for_sign_ins(pool_home: Path,
 def test_relogin_names_the_account_and_says_signed_in_again(browser: Any, pool_home: Path) -> None:
     with running_engine() as pool:
         pool.auth.user = FakeUser("acc-spare", "user-spare", "spare@example.com", "plus")
-        spare = next(a for a in people(pool.engine.store) if a.email == "spare@example.com")
+        spare = next(a for a in people(pool.engine.store, pool.upstream) if a.email == "spare@example.com")
         for size in (WIDE, NARROW):
             pool.engine.store.set_state(spare.id, AccountState.NEEDS_LOGIN, "Sign-in expired")
             page = open_page(browser, pool.engine, size=size)

@@ -5,7 +5,6 @@ Set CODEX_POOL_SCREENSHOTS=1 to copy the screenshots to assets/screenshots/."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from tests.fakes.seed import add_account, put_usage
 from tests.fakes.upstream_app import usage_knobs
 from tests.support.proxykit import Pool
 from tests.support.proxykit import add_account as add_fake_account
-from tests.ui.test_ui import ARGS, CHROMIUM, open_page, playwright_api, shoot
+from tests.ui.test_ui import open_page, shoot
 from tray.forecast import outlook
 from tray.store.accounts import Store
 
@@ -30,16 +29,6 @@ NARROW = {"width": 420, "height": 900}
 # Pixels of a canvas that are not the empty background: the chart actually drew lines.
 INKED = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian chromium is not installed")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -21,19 +21,13 @@ import pytest
 from tests.fakes.apphost import running_engine
 from tests.fakes.seed import add_account, put_usage
 from tests.support.proxykit import Pool
-from tests.support.uikit import LONG_EMAIL, NARROW, WIDE, chromium, morning, people
+from tests.support.uikit import LONG_EMAIL, NARROW, WIDE, morning, people
 from tests.ui.test_ui import WINDOW, open_page
 from tray.models import AccountState
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture
@@ -47,7 +41,7 @@ def hhmm(at: float) -> str:
 
 
 def test_an_account_at_its_limit_says_when_it_resets(browser: Any, pool: Pool) -> None:
-    accounts = people(pool.engine.store)
+    accounts = people(pool.engine.store, pool.upstream)
     team = next(a for a in accounts if a.email == "team-seat@example.com")
     page = open_page(browser, pool.engine)
     row = page.locator(".acct", has_text="team-seat")
@@ -94,7 +88,7 @@ def test_after_a_reset_without_traffic_it_says_resetting_not_zero(browser: Any, 
 
 
 def test_activity_speaks_in_words(browser: Any, pool: Pool) -> None:
-    accounts = people(pool.engine.store)
+    accounts = people(pool.engine.store, pool.upstream)
     morning(pool.engine.store, accounts)
     for size in (WIDE, NARROW):
         page = open_page(browser, pool.engine, size=size, hash_page="activity")
@@ -137,7 +131,7 @@ def test_activity_speaks_in_words(browser: Any, pool: Pool) -> None:
 
 def test_long_addresses_show_whole_on_hover_and_a_signed_out_account_offers_relogin(
         browser: Any, pool: Pool) -> None:
-    people(pool.engine.store)
+    people(pool.engine.store, pool.upstream)
     page = open_page(browser, pool.engine, size=NARROW)
     long = page.locator(".acct", has_text=LONG_EMAIL[:20])
     long.wait_for()
@@ -155,7 +149,7 @@ def test_long_addresses_show_whole_on_hover_and_a_signed_out_account_offers_relo
 
 
 def test_countdowns_are_in_minutes(browser: Any, pool: Pool) -> None:
-    people(pool.engine.store)
+    people(pool.engine.store, pool.upstream)
     page = open_page(browser, pool.engine, size=WIDE)
     page.wait_for_selector(".acct [data-reset]")
     countdowns = page.locator("[data-reset]").all_inner_texts()
@@ -196,7 +190,7 @@ def test_refresh_quota_fetches_fresh_numbers(browser: Any, pool_home: Path) -> N
 
 
 def test_a_change_made_by_the_cli_shows_within_two_seconds(browser: Any, pool: Pool) -> None:
-    people(pool.engine.store)
+    people(pool.engine.store, pool.upstream)
     context = browser.new_context(viewport=WINDOW, bypass_csp=True)
     context.clock.install()
     page = context.new_page()
