@@ -248,3 +248,21 @@ def test_unknown_ticket(store: Store, server: ServerThread) -> None:
 
     with pytest.raises(LoginError, match="no login"):
         with_service(store, server.url, flow)
+
+
+def test_a_request_line_urlsplit_cannot_read_gets_a_400_and_the_login_keeps_waiting(
+    store: Store, server: ServerThread
+) -> None:
+    # "//[" has an unclosed IPv6 bracket in its authority: urlsplit raised and the callback
+    # server dropped the connection without an answer.
+    async def flow(service: LoginService) -> tuple[bytes, str]:
+        ticket = await service.start_browser()
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(callback_port(ticket)))
+        writer.write(b"GET //[/auth/callback?code=x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        pending = service.status(ticket.id).state
+        service.cancel(ticket.id)
+        return answer.split(b"\r\n", 1)[0], pending
+
+    assert with_service(store, server.url, flow) == (b"HTTP/1.1 400 Bad Request", "pending")

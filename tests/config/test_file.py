@@ -249,3 +249,17 @@ def test_upstream_proxy_takes_direct_or_a_proxy_url_and_never_shows_its_password
         [problem] = problems
         assert problem.startswith("\"upstream-proxy\" must be \"direct\" or a proxy URL")
         assert "s3cret" not in problem
+
+
+def test_a_url_the_standard_library_cannot_split_is_a_named_problem(tmp_path: Path) -> None:
+    # An unclosed IPv6 bracket made urlsplit raise, and loading the file crashed instead of
+    # naming the key (found by the config fuzz test).
+    path = tmp_path / "config.toml"
+    text = ('upstream-proxy = "http://u:s3cret@["\nupstream-url = "https://[::1"\n'
+            'auth-url = "http://[x"\nport = 4455\n')
+    path.write_text(text, encoding="utf-8")
+    loaded = load_config(path)
+    assert sorted(p.key for p in loaded.problems) == ["auth-url", "upstream-proxy", "upstream-url"]
+    assert loaded.config.port == 4455 and loaded.config.upstream_proxy == ""
+    assert all("s3cret" not in str(p) for p in loaded.problems)
+    assert path.read_text(encoding="utf-8") == text

@@ -72,3 +72,12 @@ def test_redacted_hides_user_and_password_only() -> None:
     assert redacted(CORP) == "http://***@proxy.corp:3128"
     assert redacted("socks5h://u@h:1/x") == "socks5h://***@h:1/x"
     assert redacted("http://proxy:3128") == "http://proxy:3128"
+
+
+def test_a_url_with_an_unclosed_bracket_is_a_bad_setting_not_a_crash() -> None:
+    # urlsplit raises on "http://[": the variable is ignored and named, like any bad one.
+    env = {"HTTPS_PROXY": "http://user:pw@[", "HTTP_PROXY": CORP}
+    assert from_settings(env).proxy_for("https", "chatgpt.com") is None
+    assert from_settings(env).proxy_for("http", "chatgpt.com") == CORP
+    [problem] = problems(env)
+    assert problem.startswith("HTTPS_PROXY must be") and "pw" not in problem

@@ -260,7 +260,10 @@ class LoginService:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
             return 400, "text/plain", "Bad request"
         method, _, rest = head.decode("latin-1").partition(" ")
-        target = urlsplit(rest.partition(" ")[0])
+        try:
+            target = urlsplit(rest.partition(" ")[0])
+        except ValueError:  # an unclosed IPv6 bracket in the target's authority
+            return 400, "text/plain", "Bad request"
         query = {k: v[0] for k, v in parse_qs(target.query).items()}
         flow = self._flows.get(flow_id)
         if method != "GET" or flow is None:

@@ -103,7 +103,10 @@ def _boolean(value: Any) -> Any:
 
 
 def _url(value: Any) -> Any:
-    parts = urlsplit(value.strip()) if isinstance(value, str) else None
+    try:
+        parts = urlsplit(value.strip()) if isinstance(value, str) else None
+    except ValueError:  # an unclosed IPv6 bracket
+        parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
         raise _Bad("must be an http:// or https:// URL without a query")
     return cast(str, value).strip().rstrip("/")
@@ -114,12 +117,13 @@ def _proxy(value: Any) -> Any:
     if text.lower() in ("", "direct"):
         return text.lower()
     text = text if "://" in text else f"http://{text}"
-    parts = urlsplit(text)
     try:
-        fits = bool(parts.hostname) and parts.scheme.lower() in PROXY_SCHEMES and parts.port != 0
-    except ValueError:  # a port out of range
+        parts = urlsplit(text)
+        fits = (bool(parts.hostname) and parts.scheme.lower() in PROXY_SCHEMES and parts.port != 0
+                and parts.path in ("", "/") and "\0" not in text)
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range
         fits = False
-    if not fits or parts.path not in ("", "/") or "\0" in text:
+    if not fits:
         raise _Bad('must be "direct" or a proxy URL like http://proxy.example:3128')
     return text
 

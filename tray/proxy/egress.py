@@ -55,12 +55,13 @@ def check(value: str) -> str:
     text = value.strip()
     if text.lower() in ("", DIRECT):
         return text.lower()
-    parts = urlsplit(text if "://" in text else f"http://{text}")
     try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme.lower() not in SCHEMES or not parts.hostname or port == -1 or parts.path not in ("", "/"):
+        parts = urlsplit(text if "://" in text else f"http://{text}")
+        fits = (parts.scheme.lower() in SCHEMES and bool(parts.hostname) and parts.path in ("", "/")
+                and parts.port != 0)
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range
+        fits = False
+    if not fits:
         raise BadProxy('must be "direct" or a proxy URL like http://proxy.example:3128')
     return text if "://" in text else f"http://{text}"
 
