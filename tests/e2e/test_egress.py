@@ -27,7 +27,7 @@ from tests.fakes.auth_server import FakeAuth
 from tests.fakes.forward_proxy import ForwardProxy, forward_proxy
 from tests.fakes.runner import serving
 from tests.fakes.upstream import FakeChatGPT, make_chatgpt, replies
-from tests.support.proxykit import DEFAULT_CONFIG, add_account, write_config
+from tests.support.proxykit import DEFAULT_CONFIG, add_account, message_text, write_config
 from tray.engine import Engine
 from tray.paths import resolve_paths
 
@@ -110,7 +110,7 @@ def test_https_upstream_goes_through_connect_with_credentials_for_every_client(
         behind.chatgpt.upstream.script("a", replies.unauthorized())
         answer = behind.ask()
         assert answer.status_code == 200, answer.text
-        assert answer.json()["output"][0]["content"][0]["text"] == "Hi from a!"
+        assert message_text(answer.json()) == "Hi from a!"
         auth = behind.chatgpt.auth
         assert isinstance(auth, FakeAuth)
         assert auth.refresh_grants == 1

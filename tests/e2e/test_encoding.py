@@ -14,7 +14,7 @@ import zlib
 import pytest
 import zstandard
 
-from tests.support.proxykit import CODEX_HEADERS, codex_body, running_pool
+from tests.support.proxykit import CODEX_HEADERS, codex_body, message_text, running_pool
 
 PACK = {
     "zstd": lambda data: zstandard.ZstdCompressor(level=3).compress(data),
@@ -50,7 +50,7 @@ def test_v1_responses_reads_a_compressed_body_and_sends_plain_json(coding: str) 
         answer = client.post("/v1/responses", content=PACK[coding](plain),
                              headers={"content-encoding": coding, "content-type": "application/json"})
         assert answer.status_code == 200, answer.text
-        assert answer.json()["output"][0]["content"][0]["text"] == "Hi from a!"
+        assert message_text(answer.json()) == "Hi from a!"
         [seen] = pool.upstream.codex_requests()
         assert "content-encoding" not in seen.headers
         assert json.loads(seen.raw) == seen.body

@@ -9,12 +9,13 @@ import pytest
 
 from tests.fakes.upstream import WireShape
 from tests.fakes.upstream_shape import KEEPALIVE
-from tests.support.proxykit import codex_body, replies, running_pool, sse_types
+from tests.support.proxykit import codex_body, message_text, replies, running_pool, sse_types
 
-ORDER = ["response.created", "response.in_progress", "response.output_item.added",
-         "response.content_part.added", "response.output_text.delta", "response.output_text.delta",
-         "response.output_text.delta", "response.output_text.done", "response.content_part.done",
-         "response.output_item.done", "response.completed"]
+ORDER = ["response.created", "response.in_progress",
+         "response.output_item.added", "response.output_item.done",  # the reasoning item
+         "response.output_item.added", "response.content_part.added", "response.output_text.delta",
+         "response.output_text.delta", "response.output_text.delta", "response.output_text.done",
+         "response.content_part.done", "response.output_item.done", "response.completed"]
 SHAPES = {
     "one-read": WireShape(coalesce=1.0, split=0.0, keepalive=0.0, gzip=0.0),
     "one-read-gzip": WireShape(coalesce=1.0, split=0.0, keepalive=1.0, gzip=1.0),
@@ -53,13 +54,13 @@ def test_v1_non_streaming_gets_the_final_object_however_the_wire_cut_it(shape: W
         assert response.status_code == 200, response.text
         final = response.json()
         assert final["status"] == "completed"
-        assert final["output"][0]["content"][0]["text"] == "Hi from a!"
+        assert message_text(final) == "Hi from a!"
 
 
 def test_a_drop_after_output_in_a_gzip_answer_is_passed_on_as_a_drop() -> None:
     with running_pool(["a", "b"]) as pool, pool.client() as client:
         pool.upstream.wire(WireShape(coalesce=0.5, split=0.5, keepalive=0.5, gzip=1.0), seed=4)
-        pool.upstream.script("a", replies.drop(after=6))
+        pool.upstream.script("a", replies.drop(after=8))  # past the reasoning item, into the text
         received = b""
         with pytest.raises(httpx.RemoteProtocolError), client.stream(
             "POST", "/backend-api/codex/responses", json=codex_body()

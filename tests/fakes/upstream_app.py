@@ -158,10 +158,15 @@ def answer(
             style=reply.error_style,
         )
         return SSEStream(fake, fake.chunks(frames), headers, delay=reply.event_delay, complete=True)
+    reasoning = None
+    if account is not None and "reasoning.encrypted_content" in (request.get("include") or []):
+        blob = f"enc:{account.account_id}:{response_id}"  # only this account can read it back
+        fake.owners.reasoning[blob] = account.account_id
+        reasoning = wire.reasoning_item(response_id, blob)
     if reply.kind == "tool_call":
         frames = checks.function_call_events(reply.tool or "tool", reply.text or "{}",
                                              call_id=f"call_{response_id}", response_id=response_id,
-                                             model=model, pieces=reply.deltas)
+                                             model=model, pieces=reply.deltas, reasoning=reasoning)
         return SSEStream(fake, fake.chunks(frames), headers, delay=reply.event_delay, complete=True)
     text = reply.text if reply.text is not None else f"Hi from {account.account_id if account else '?'}!"
     schema = checks.json_format(request)
@@ -170,7 +175,8 @@ def answer(
     pieces = wire.split_text(text, reply.deltas, reply.delta_size)
     tier = request.get("service_tier")
     frames = wire.response_events(
-        pieces, response_id=response_id, model=model, service_tier=tier if isinstance(tier, str) else None
+        pieces, response_id=response_id, model=model, service_tier=tier if isinstance(tier, str) else None,
+        reasoning=reasoning,
     )
     if compact and reply.kind == "ok":
         item = json.loads(frames[-2].split(b"data: ", 1)[1])["item"]
@@ -240,6 +246,21 @@ def _check(
     return None
 
 
+def _unreadable(fake: FakeUpstream, account_id: str, body: Any) -> Response | None:
+    """The backend's refusal of encrypted content this account did not make (another account's
+    reasoning or compaction, or a blob nobody here made): it cannot decrypt it. Counted as
+    ``foreign_reasoning`` so a test can prove the proxy never sends one account's to another."""
+    items = body.get("input") if isinstance(body, dict) else None
+    for item in items if isinstance(items, list) else []:
+        blob = item.get("encrypted_content") if isinstance(item, dict) else None
+        if isinstance(blob, str) and fake.owners.reasoning.get(blob) != account_id:
+            fake.note("foreign_reasoning")
+            error = {"message": f"The encrypted content {blob[:4]}...{blob[-4:]} could not be verified.",
+                     "type": "invalid_request_error", "param": None, "code": "invalid_encrypted_content"}
+            return JSONResponse({"error": error}, 400)
+    return None
+
+
 async def _held(request: Request, gate: threading.Event) -> bool:
     """Wait until ``gate`` is set (True) or the caller hangs up first (False)."""
     while not gate.is_set():
@@ -265,6 +286,9 @@ def build_app(fake: FakeUpstream) -> Starlette:
             error = {"message": wrong, "type": "invalid_request_error", "param": None, "code": None}
             return JSONResponse({"error": error}, 400)
         assert account_id is not None
+        unreadable = _unreadable(fake, account_id, body)
+        if unreadable is not None:
+            return unreadable
         account = fake.accounts[account_id]
         reply = fake.next_reply(account_id)
         if reply.hold is not None and not await _held(request, reply.hold):

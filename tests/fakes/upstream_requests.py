@@ -82,9 +82,9 @@ def _instance(schema: dict[str, Any], said: str) -> Any:
 
 
 def function_call_events(name: str, arguments: str, *, call_id: str, response_id: str, model: str,
-                         pieces: int = 3) -> list[bytes]:
-    """An answer whose only output is a call of tool ``name`` with ``arguments`` (streamed in
-    ``pieces`` deltas), ending with ``response.completed``."""
+                         pieces: int = 3, reasoning: dict[str, Any] | None = None) -> list[bytes]:
+    """An answer whose output is a call of tool ``name`` with ``arguments`` (streamed in ``pieces``
+    deltas), ending with ``response.completed``; with ``reasoning``, that item comes first."""
     item_id = f"fc_{response_id}"
     started = response_object(response_id, model, "in_progress")
     done = {"id": item_id, "type": "function_call", "status": "completed", "arguments": arguments,
@@ -93,16 +93,21 @@ def function_call_events(name: str, arguments: str, *, call_id: str, response_id
     deltas = [arguments[i:i + step] for i in range(0, len(arguments), step)]
     usage = {"input_tokens": 30, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 9,
              "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 39}
-    where = {"item_id": item_id, "output_index": 0}
+    first = [] if reasoning is None else [reasoning]
+    index = len(first)
+    where = {"item_id": item_id, "output_index": index}
     frames: list[tuple[str, dict[str, Any]]] = [
         ("response.created", {"response": started}),
         ("response.in_progress", {"response": started}),
-        ("response.output_item.added", {"output_index": 0,
+        *(("response.output_item.added", {"output_index": 0, "item": {**r, "encrypted_content": None}})
+          for r in first),
+        *(("response.output_item.done", {"output_index": 0, "item": r}) for r in first),
+        ("response.output_item.added", {"output_index": index,
                                         "item": {**done, "status": "in_progress", "arguments": ""}}),
         *(("response.function_call_arguments.delta", {**where, "delta": d}) for d in deltas),
         ("response.function_call_arguments.done", {**where, "arguments": arguments}),
-        ("response.output_item.done", {"output_index": 0, "item": done}),
-        ("response.completed", {"response": {**started, "status": "completed", "output": [done],
+        ("response.output_item.done", {"output_index": index, "item": done}),
+        ("response.completed", {"response": {**started, "status": "completed", "output": [*first, done],
                                              "usage": usage}}),
     ]
     return [sse_event(kind, {**data, "sequence_number": n}) for n, (kind, data) in enumerate(frames)]

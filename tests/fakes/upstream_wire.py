@@ -232,11 +232,20 @@ def response_object(response_id: str, model: str, status: str, **extra: Any) -> 
     }
 
 
+def reasoning_item(response_id: str, blob: str) -> dict[str, Any]:
+    """An encrypted reasoning output item, as the backend sends it when the request's ``include``
+    asks for ``reasoning.encrypted_content`` (only the account that made ``blob`` can read it)."""
+    return {"id": f"rs_{response_id}", "type": "reasoning", "summary": [], "encrypted_content": blob}
+
+
 def response_events(
-    pieces: list[str], *, response_id: str, model: str, service_tier: str | None = None
+    pieces: list[str], *, response_id: str, model: str, service_tier: str | None = None,
+    reasoning: dict[str, Any] | None = None,
 ) -> list[bytes]:
     """A whole successful answer: created, in_progress, item/part added, one delta per piece, then the
-    done events and ``response.completed`` with usage, numbered by ``sequence_number``."""
+    done events and ``response.completed`` with usage, numbered by ``sequence_number``. With
+    ``reasoning``, that item comes first (output index 0), ahead of the message, as the backend
+    sends it."""
     text = "".join(pieces)
     item_id = f"msg_{response_id}"
     extra = {} if service_tier is None else {"service_tier": service_tier}
@@ -257,15 +266,22 @@ def response_events(
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": 12 + out_tokens,
     }
-    completed = {**started, "status": "completed", "output": [item_done], "usage": usage}
-    where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+    first = [] if reasoning is None else [reasoning]
+    index = len(first)
+    completed = {**started, "status": "completed", "output": [*first, item_done], "usage": usage}
+    where = {"item_id": item_id, "output_index": index, "content_index": 0}
     frames: list[tuple[str, dict[str, Any]]] = [
         ("response.created", {"response": started}),
         ("response.in_progress", {"response": started}),
+        # A reasoning item is announced (without its content) and then done, as the backend does;
+        # clients such as opencode refuse a "done" for an item that was never added.
+        *(("response.output_item.added", {"output_index": 0, "item": {**r, "encrypted_content": None}})
+          for r in first),
+        *(("response.output_item.done", {"output_index": 0, "item": r}) for r in first),
         (
             "response.output_item.added",
             {
-                "output_index": 0,
+                "output_index": index,
                 "item": {**item_done, "status": "in_progress", "content": []},
             },
         ),
@@ -273,7 +289,7 @@ def response_events(
         *(("response.output_text.delta", {**where, "delta": p, "logprobs": []}) for p in pieces),
         ("response.output_text.done", {**where, "text": text, "logprobs": []}),
         ("response.content_part.done", {**where, "part": part_done}),
-        ("response.output_item.done", {"output_index": 0, "item": item_done}),
+        ("response.output_item.done", {"output_index": index, "item": item_done}),
         ("response.completed", {"response": completed}),
     ]
     return [sse_event(name, {**data, "sequence_number": n}) for n, (name, data) in enumerate(frames)]

@@ -185,7 +185,14 @@ def sse_types(response: httpx.Response) -> list[str]:
     return types
 
 
-__all__ = ["CODEX_HEADERS", "Pool", "codex_body", "replies", "running_pool", "sse_types", "write_lock_held"]
+def message_text(final: Mapping[str, Any]) -> str:
+    """The text of a final response object's message (the reasoning item comes ahead of it)."""
+    [message] = [item for item in final["output"] if item.get("type") == "message"]
+    return str(message["content"][0]["text"])
+
+
+__all__ = ["CODEX_HEADERS", "Pool", "codex_body", "message_text", "replies", "running_pool", "sse_types",
+           "write_lock_held"]
 
 
 @contextmanager
