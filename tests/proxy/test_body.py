@@ -9,7 +9,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tray.proxy.body import PRESIZE_LIMIT, NotAnObject, is_blank, parse_object, read_fields, read_limited
+from tray.proxy.body import (
+    PRESIZE_LIMIT,
+    NotAnObject,
+    is_blank,
+    parse_object,
+    read_fields,
+    read_limited,
+    sealed_blobs,
+    sealed_in,
+    without_sealed,
+)
 
 CHUNK = 65536
 
@@ -128,3 +138,29 @@ def test_the_full_parse_writes_back_what_it_read(raw: bytes) -> None:
 def test_blank_bodies() -> None:
     assert is_blank(b"") and is_blank(b" \r\n\t")
     assert not is_blank(b" {}")
+
+
+def test_the_encrypted_items_of_a_context_are_found_whatever_else_it_holds() -> None:
+    body = {"model": "m", "include": ["reasoning.encrypted_content"], "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "encrypted_content"}]},
+        {"type": "reasoning", "summary": [], "encrypted_content": "r1"},
+        {"type": "compaction", "encrypted_content": "c1"},
+        {"type": "reasoning", "summary": [], "encrypted_content": None},
+    ]}
+    raw = json.dumps(body).encode()
+    assert sealed_blobs(raw) == ("r1", "c1") == sealed_in(body)
+    # Only the include value and a text mention the words: no key, no walk, nothing found.
+    assert sealed_blobs(json.dumps({**body, "input": body["input"][:1]}).encode()) == ()
+    assert sealed_blobs(b'{"input": "plain text"}') == () and sealed_blobs(b"{}") == ()
+    # Items that are no objects, or text only the standard library reads, still give their blobs.
+    odd = b'{"input": [3, {"encrypted_content": "r2"}], "t": NaN}'
+    assert sealed_blobs(odd) == ("r2",)
+    assert sealed_blobs(b'{"input": [{"encrypted_content": "r3"}') == ()  # broken JSON: refused elsewhere
+
+
+def test_without_sealed_leaves_out_only_the_named_items() -> None:
+    body = {"model": "m", "input": [{"type": "message"}, {"type": "reasoning", "encrypted_content": "mine"},
+                                     {"type": "reasoning", "encrypted_content": "theirs"}]}
+    kept, dropped = without_sealed(body, {"theirs"}.__contains__)
+    assert dropped == 1 and kept == {"model": "m", "input": body["input"][:2]}
+    assert len(body["input"]) == 3  # the request's own object is untouched

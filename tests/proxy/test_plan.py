@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -86,12 +87,30 @@ def test_attempt_body_is_rebuilt_per_account_and_compact_is_left_alone(store: St
     router = Router(store, Config(fast_mode="always"), lambda: now)
     inc = incoming()
     plan = router.plan(inc, [a], {}, now, None)
-    body, on, note = attempt_body(inc, a, None, plan, now)
+    body, on, note, _ = attempt_body(inc, a, None, plan, now)
     assert on and json.loads(body)["service_tier"] == "priority" and note == "Fast: enabled (config)"
     assert json.loads(inc.body).get("service_tier") is None  # the snapshot is untouched
     compact = incoming("/codex/responses/compact")
-    body, on, _ = attempt_body(compact, a, None, plan, now)
+    body, on, _, _ = attempt_body(compact, a, None, plan, now)
     assert not on and body == compact.body
+
+
+def test_another_accounts_encrypted_items_are_left_out_and_fast_mode_still_applies(store: Store) -> None:
+    a = add(store, "a")
+    now = time.time()
+    items = [{"type": "message"}, {"type": "reasoning", "encrypted_content": "mine"},
+             {"type": "reasoning", "encrypted_content": "theirs"}]
+    inc = replace(incoming(input=items), sealed=("mine", "theirs"))
+    theirs = {"theirs"}.__contains__
+    for config, tier in ((Config(fast_mode="always"), "priority"), (Config(fast_mode="disabled"), None)):
+        plan = Router(store, config, lambda: now).plan(inc, [a], {}, now, None)
+        sent = attempt_body(inc, a, None, plan, now, theirs)
+        assert sent.left_out == 1 and sent.fast_on == (tier is not None)
+        assert json.loads(sent.body) == {"model": "m", "input": items[:2],
+                                         **({"service_tier": tier} if tier else {})}
+        assert attempt_body(inc, a, None, plan, now, lambda blob: False).left_out == 0
+    same = attempt_body(inc, a, None, plan, now, lambda blob: False)
+    assert same.body is inc.body  # nothing to leave out, fast mode off: the client's own bytes
 
 
 def test_dormant_touches_are_recorded_unless_disabled(store: Store) -> None:

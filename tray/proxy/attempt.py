@@ -21,6 +21,7 @@ from tray.models import Account, AccountState, Cooldown, Decision, NeedsLogin
 from tray.proxy import answers, chatanswer, chatrelay
 from tray.proxy import plan as planner
 from tray.proxy.decoding import wire_headers
+from tray.proxy.owners import NOBODY
 from tray.proxy.pooled import Failure
 from tray.proxy.relay import EarlyFailure, Opened, Relay, is_event_stream, open_stream
 from tray.proxy.request import Collaborators, Incoming
@@ -55,6 +56,7 @@ class Attempt:
     fast_note: str | None = None
     fast_on: bool = False
     response_headers: dict[str, str] = field(default_factory=dict)
+    sent_sealed: tuple[str, ...] = ()  # the encrypted items the last send carried (the account's own)
 
     async def run(self) -> Response | Failure:
         """The client's answer from this account, or why the request should go on to the next one."""
@@ -98,12 +100,35 @@ class Attempt:
             if response.status_code == 401:
                 await response.aclose()
                 return await self._durable_401()
+        if response.status_code == 400 and self.sent_sealed:
+            again = await self._without_unreadable(response)
+            if not isinstance(again, httpx.Response):
+                return again
+            response = again
         return await self._classify(response)
+
+    async def _without_unreadable(self, response: httpx.Response) -> httpx.Response | Response | Failure:
+        """A 400 for encrypted content this account cannot read (made by an account the proxy did
+        not know of, before a restart say): sent once more without any of the request's encrypted
+        items, which are marked as nobody's so no later turn carries them. Another 400 is the
+        client's, as it came."""
+        body = await answers.read_some(response)
+        if b"invalid_encrypted_content" not in body:
+            return answers.buffered(response.status_code, body, wire_headers(response),
+                                    self.account.tokens.access_token)
+        log.info("%s: the backend could not read %d encrypted item(s) of the context; sending it "
+                 "again without them", self.account.name, len(self.sent_sealed))
+        self.crew.owners.learn(NOBODY, self.sent_sealed)
+        return await self._send()
 
     async def _send(self) -> httpx.Response | Failure:
         crew, inc = self.crew, self.inc
-        body, self.fast_on, self.fast_note = planner.attempt_body(inc, self.account, self.view, self.plan,
-                                                                  crew.clock())
+        foreign = crew.owners.foreign_to(self.account.id)
+        body, self.fast_on, self.fast_note, left_out = planner.attempt_body(
+            inc, self.account, self.view, self.plan, crew.clock(), foreign)
+        self.sent_sealed = tuple(b for b in inc.sealed if not foreign(b))
+        if left_out:
+            log.info("%s: left out %d encrypted item(s) another account made", self.account.name, left_out)
         owner = crew.memory.turn_owner(inc.turn_state)
         # A body rebuilt for this attempt is plain JSON: the client's Content-Encoding was for its bytes.
         sent = inc.headers if body is inc.body else tuple(h for h in inc.headers

@@ -120,3 +120,61 @@ def _stdlib(raw: bytes) -> dict[str, Any]:
 
 def _stdlib_encode(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()  # ASCII: a lone surrogate stays escaped
+
+
+# ---- encrypted items ----------------------------------------------------------------------------
+
+# The member's key, quotes included: the ``include`` value "reasoning.encrypted_content" differs.
+SEALED_KEY = b'"encrypted_content"'
+
+
+class _Sealed(msgspec.Struct):
+    """An input item, of which only its encrypted content is read."""
+
+    encrypted_content: Any = msgspec.UNSET
+
+
+class _Context(msgspec.Struct):
+    """A request body, of which only its input items are read (each as :class:`_Sealed`)."""
+
+    input: list[_Sealed] | str | None = None
+
+
+_CONTEXT = msgspec.json.Decoder(_Context)
+
+
+def sealed_blobs(text: bytes) -> tuple[str, ...]:
+    """The ``encrypted_content`` of the body's input items (reasoning, compaction): the items only
+    the account that made them can read. A body without that key costs one search of its bytes;
+    one with it, a walk that builds nothing but those strings."""
+    if SEALED_KEY not in text:
+        return ()
+    try:
+        items: Any = _CONTEXT.decode(text).input
+        blobs = [i.encrypted_content for i in items] if isinstance(items, list) else []
+    except msgspec.DecodeError:  # what only the standard library reads, or items that are no objects
+        try:
+            return sealed_in(_stdlib(text))
+        except ValueError:
+            return ()
+    return tuple(b for b in blobs if isinstance(b, str))
+
+
+def sealed_in(obj: Mapping[str, Any]) -> tuple[str, ...]:
+    """:func:`sealed_blobs` of a body already parsed."""
+    items = obj.get("input")
+    if not isinstance(items, list):
+        return ()
+    found = (i.get("encrypted_content") for i in items if isinstance(i, dict))
+    return tuple(b for b in found if isinstance(b, str))
+
+
+def without_sealed(obj: Mapping[str, Any], drop: Callable[[str], bool]) -> tuple[dict[str, Any], int]:
+    """``obj`` without the input items whose ``encrypted_content`` ``drop`` names, and how many went;
+    every other member and item as it was."""
+    items = obj.get("input")
+    if not isinstance(items, list):
+        return dict(obj), 0
+    kept = [i for i in items if not (isinstance(i, dict) and isinstance(i.get("encrypted_content"), str)
+                                     and drop(i["encrypted_content"]))]
+    return {**obj, "input": kept}, len(items) - len(kept)

@@ -26,7 +26,6 @@ CREATE = "response.create"
 LIMIT_CODE = "websocket_connection_limit_reached"
 NOT_FOUND_CODE = "previous_response_not_found"
 TERMINAL_TYPES = frozenset({"response.completed", "response.incomplete", "response.failed", "response.done"})
-REASONING = "reasoning"
 ENTITLEMENT = "usage_not_included"
 FAILOVER_KINDS = frozenset({"overloaded", "usage_limit"})  # as on HTTP (tray.proxy.relay)
 
@@ -181,14 +180,16 @@ def for_account(
 
 
 def _foreign_reasoning(item: Any, foreign: Callable[[str], bool]) -> bool:
-    if not isinstance(item, dict) or item.get("type") != REASONING:
+    """An item with another account's encrypted content (reasoning, or a compaction summary)."""
+    if not isinstance(item, dict):
         return False
     blob = item.get("encrypted_content")
     return isinstance(blob, str) and foreign(blob)
 
 
 def reasoning_blobs(event: Event) -> list[str]:
-    """The encrypted reasoning an answer carries (its output items), to remember whose it is."""
+    """The encrypted content an answer carries (its reasoning or compaction output items), to
+    remember whose it is."""
     data = event.data
     if not isinstance(data, dict):
         return []
@@ -198,7 +199,7 @@ def reasoning_blobs(event: Event) -> list[str]:
     elif event.terminal and isinstance(data.get("response"), dict):
         output = data["response"].get("output")
         items = output if isinstance(output, list) else []
-    return [i["encrypted_content"] for i in items if isinstance(i, dict) and i.get("type") == REASONING
+    return [i["encrypted_content"] for i in items if isinstance(i, dict)
             and isinstance(i.get("encrypted_content"), str)]
 
 

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_GONE = 499  # the status recorded for a request whose client left before any answer
 STREAM_DROPPED = 502  # recorded for an answer upstream cut off after output started (sent as 200)
+SEALING_ROUTES = frozenset({"responses", "compact", "v1.responses"})  # answers with encrypted items
 
 
 class Pipeline:
@@ -86,6 +87,8 @@ class Pipeline:
         self.quota.touch(accounts, now)
         views = await self.quota.prepare(accounts, now)
         plan = self.routing.plan(inc, accounts, views, now, self.health.turn_owner(inc.turn_state))
+        if inc.sealed:
+            self.crew.owners.claim(plan.key, inc.sealed)
         failures = [Failure("usage limit", f"{a.name}: limit reached until {pooled.when(until)}", 429, until)
                     for a, until in plan.held]
         reason = plan.reason
@@ -108,6 +111,15 @@ class Pipeline:
 
     # ---- after the answer ----------------------------------------------------------------------
 
+    def _answered(self, attempt: attempts.Attempt) -> None:
+        """What an answer says about encrypted items: the account read those it was sent, and the
+        ones its answer carries (seen in the session's next request) are its too."""
+        owners = self.crew.owners
+        if attempt.sent_sealed:
+            owners.learn(attempt.account.id, attempt.sent_sealed)
+        if attempt.plan.key is not None and attempt.inc.route in SEALING_ROUTES:
+            owners.answered(attempt.plan.key, attempt.account.id)
+
     def _committed(self, attempt: attempts.Attempt, answer: Response, started: float) -> None:
         status = answer.status_code
         latency = (time.perf_counter() - started) * 1000.0
@@ -119,6 +131,7 @@ class Pipeline:
                   decision.account_name, decision.reason, status, latency)
         if 200 <= status < 300:
             self.routing.succeeded(attempt.inc, attempt.plan, attempt.account, attempt.fast_on)
+            self._answered(attempt)
         work = attempt.after_commit(status)
         if isinstance(answer, Relay):
             # Affinity and the cleared cooldown are written now; the decision once the stream has

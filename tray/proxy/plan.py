@@ -7,11 +7,12 @@ Everything here is a thin adapter over :mod:`tray.routing.ranking`, :mod:`tray.r
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from tray.models import Account, CandidateScore, Clock, Config
+from tray.proxy.body import parse_object, without_sealed
 from tray.proxy.request import Incoming
 from tray.quota import UsageView
 from tray.routing import (
@@ -105,21 +106,42 @@ def blocked_until(view: UsageView | None, now: float) -> float | None:
     return until if until is not None and until > now else None
 
 
+class AttemptBody(NamedTuple):
+    """What one attempt sends: the body, whether fast mode is on (and why), and how many encrypted
+    input items another account made were left out of it."""
+
+    body: bytes
+    fast_on: bool
+    fast_note: str | None
+    left_out: int = 0
+
+
 def attempt_body(
-    inc: Incoming, account: Account, view: UsageView | None, plan: Plan, now: float
-) -> tuple[bytes, bool, str | None]:
+    inc: Incoming, account: Account, view: UsageView | None, plan: Plan, now: float,
+    foreign: Callable[[str], bool] | None = None,
+) -> AttemptBody:
     """This attempt's body: the request's own bytes, or (when fast mode says so) a copy of its JSON
-    text with ``service_tier: "priority"`` appended, sent plain. Returns ``(body, fast_on, note)``;
-    decided for every attempt, so no account's decision leaks into another's."""
-    if inc.fields is None or not inc.path.startswith(CODEX_RESPONSES) or inc.path.endswith("/compact"):
-        return inc.body, False, None
-    previous = plan.sticky_fast if plan.sticky_account == account.id else None
-    decision = decide_fast(inc.fields, view, plan.settings, previous, now)
-    if not decision.on:
-        return inc.body, False, decision.note
-    text = inc.json_text
+    text with ``service_tier: "priority"`` appended, sent plain. ``foreign(blob)`` says which of the
+    request's encrypted items another account made: those are left out (the body parsed and
+    rebuilt, for this attempt only). Decided for every attempt, so no account's decision leaks
+    into another's."""
+    drop = {b for b in inc.sealed if foreign(b)} if foreign is not None and inc.sealed else set()
+    if inc.fields is None or not inc.path.startswith(CODEX_RESPONSES):
+        return AttemptBody(inc.body, False, None)
+    decision = None
+    if not inc.path.endswith("/compact"):
+        previous = plan.sticky_fast if plan.sticky_account == account.id else None
+        decision = decide_fast(inc.fields, view, plan.settings, previous, now)
+    note = decision.note if decision is not None else None
+    text, left_out = inc.json_text, 0
+    if drop:
+        obj, encode = parse_object(text)
+        kept, left_out = without_sealed(obj, drop.__contains__)
+        text = encode(kept)
+    if decision is None or not decision.on:
+        return AttemptBody(text if left_out else inc.body, False, note, left_out)
     body = fast_body(text, inc.fields, decision)
-    return (inc.body if body is text else body), decision.on, decision.note
+    return AttemptBody(inc.body if body is inc.json_text else body, True, note, left_out)
 
 
 def record_touches(

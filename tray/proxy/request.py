@@ -14,6 +14,7 @@ import httpx
 
 from tray.models import Account, Clock
 from tray.proxy.chatrequest import ChatOptions
+from tray.proxy.owners import ReasoningOwners
 from tray.quota import QuotaService
 from tray.store import Store
 
@@ -46,6 +47,7 @@ class Incoming:
     turn_state: str | None = None
     chat: ChatOptions | None = None  # a Chat Completions request: the answer goes back in that shape
     text: bytes | None = None  # the body's JSON text when it differs from ``body`` (decompressed)
+    sealed: tuple[str, ...] = ()  # the ``encrypted_content`` of its input items (only their maker reads them)
 
     @property
     def json_text(self) -> bytes:
@@ -108,3 +110,4 @@ class Collaborators:
     memory: PoolHealth
     background: Background  # run store writes off the loop: (write, then-on-the-loop)
     emit: Callable[[Any], None]
+    owners: ReasoningOwners = field(default_factory=ReasoningOwners)  # whose encrypted items are whose

@@ -41,6 +41,8 @@ from tray.proxy.body import (
     read_fields,
     read_limited,
     routing_fields,
+    sealed_blobs,
+    sealed_in,
 )
 from tray.proxy.egress import from_settings
 from tray.proxy.pipeline import Pipeline
@@ -178,7 +180,8 @@ class ProxyRoutes:
             # Forwarded as the client's own bytes: only the fields routing needs are read.
             fields = None if is_blank(text) else _read(text, read_fields)
             inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, fields,
-                                 text=None if text is body else text)
+                                 text=None if text is body else text,
+                                 sealed=sealed_blobs(text) if fields is not None else ())
         return await self._handle(request, inc)
 
     async def _chat(self, request: Request) -> Response:
@@ -203,7 +206,7 @@ class ProxyRoutes:
                               drop=frozenset({"accept", "content-encoding"}),
                               mode="stream" if wants_stream else "aggregate",
                               defaults=(("originator", DEFAULT_ORIGINATOR), ("accept", "text/event-stream")),
-                              chat=chat)
+                              chat=chat, sealed=sealed_in(shaped))
 
     async def _handle(self, request: Request, inc: Incoming) -> Response:
         """Route ``inc``, watching for the client leaving until the answer is ready to send."""

@@ -25,7 +25,6 @@ from tray.proxy.access import AccessPolicy, check_headers, check_request
 from tray.proxy.bridge import Bridge, Hop
 from tray.proxy.dialer import Refused
 from tray.proxy.egress import Egress
-from tray.proxy.owners import ReasoningOwners
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.request import Incoming
 from tray.proxy.shaping import DEFAULT_ORIGINATOR, TURN_STATE, error_body
@@ -58,7 +57,7 @@ class SocketRoute:
         self.policy = policy
         self.max_body = max_body
         self.egress = egress  # upstream-proxy / HTTPS_PROXY..., as for the HTTP client
-        self.owners = ReasoningOwners()  # whose encrypted reasoning is whose, across sockets
+        self.owners = pipeline.crew.owners  # whose encrypted items are whose: across sockets and HTTP
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
