@@ -7,28 +7,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import replies
-from tests.support.proxykit import Pool, running_pool
-from tests.support.tools import CODEX_VERSIONS, codex_cli
+from tests.support.proxykit import Pool
 from tray.clients.texts import codex_snippet
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(240)]
-
-
-@pytest.fixture(params=CODEX_VERSIONS, ids=lambda version: f"codex-{version}")
-def codex(request: pytest.FixtureRequest) -> Path:
-    return codex_cli(request.param)
-
-
-@pytest.fixture
-def pool(pool_home: Path) -> Iterator[Pool]:
-    with running_pool(["a", "b"]) as pool:
-        yield pool
 
 
 def run_codex_over_http(codex: Path, pool: Pool, home: Path, prompt: str, *extra: str

@@ -129,3 +129,70 @@ def test_the_v1_route_keeps_reasoning_with_its_account_too() -> None:
         moved = talk.turn("two")
         assert moved.status_code == 200 and pool.served_by(moved) == away, moved.text[:300]
         assert pool.upstream.outcomes["foreign_reasoning"] == 0
+
+
+def test_without_session_affinity_the_reasoning_still_stays_with_its_account() -> None:
+    with running_pool(["a", "b"], config={"sticky-mode": "disabled"}) as pool:
+        talk = Conversation(pool)
+        home = pool.served_by(talk.turn("one"))
+        away = "b" if home == "a" else "a"
+        assert home is not None
+        pool.upstream.script(home, replies.usage_limit(resets_in=1800))
+        moved = talk.turn("two")
+        assert moved.status_code == 200 and pool.served_by(moved) == away
+        assert blobs_in(pool.upstream.codex_requests(away)[-1].body) == []
+        assert pool.upstream.outcomes["foreign_reasoning"] == 0
+
+
+def test_a_wrong_guess_costs_one_retry_and_is_not_repeated() -> None:
+    # Two conversations share one prompt_cache_key (a client that sets a fixed one): the proxy
+    # guesses the first one's new reasoning is the account's that answered the other one last.
+    with running_pool(["a", "b"]) as pool:
+        first, second = Conversation(pool), Conversation(pool)
+        home = pool.served_by(first.turn("one"))
+        away = "b" if home == "a" else "a"
+        assert home is not None
+        pool.upstream.script(home, replies.usage_limit(resets_in=1800))
+        assert pool.served_by(second.turn("other")) == away  # the key's last answer is now away's
+        answer = first.turn("two")  # carries home's reasoning, guessed to be away's
+        assert answer.status_code == 200 and pool.served_by(answer) == away, answer.text[:300]
+        assert pool.upstream.outcomes["foreign_reasoning"] == 1  # one refusal, then sent without it
+        assert first.turn("three").status_code == 200
+        assert pool.upstream.outcomes["foreign_reasoning"] == 1
+
+
+def test_a_compaction_made_by_one_account_is_kept_with_it_after_a_pause() -> None:
+    # After the compact route, the context is an encrypted compaction item. With no affinity left,
+    # the request goes back to the account that made it, as session affinity would (unless another
+    # is clearly better), instead of losing the summary elsewhere.
+    with running_pool(["a", "b"]) as pool:
+        talk = Conversation(pool)
+        home = pool.served_by(talk.turn("one"))
+        assert home is not None
+        compacted = pool.post("/backend-api/codex/responses/compact",
+                              codex_body(input=talk.history, prompt_cache_key="conv-sealed"), headers=SESSION)
+        assert compacted.status_code == 200 and pool.served_by(compacted) == home
+        talk.history = [*compacted.json()["output"], said("after the pause")]
+        pipeline = pool.engine.pipeline
+        assert pipeline is not None
+        pipeline.routing.affinity.forget("conv-sealed")  # the session's affinity ran out
+        away = "b" if home == "a" else "a"
+        pool.upstream.set_usage(home, primary_used=10.0)  # on quota alone the other account would win
+        pool.prime_usage(home, away)
+        assert pool.served_by(pool.post()) == away  # (a request of no session goes there)
+        body = codex_body(input=talk.history, prompt_cache_key="conv-sealed")
+        answer = pool.post(body=body, headers=SESSION)
+        assert answer.status_code == 200 and pool.served_by(answer) == home
+        assert blobs_in(pool.upstream.codex_requests(home)[-1].body) == [talk.history[0]["encrypted_content"]]
+        assert pool.upstream.outcomes["foreign_reasoning"] == 0
+
+
+def test_another_400_after_the_retry_is_the_clients() -> None:
+    with running_pool(["a"]) as pool:
+        stranger = {"id": "rs_old", "type": "reasoning", "summary": [], "encrypted_content": "enc:gone:1"}
+        bad = {"error": {"message": "Unsupported parameter: 'x'", "type": "invalid_request_error",
+                         "param": "x", "code": "unsupported_parameter"}}
+        pool.upstream.script("a", replies.Reply(kind="json", status=400, body=bad))
+        answer = pool.post(body=codex_body(input=[said("hi"), stranger]))
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "unsupported_parameter"
+        assert len(pool.upstream.codex_requests("a")) == 2  # the refused one and the retry, no more

@@ -105,6 +105,10 @@ def test_an_in_band_429_before_output_moves_a_whole_context_request_unseen() -> 
 
 def test_overload_and_a_closed_socket_before_output_fail_over_too() -> None:
     with running_pool(["a", "b", "c"]) as pool:
+        # Every account's quota known before the socket opens, so the order is a, b, c: with the
+        # fetches at start still under way, an account with fresh quota could rank ahead of one
+        # without (failed once in a full run: b never tried).
+        pool.prime_usage("a", "b", "c")
         pool.upstream.script("a", replies.overloaded(style="error"))
         pool.upstream.script("b", replies.drop(after=1))
         with socket(pool) as conn:

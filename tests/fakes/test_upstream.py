@@ -249,7 +249,19 @@ def test_compact_answers_json(client: httpx.Client) -> None:
         "/codex/responses/compact", json={"model": "gpt-5.5"}, headers={"authorization": f"Bearer {TOKEN_B}"}
     )
     assert response.status_code == 200
-    assert response.json()["output"][0]["content"][0]["text"] == "Hi from acc-b!"
+    [item] = response.json()["output"]
+    assert item["type"] == "compaction" and item["encrypted_content"].startswith("enc:acc-b:")
+
+
+def test_encrypted_content_is_refused_unless_this_account_made_it(client: httpx.Client) -> None:
+    auth_b = {"authorization": f"Bearer {TOKEN_B}"}
+    made = client.post("/codex/responses/compact", json={"model": "gpt-5.5"}, headers=auth_b).json()["output"]
+    body = {"model": "gpt-5.5", "input": made}
+    assert client.post("/codex/responses", json=body, headers=auth_b).status_code == 200
+    refused = client.post("/codex/responses", json=body, headers={"authorization": f"Bearer {TOKEN_A}"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_encrypted_content"
+    unknown = {"model": "gpt-5.5", "input": [{"type": "reasoning", "encrypted_content": "gAAAA-made-up"}]}
+    assert client.post("/codex/responses", json=unknown, headers=auth_b).status_code == 400
 
 
 def test_usage_endpoint(fake: FakeUpstream, client: httpx.Client) -> None:

@@ -178,8 +178,11 @@ def answer(
         pieces, response_id=response_id, model=model, service_tier=tier if isinstance(tier, str) else None,
         reasoning=reasoning,
     )
-    if compact and reply.kind == "ok":
-        item = json.loads(frames[-2].split(b"data: ", 1)[1])["item"]
+    if compact and reply.kind == "ok" and account is not None:
+        # The compacted history: the summary as an encrypted compaction item only this account reads.
+        blob = f"enc:{account.account_id}:cmp_{response_id}"
+        fake.owners.reasoning[blob] = account.account_id
+        item = {"id": f"cmp_{response_id}", "type": "compaction", "encrypted_content": blob}
         return JSONResponse({"output": [item]}, headers=headers)
     if reply.rate_limits_event and account is not None:
         frames.insert(0, wire.rate_limits_event(usage))

@@ -13,10 +13,10 @@ It behaves like chatgpt.com's endpoint as Codex CLI meets it (openai/codex
   script as HTTP) as one JSON text message per event; errors come in-band as
   ``{"type": "error", "status": 429, "error": {...}, "headers": {...}}``;
 - ``previous_response_id`` is only known on the connection that produced it (``store: false``):
-  any other id is answered ``previous_response_not_found``. Encrypted reasoning made by another
-  account is refused (``invalid_encrypted_content``). Both are counted in ``outcomes`` as
-  ``foreign_previous_response`` / ``foreign_reasoning`` when another account made them, so a test
-  can prove the proxy never mixes accounts;
+  any other id is answered ``previous_response_not_found``. Encrypted content this account did
+  not make (another account's, or made up) is refused (``invalid_encrypted_content``). Both are
+  counted in ``outcomes`` as ``foreign_previous_response`` / ``foreign_reasoning``, so a test can
+  prove the proxy never mixes accounts;
 - a connection-age limit (``WsKnobs.max_requests`` answers per connection) answers the next request
   ``websocket_connection_limit_reached`` and closes, as the backend does after 60 minutes;
 - the server pings every ``ping_interval`` seconds (uvicorn's keep-alive, see ``runner.py``), and
@@ -183,7 +183,7 @@ def _continuity(fake: FakeUpstream, account_id: str, message: dict[str, Any], mi
             "param": "previous_response_id", "message": f"Previous response with id '{previous}' not found."}}
     for item in message.get("input") or []:
         blob = item.get("encrypted_content") if isinstance(item, dict) else None
-        if isinstance(blob, str) and owners.reasoning.get(blob, account_id) != account_id:
+        if isinstance(blob, str) and owners.reasoning.get(blob) != account_id:  # unknown: unreadable too
             fake.note("foreign_reasoning")
             return {"type": "error", "status": 400, "error": {
                 "type": "invalid_request_error", "code": "invalid_encrypted_content",

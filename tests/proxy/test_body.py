@@ -161,6 +161,7 @@ def test_the_encrypted_items_of_a_context_are_found_whatever_else_it_holds() -> 
 def test_without_sealed_leaves_out_only_the_named_items() -> None:
     body = {"model": "m", "input": [{"type": "message"}, {"type": "reasoning", "encrypted_content": "mine"},
                                      {"type": "reasoning", "encrypted_content": "theirs"}]}
-    kept, dropped = without_sealed(body, {"theirs"}.__contains__)
-    assert dropped == 1 and kept == {"model": "m", "input": body["input"][:2]}
+    kept, gone = without_sealed(body, {"theirs"}.__contains__)
+    assert gone == body["input"][2:] and kept == {"model": "m", "input": body["input"][:2]}
+    assert without_sealed(body, lambda blob: False) == (body, [])
     assert len(body["input"]) == 3  # the request's own object is untouched

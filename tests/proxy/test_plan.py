@@ -15,6 +15,7 @@ import pytest
 from tests.fakes.auth_server import FakeAuth, FakeUser
 from tests.support.proxykit import CODEX_HEADERS, codex_body, replies, running_pool, write_lock_held
 from tray.models import Account, Config, Identity, QuotaEntry
+from tray.proxy.owners import digest
 from tray.proxy.plan import Router, attempt_body, blocked_until, record_touches
 from tray.proxy.request import Incoming
 from tray.quota.usage import usage_view
@@ -99,17 +100,17 @@ def test_another_accounts_encrypted_items_are_left_out_and_fast_mode_still_appli
     a = add(store, "a")
     now = time.time()
     items = [{"type": "message"}, {"type": "reasoning", "encrypted_content": "mine"},
-             {"type": "reasoning", "encrypted_content": "theirs"}]
-    inc = replace(incoming(input=items), sealed=("mine", "theirs"))
-    theirs = {"theirs"}.__contains__
+             {"type": "compaction", "encrypted_content": "theirs"}]
+    inc = replace(incoming(input=items), sealed=(digest("mine"), digest("theirs")))
+    theirs = {digest("theirs")}.__contains__
     for config, tier in ((Config(fast_mode="always"), "priority"), (Config(fast_mode="disabled"), None)):
         plan = Router(store, config, lambda: now).plan(inc, [a], {}, now, None)
         sent = attempt_body(inc, a, None, plan, now, theirs)
-        assert sent.left_out == 1 and sent.fast_on == (tier is not None)
+        assert sent.left_out == ("compaction",) and sent.fast_on == (tier is not None)
         assert json.loads(sent.body) == {"model": "m", "input": items[:2],
                                          **({"service_tier": tier} if tier else {})}
-        assert attempt_body(inc, a, None, plan, now, lambda blob: False).left_out == 0
-    same = attempt_body(inc, a, None, plan, now, lambda blob: False)
+        assert attempt_body(inc, a, None, plan, now, lambda key: False).left_out == ()
+    same = attempt_body(inc, a, None, plan, now, lambda key: False)
     assert same.body is inc.body  # nothing to leave out, fast mode off: the client's own bytes
 
 

@@ -56,16 +56,24 @@ def buffered(status: int, body: bytes, headers: Iterable[tuple[str, str]], secre
     return answer
 
 
-async def passed_on(response: httpx.Response, secret: str) -> Response:
-    """An answer that is the client's though not a success (400, 404, 422...), read whole."""
+async def read_passed_on(response: httpx.Response) -> bytes | Response:
+    """The body of an answer that is the client's though not a success (400, 404, 422...), read
+    whole; or the client's 502 when it is too large or breaks off."""
     try:
-        body = await read_body(response, PASSED_ON_LIMIT, what="error answer")
+        return await read_body(response, PASSED_ON_LIMIT, what="error answer")
     except BodyTooLarge as exc:
         return _error(502, str(exc), "upstream_too_large")
     except READ_ERRORS:
         return _error(502, "The Codex backend's answer broke off.", "upstream_unreachable")
     finally:
         await response.aclose()
+
+
+async def passed_on(response: httpx.Response, secret: str) -> Response:
+    """Such an answer as the client gets it."""
+    body = await read_passed_on(response)
+    if isinstance(body, Response):
+        return body
     return buffered(response.status_code, body, wire_headers(response), secret)
 
 

@@ -21,7 +21,6 @@ from tray.models import Account, AccountState, Cooldown, Decision, NeedsLogin
 from tray.proxy import answers, chatanswer, chatrelay
 from tray.proxy import plan as planner
 from tray.proxy.decoding import wire_headers
-from tray.proxy.owners import NOBODY
 from tray.proxy.pooled import Failure
 from tray.proxy.relay import EarlyFailure, Opened, Relay, is_event_stream, open_stream
 from tray.proxy.request import Collaborators, Incoming
@@ -56,7 +55,7 @@ class Attempt:
     fast_note: str | None = None
     fast_on: bool = False
     response_headers: dict[str, str] = field(default_factory=dict)
-    sent_sealed: tuple[str, ...] = ()  # the encrypted items the last send carried (the account's own)
+    sent_sealed: tuple[bytes, ...] = ()  # digests of the encrypted items the last send carried
 
     async def run(self) -> Response | Failure:
         """The client's answer from this account, or why the request should go on to the next one."""
@@ -83,52 +82,60 @@ class Attempt:
             return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})")
         except TransientRefreshError as exc:
             return Failure("refresh failed", str(exc))
-        response = await self._send()
-        if isinstance(response, Failure):
+        response: httpx.Response | Response | Failure = await self._authorized()
+        if isinstance(response, httpx.Response) and response.status_code == 400 and self.sent_sealed:
+            response = await self._without_unreadable(response)
+        if not isinstance(response, httpx.Response):
             return response
-        if response.status_code == 401:
-            await response.aclose()
-            try:
-                self.account = await crew.refresher.ensure_fresh(self.account, force=True)
-            except PermanentRefreshError as exc:
-                return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})", 401)
-            except TransientRefreshError as exc:
-                return Failure("refresh failed", str(exc), 401)
-            response = await self._send()
-            if isinstance(response, Failure):
-                return response
-            if response.status_code == 401:
-                await response.aclose()
-                return await self._durable_401()
-        if response.status_code == 400 and self.sent_sealed:
-            again = await self._without_unreadable(response)
-            if not isinstance(again, httpx.Response):
-                return again
-            response = again
         return await self._classify(response)
+
+    async def _authorized(self) -> httpx.Response | Failure:
+        """The upstream answer; a 401 gets one forced token refresh and one more send, a second
+        401 marks the account as needing a login."""
+        response = await self._send()
+        if isinstance(response, Failure) or response.status_code != 401:
+            return response
+        await response.aclose()
+        try:
+            self.account = await self.crew.refresher.ensure_fresh(self.account, force=True)
+        except PermanentRefreshError as exc:
+            return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})", 401)
+        except TransientRefreshError as exc:
+            return Failure("refresh failed", str(exc), 401)
+        response = await self._send()
+        if isinstance(response, Failure) or response.status_code != 401:
+            return response
+        await response.aclose()
+        return await self._durable_401()
 
     async def _without_unreadable(self, response: httpx.Response) -> httpx.Response | Response | Failure:
         """A 400 for encrypted content this account cannot read (made by an account the proxy did
-        not know of, before a restart say): sent once more without any of the request's encrypted
-        items, which are marked as nobody's so no later turn carries them. Another 400 is the
-        client's, as it came."""
-        body = await answers.read_some(response)
+        not know of, before a restart say, or guessed wrong): sent once more without the encrypted
+        items not known for sure to be this account's, which are marked as no account's so no later
+        turn carries them. Any other 400 is the client's, as it came."""
+        body = await answers.read_passed_on(response)
+        if isinstance(body, Response):
+            return body
         if b"invalid_encrypted_content" not in body:
+            self.response_headers = {k.lower(): v for k, v in response.headers.items()}
             return answers.buffered(response.status_code, body, wire_headers(response),
                                     self.account.tokens.access_token)
-        log.info("%s: the backend could not read %d encrypted item(s) of the context; sending it "
-                 "again without them", self.account.name, len(self.sent_sealed))
-        self.crew.owners.learn(NOBODY, self.sent_sealed)
-        return await self._send()
+        log.warning("%s: the backend could not read encrypted items of the context; sending it again "
+                    "without those not known to be this account's", self.account.name)
+        self.crew.owners.refused(self.account.id, self.sent_sealed)
+        return await self._authorized()
 
     async def _send(self) -> httpx.Response | Failure:
         crew, inc = self.crew, self.inc
         foreign = crew.owners.foreign_to(self.account.id)
         body, self.fast_on, self.fast_note, left_out = planner.attempt_body(
             inc, self.account, self.view, self.plan, crew.clock(), foreign)
-        self.sent_sealed = tuple(b for b in inc.sealed if not foreign(b))
+        self.sent_sealed = tuple(d for d in inc.sealed if not foreign(d))
         if left_out:
-            log.info("%s: left out %d encrypted item(s) another account made", self.account.name, left_out)
+            # A compaction item is the summary of the conversation before it: worth a warning.
+            level = logging.WARNING if any(kind != "reasoning" for kind in left_out) else logging.INFO
+            log.log(level, "%s: left out %d encrypted item(s) another account made (%s)", self.account.name,
+                    len(left_out), ", ".join(sorted(set(left_out))))
         owner = crew.memory.turn_owner(inc.turn_state)
         # A body rebuilt for this attempt is plain JSON: the client's Content-Encoding was for its bytes.
         sent = inc.headers if body is inc.body else tuple(h for h in inc.headers

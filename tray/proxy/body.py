@@ -169,12 +169,16 @@ def sealed_in(obj: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(b for b in found if isinstance(b, str))
 
 
-def without_sealed(obj: Mapping[str, Any], drop: Callable[[str], bool]) -> tuple[dict[str, Any], int]:
-    """``obj`` without the input items whose ``encrypted_content`` ``drop`` names, and how many went;
+def without_sealed(obj: Mapping[str, Any], drop: Callable[[str], bool]
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``obj`` without the input items whose ``encrypted_content`` ``drop`` names, and those items;
     every other member and item as it was."""
     items = obj.get("input")
     if not isinstance(items, list):
-        return dict(obj), 0
-    kept = [i for i in items if not (isinstance(i, dict) and isinstance(i.get("encrypted_content"), str)
-                                     and drop(i["encrypted_content"]))]
-    return {**obj, "input": kept}, len(items) - len(kept)
+        return dict(obj), []
+    gone = [i for i in items if isinstance(i, dict) and isinstance(i.get("encrypted_content"), str)
+            and drop(i["encrypted_content"])]
+    if not gone:
+        return dict(obj), []
+    left = {id(i) for i in gone}
+    return {**obj, "input": [i for i in items if id(i) not in left]}, gone

@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from tray.proxy import frames
 from tray.proxy.body import routing_fields
 from tray.proxy.dialer import Refused, Upstream
-from tray.proxy.owners import ReasoningOwners
+from tray.proxy.owners import ReasoningOwners, digest
 from tray.proxy.pipeline import CLIENT_GONE, STREAM_DROPPED, Pipeline
 from tray.proxy.pooled import Failure
 from tray.proxy.request import Incoming
@@ -223,9 +223,9 @@ class Exchange:
         hop.reason = "the socket keeps its account"
         patch = attempt.fast(self.request.obj or {})
         owner = attempt.crew.memory.turn_owner(_turn_state(self.request))
+        foreign = self.bridge.owners.foreign_to(attempt.account.id)
         text, dropped = frames.for_account(self.request, turn_state_ok=owner == attempt.account.id,
-                                           foreign=self.bridge.owners.foreign_to(attempt.account.id),
-                                           patch=patch)
+                                           foreign=lambda blob: foreign(digest(blob)), patch=patch)
         if dropped:
             log.info("%s: left out %d reasoning item(s) another account made", attempt.account.name, dropped)
         held: list[str] = []
@@ -302,4 +302,4 @@ class Exchange:
             hop.made.add(made)
         blobs = frames.reasoning_blobs(event)
         if blobs:
-            self.bridge.owners.learn(attempt.account.id, blobs)
+            self.bridge.owners.learn(attempt.account.id, map(digest, blobs))

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tray.proxy.body import without_sealed
 from tray.proxy.shaping import TURN_STATE, error_body
 from tray.proxy.sse import SSEEvent, StreamError, is_output, stream_error
 
@@ -154,9 +155,9 @@ def for_account(
     """The text of ``request`` as one account may receive it, and how many input items were left out.
 
     ``turn_state_ok``: the turn state in ``client_metadata`` was issued by this account (else it is
-    taken out, as the HTTP path drops the header). ``foreign(blob)``: whether an encrypted reasoning
-    blob was made by another account (such reasoning items are left out: the backend cannot read
-    another account's reasoning and would refuse the request). ``patch``: top-level fields to set
+    taken out, as the HTTP path drops the header). ``foreign(blob)``: whether an encrypted blob (of a
+    reasoning or compaction item) was made by another account (such items are left out: the
+    backend cannot read another account's and would refuse the request). ``patch``: top-level fields to set
     (fast mode's ``service_tier``). The text is the client's own when nothing changes."""
     obj = request.obj
     if obj is None:
@@ -165,26 +166,14 @@ def for_account(
     metadata = obj.get("client_metadata")
     if not turn_state_ok and isinstance(metadata, dict) and TURN_STATE in metadata:
         changed["client_metadata"] = {k: v for k, v in metadata.items() if k != TURN_STATE}
-    dropped = 0
-    items = obj.get("input")
-    if isinstance(items, list):
-        kept = [item for item in items if not _foreign_reasoning(item, foreign)]
-        dropped = len(items) - len(kept)
-        if dropped:
-            changed["input"] = kept
+    without, gone = without_sealed(obj, foreign)
+    if gone:
+        changed["input"] = without["input"]
     if patch:
         changed.update(patch)
     if changed == obj:
         return request.text, 0
-    return json.dumps(changed, separators=(",", ":"), ensure_ascii=False), dropped
-
-
-def _foreign_reasoning(item: Any, foreign: Callable[[str], bool]) -> bool:
-    """An item with another account's encrypted content (reasoning, or a compaction summary)."""
-    if not isinstance(item, dict):
-        return False
-    blob = item.get("encrypted_content")
-    return isinstance(blob, str) and foreign(blob)
+    return json.dumps(changed, separators=(",", ":"), ensure_ascii=False), len(gone)
 
 
 def reasoning_blobs(event: Event) -> list[str]:

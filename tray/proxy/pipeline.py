@@ -26,6 +26,7 @@ from tray.models import Clock, Config, Decision, EventSink, PoolAvailable, PoolE
 from tray.proxy import attempt as attempts
 from tray.proxy import plan as planner
 from tray.proxy import pooled
+from tray.proxy.owners import ReasoningOwners
 from tray.proxy.pooled import Failure
 from tray.proxy.relay import Hangup, Relay, discard
 from tray.proxy.request import Collaborators, FreshTokens, Incoming, PoolHealth
@@ -53,6 +54,7 @@ class Pipeline:
         clock: Clock,
         events: EventSink | None = None,
         reads: Store | None = None,
+        owners: ReasoningOwners | None = None,
     ) -> None:
         self.store = store
         # Reads on the event loop use their own connection: the store serializes calls per
@@ -67,7 +69,8 @@ class Pipeline:
         self.routing = planner.Router(self.reads, config, clock)
         self.crew = Collaborators(store=store, quota=quota, refresher=refresher, http=http,
                                   upstream_url=config.upstream_url, clock=clock, memory=self.health,
-                                  background=self.background, emit=self.emit)
+                                  background=self.background, emit=self.emit,
+                                  owners=owners if owners is not None else ReasoningOwners())
         self._bookkeeping: set[asyncio.Task[None]] = set()
         self._pending: list[tuple[Callable[[], object], Callable[[], object] | None]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -86,9 +89,11 @@ class Pipeline:
             return self._nothing_routable(inc, now, [], started)
         self.quota.touch(accounts, now)
         views = await self.quota.prepare(accounts, now)
-        plan = self.routing.plan(inc, accounts, views, now, self.health.turn_owner(inc.turn_state))
+        maker = None
         if inc.sealed:
-            self.crew.owners.claim(plan.key, inc.sealed)
+            self.crew.owners.claim(self.routing.session_of(inc), inc.sealed)
+            maker = self.crew.owners.maker(inc.sealed)
+        plan = self.routing.plan(inc, accounts, views, now, self.health.turn_owner(inc.turn_state), maker)
         failures = [Failure("usage limit", f"{a.name}: limit reached until {pooled.when(until)}", 429, until)
                     for a, until in plan.held]
         reason = plan.reason
@@ -117,8 +122,8 @@ class Pipeline:
         owners = self.crew.owners
         if attempt.sent_sealed:
             owners.learn(attempt.account.id, attempt.sent_sealed)
-        if attempt.plan.key is not None and attempt.inc.route in SEALING_ROUTES:
-            owners.answered(attempt.plan.key, attempt.account.id)
+        if attempt.plan.session is not None and attempt.inc.route in SEALING_ROUTES:
+            owners.answered(attempt.plan.session, attempt.account.id)
 
     def _committed(self, attempt: attempts.Attempt, answer: Response, started: float) -> None:
         status = answer.status_code

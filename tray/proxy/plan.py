@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from tray.models import Account, CandidateScore, Clock, Config
 from tray.proxy.body import parse_object, without_sealed
+from tray.proxy.owners import digest
 from tray.proxy.request import Incoming
 from tray.quota import UsageView
 from tray.routing import (
@@ -45,6 +46,7 @@ class Plan:
     held: tuple[tuple[Account, float], ...] = ()
     # The routing settings this request was planned with; every attempt of it uses the same.
     settings: RoutingSettings = field(default_factory=RoutingSettings)
+    session: str | None = None  # the session key, whatever sticky-mode says (whose reasoning is whose)
 
 
 class Router:
@@ -61,6 +63,11 @@ class Router:
         reference swapped: safe from any thread)."""
         self.settings = RoutingSettings.from_config(config)
 
+    @staticmethod
+    def session_of(inc: Incoming) -> str | None:
+        """The request's session key (its ``prompt_cache_key`` or session header), if it has one."""
+        return affinity_key(dict(inc.headers), inc.fields)
+
     def plan(
         self,
         inc: Incoming,
@@ -68,11 +75,15 @@ class Router:
         views: Mapping[int, UsageView],
         now: float,
         turn_owner: int | None,
+        maker: int | None = None,
     ) -> Plan:
+        """``maker``: the account whose encrypted items the request's context holds; with no active
+        affinity it is the session's account for the ranking (elsewhere they would be left out)."""
         rsettings = self.settings
-        key = affinity_key(dict(inc.headers), inc.fields) if rsettings.sticky_mode != "disabled" else None
+        session = self.session_of(inc)
+        key = session if rsettings.sticky_mode != "disabled" else None
         entry = self.affinity.get(key) if key is not None else None
-        sticky = entry.account_id if entry is not None else None
+        sticky = entry.account_id if entry is not None else (maker if key is not None else None)
         touched = {i: frozenset(labels) for i, labels in self.store.dormant_touches(now).items()}
         ranking = rank(accounts, views, sticky_account=sticky, settings=rsettings,
                                touched=touched, now=now)
@@ -89,7 +100,7 @@ class Router:
         if held:
             order = [a for a in order if all(a.id != h.id for h, _ in held)]
         fast = entry.fast if entry is not None else None
-        return Plan(order, reason, ranking.scores, key, sticky, fast, held, rsettings)
+        return Plan(order, reason, ranking.scores, key, sticky, fast, held, rsettings, session)
 
     def succeeded(self, inc: Incoming, plan: Plan, account: Account, fast_on: bool) -> None:
         if plan.key is not None:
@@ -107,25 +118,25 @@ def blocked_until(view: UsageView | None, now: float) -> float | None:
 
 
 class AttemptBody(NamedTuple):
-    """What one attempt sends: the body, whether fast mode is on (and why), and how many encrypted
-    input items another account made were left out of it."""
+    """What one attempt sends: the body, whether fast mode is on (and why), and the types of the
+    encrypted input items another account made that were left out of it."""
 
     body: bytes
     fast_on: bool
     fast_note: str | None
-    left_out: int = 0
+    left_out: tuple[str, ...] = ()
 
 
 def attempt_body(
     inc: Incoming, account: Account, view: UsageView | None, plan: Plan, now: float,
-    foreign: Callable[[str], bool] | None = None,
+    foreign: Callable[[bytes], bool] | None = None,
 ) -> AttemptBody:
     """This attempt's body: the request's own bytes, or (when fast mode says so) a copy of its JSON
-    text with ``service_tier: "priority"`` appended, sent plain. ``foreign(blob)`` says which of the
-    request's encrypted items another account made: those are left out (the body parsed and
+    text with ``service_tier: "priority"`` appended, sent plain. ``foreign(digest)`` says which of
+    the request's encrypted items another account made: those are left out (the body parsed and
     rebuilt, for this attempt only). Decided for every attempt, so no account's decision leaks
     into another's."""
-    drop = {b for b in inc.sealed if foreign(b)} if foreign is not None and inc.sealed else set()
+    drop = {d for d in inc.sealed if foreign(d)} if foreign is not None else set()
     if inc.fields is None or not inc.path.startswith(CODEX_RESPONSES):
         return AttemptBody(inc.body, False, None)
     decision = None
@@ -133,11 +144,12 @@ def attempt_body(
         previous = plan.sticky_fast if plan.sticky_account == account.id else None
         decision = decide_fast(inc.fields, view, plan.settings, previous, now)
     note = decision.note if decision is not None else None
-    text, left_out = inc.json_text, 0
+    text: bytes = inc.json_text
+    left_out: tuple[str, ...] = ()
     if drop:
         obj, encode = parse_object(text)
-        kept, left_out = without_sealed(obj, drop.__contains__)
-        text = encode(kept)
+        kept, gone = without_sealed(obj, lambda blob: digest(blob) in drop)
+        text, left_out = encode(kept), tuple(str(item.get("type")) for item in gone)
     if decision is None or not decision.on:
         return AttemptBody(text if left_out else inc.body, False, note, left_out)
     body = fast_body(text, inc.fields, decision)

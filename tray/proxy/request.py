@@ -47,7 +47,7 @@ class Incoming:
     turn_state: str | None = None
     chat: ChatOptions | None = None  # a Chat Completions request: the answer goes back in that shape
     text: bytes | None = None  # the body's JSON text when it differs from ``body`` (decompressed)
-    sealed: tuple[str, ...] = ()  # the ``encrypted_content`` of its input items (only their maker reads them)
+    sealed: tuple[bytes, ...] = ()  # digests of its input items' encrypted content (their maker's only)
 
     @property
     def json_text(self) -> bytes:
@@ -110,4 +110,4 @@ class Collaborators:
     memory: PoolHealth
     background: Background  # run store writes off the loop: (write, then-on-the-loop)
     emit: Callable[[Any], None]
-    owners: ReasoningOwners = field(default_factory=ReasoningOwners)  # whose encrypted items are whose
+    owners: ReasoningOwners  # whose encrypted items are whose (shared with the WebSocket path)

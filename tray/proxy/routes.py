@@ -45,6 +45,7 @@ from tray.proxy.body import (
     sealed_in,
 )
 from tray.proxy.egress import from_settings
+from tray.proxy.owners import digest
 from tray.proxy.pipeline import Pipeline
 from tray.proxy.relay import Hangup
 from tray.proxy.request import Incoming
@@ -181,7 +182,7 @@ class ProxyRoutes:
             fields = None if is_blank(text) else _read(text, read_fields)
             inc = self._incoming(request, route, path.removeprefix("/backend-api"), body, fields,
                                  text=None if text is body else text,
-                                 sealed=sealed_blobs(text) if fields is not None else ())
+                                 sealed=tuple(map(digest, sealed_blobs(text))) if fields is not None else ())
         return await self._handle(request, inc)
 
     async def _chat(self, request: Request) -> Response:
@@ -206,7 +207,7 @@ class ProxyRoutes:
                               drop=frozenset({"accept", "content-encoding"}),
                               mode="stream" if wants_stream else "aggregate",
                               defaults=(("originator", DEFAULT_ORIGINATOR), ("accept", "text/event-stream")),
-                              chat=chat, sealed=sealed_in(shaped))
+                              chat=chat, sealed=tuple(map(digest, sealed_in(shaped))))
 
     async def _handle(self, request: Request, inc: Incoming) -> Response:
         """Route ``inc``, watching for the client leaving until the answer is ready to send."""
