@@ -75,13 +75,9 @@ class Attempt:
             return Failure("pool error", str(exc))
 
     async def _run(self) -> Response | Failure:
-        crew = self.crew
-        try:
-            self.account = await crew.refresher.ensure_fresh(self.account)
-        except PermanentRefreshError as exc:
-            return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})")
-        except TransientRefreshError as exc:
-            return Failure("refresh failed", str(exc))
+        refused = await self._fresh_token()
+        if refused is not None:
+            return refused
         response: httpx.Response | Response | Failure = await self._authorized()
         if isinstance(response, httpx.Response) and response.status_code == 400 and self.sent_sealed:
             response = await self._without_unreadable(response)
@@ -96,17 +92,26 @@ class Attempt:
         if isinstance(response, Failure) or response.status_code != 401:
             return response
         await response.aclose()
-        try:
-            self.account = await self.crew.refresher.ensure_fresh(self.account, force=True)
-        except PermanentRefreshError as exc:
-            return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})", 401)
-        except TransientRefreshError as exc:
-            return Failure("refresh failed", str(exc), 401)
+        refused = await self._fresh_token(after_401=True)
+        if refused is not None:
+            return refused
         response = await self._send()
         if isinstance(response, Failure) or response.status_code != 401:
             return response
         await response.aclose()
         return await self._durable_401()
+
+    async def _fresh_token(self, *, after_401: bool = False) -> Failure | None:
+        """A token that is not due (``after_401``: a new one, upstream refused the last); the
+        failure when none can be had."""
+        status = 401 if after_401 else 0
+        try:
+            self.account = await self.crew.refresher.ensure_fresh(self.account, force=after_401)
+        except PermanentRefreshError as exc:
+            return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})", status)
+        except TransientRefreshError as exc:
+            return Failure("refresh failed", str(exc), status)
+        return None
 
     async def _without_unreadable(self, response: httpx.Response) -> httpx.Response | Response | Failure:
         """A 400 for encrypted content this account cannot read (made by an account the proxy did

@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from tray.errors import PermanentRefreshError, PoolError, RefreshError, StoreError, TransientRefreshError
+from tray.errors import PoolError, RefreshError, StoreError
 from tray.models import PoolAvailable
 from tray.proxy.attempt import Attempt
 from tray.proxy.dialer import Refused, Upstream, dial, socket_url
@@ -58,21 +58,14 @@ class Upgrade(Attempt):
                                     Failure("transport error", f"{self.account.name}: {exc}"))
 
     async def _open(self) -> Upstream | Refused | Failure:
-        crew = self.crew
-        try:
-            self.account = await crew.refresher.ensure_fresh(self.account)
-        except PermanentRefreshError as exc:
-            return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})")
-        except TransientRefreshError as exc:
-            return Failure("refresh failed", str(exc))
+        refused = await self._fresh_token()
+        if refused is not None:
+            return refused
         answer = await self._dial()
         if isinstance(answer, Refused) and answer.status == 401:
-            try:
-                self.account = await crew.refresher.ensure_fresh(self.account, force=True)
-            except PermanentRefreshError as exc:
-                return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})", 401)
-            except TransientRefreshError as exc:
-                return Failure("refresh failed", str(exc), 401)
+            refused = await self._fresh_token(after_401=True)
+            if refused is not None:
+                return refused
             answer = await self._dial()
             if isinstance(answer, Refused) and answer.status == 401:
                 return await self._durable_401()
@@ -129,12 +122,9 @@ class Upgrade(Attempt):
 
     async def unauthorized(self) -> Failure:
         """An in-band 401 before the first output: a fresh token for the next socket on this account."""
-        try:
-            self.account = await self.crew.refresher.ensure_fresh(self.account, force=True)
-        except PermanentRefreshError as exc:
-            return Failure("needs login", f"{self.account.name}: sign-in expired ({exc.code})", 401)
-        except TransientRefreshError as exc:
-            return Failure("refresh failed", str(exc), 401)
+        refused = await self._fresh_token(after_401=True)
+        if refused is not None:
+            return refused
         return Failure("401", f"{self.account.name}: in-band 401; its token was refreshed", 401)
 
     async def dropped(self) -> Failure:
