@@ -196,3 +196,17 @@ def test_another_400_after_the_retry_is_the_clients() -> None:
         answer = pool.post(body=codex_body(input=[said("hi"), stranger]))
         assert answer.status_code == 400 and answer.json()["error"]["code"] == "unsupported_parameter"
         assert len(pool.upstream.codex_requests("a")) == 2  # the refused one and the retry, no more
+
+
+def test_a_refusal_of_items_known_to_be_the_accounts_own_is_passed_on_without_a_resend() -> None:
+    # The same body would only be refused again: the client gets the backend's answer at once.
+    with running_pool(["a"]) as pool:
+        talk = Conversation(pool)
+        assert talk.turn("one").status_code == 200
+        assert talk.turn("two").status_code == 200  # "a" accepted its reasoning: surely its own
+        accepted = pool.upstream.codex_requests("a")[-1].body
+        for blob in blobs_in(accepted):
+            del pool.upstream.owners.reasoning[blob]  # the backend no longer reads it (rotated keys)
+        refused = pool.post(body=accepted, headers=SESSION)  # the same context again (a client retry)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_encrypted_content"
+        assert len(pool.upstream.codex_requests("a")) == 3

@@ -121,14 +121,17 @@ class Attempt:
         body = await answers.read_passed_on(response)
         if isinstance(body, Response):
             return body
-        if b"invalid_encrypted_content" not in body:
-            self.response_headers = {k.lower(): v for k, v in response.headers.items()}
-            return answers.buffered(response.status_code, body, wire_headers(response),
-                                    self.account.tokens.access_token)
-        log.warning("%s: the backend could not read encrypted items of the context; sending it again "
-                    "without those not known to be this account's", self.account.name)
-        self.crew.owners.refused(self.account.id, self.sent_sealed)
-        return await self._authorized()
+        if b"invalid_encrypted_content" in body:
+            owners = self.crew.owners
+            owners.refused(self.account.id, self.sent_sealed)
+            if any(owners.foreign_to(self.account.id)(d) for d in self.sent_sealed):
+                log.warning("%s: the backend could not read encrypted items of the context; sending it "
+                            "again without those not known to be this account's", self.account.name)
+                return await self._authorized()
+            # Every item was known to be this account's: the same body would be refused again.
+        self.response_headers = {k.lower(): v for k, v in response.headers.items()}
+        return answers.buffered(response.status_code, body, wire_headers(response),
+                                self.account.tokens.access_token)
 
     async def _send(self) -> httpx.Response | Failure:
         crew, inc = self.crew, self.inc
